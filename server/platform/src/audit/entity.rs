@@ -1,0 +1,78 @@
+//! The `audit_logs` table.
+
+use sea_orm::{ActiveValue::Set, entity::prelude::*};
+
+use super::{Actor, AuditEvent, EventKind, Outcome, RecordedEvent, Target};
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "audit_logs")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub occurred_at: DateTimeUtc,
+    pub event: String,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub outcome: String,
+    pub details: Json,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
+
+impl From<&RecordedEvent> for ActiveModel {
+    fn from(r: &RecordedEvent) -> Self {
+        let e = &r.event;
+        Self {
+            id: Set(r.id),
+            occurred_at: Set(r.timestamp),
+            event: Set(e.kind.as_str().to_string()),
+            actor_id: Set(e.actor.id.clone()),
+            actor_name: Set(Some(e.actor.name.clone())),
+            source_ip: Set(e.ip.clone()),
+            user_agent: Set(e.user_agent.clone()),
+            target_type: Set(e.target.as_ref().map(|t| t.kind.clone())),
+            target_id: Set(e.target.as_ref().map(|t| t.id.clone())),
+            outcome: Set(e.outcome.as_str().to_string()),
+            details: Set(e.details.clone()),
+        }
+    }
+}
+
+impl TryFrom<Model> for RecordedEvent {
+    type Error = super::AuditError;
+
+    fn try_from(m: Model) -> Result<Self, Self::Error> {
+        let malformed = |reason: String| super::AuditError::Malformed { id: m.id, reason };
+        let kind = EventKind::parse(&m.event).ok_or_else(|| malformed(format!("unknown event {}", m.event)))?;
+        let outcome = match m.outcome.as_str() {
+            "success" => Outcome::Success,
+            "failure" => Outcome::Failure,
+            "denied" => Outcome::Denied,
+            other => return Err(malformed(format!("unknown outcome {other}"))),
+        };
+        let target = match (m.target_type, m.target_id) {
+            (Some(kind), Some(id)) => Some(Target { kind, id }),
+            _ => None,
+        };
+        Ok(RecordedEvent {
+            id: m.id,
+            timestamp: m.occurred_at,
+            event: AuditEvent {
+                kind,
+                actor: Actor { id: m.actor_id, name: m.actor_name.unwrap_or_default() },
+                ip: m.source_ip,
+                user_agent: m.user_agent,
+                target,
+                outcome,
+                details: m.details,
+            },
+        })
+    }
+}

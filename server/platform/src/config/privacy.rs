@@ -1,0 +1,81 @@
+//! `privacy.yml`: GDPR retention, anonymisation, erasure and export.
+
+use serde::Deserialize;
+
+use super::{Problems, units::Span};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyFile {
+    pub privacy: Privacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Privacy {
+    pub gdpr_compliance: bool,
+    pub data_retention: DataRetention,
+    pub data_anonymization: DataAnonymization,
+    pub right_to_be_forgotten: RightToBeForgotten,
+    pub data_export: DataExport,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DataRetention {
+    pub audit_logs: Span,
+    pub user_data: Span,
+    pub module_data: Span,
+    pub metrics_data: Span,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataAnonymization {
+    pub enabled: bool,
+    pub fields_to_anonymize: Vec<AnonymizedField>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymizedField {
+    IpAddress,
+    UserAgent,
+    Email,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RightToBeForgotten {
+    pub enabled: bool,
+    pub automated_deletion: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataExport {
+    pub enabled: bool,
+    pub formats: Vec<ExportFormat>,
+    pub encryption: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Json,
+    Csv,
+}
+
+impl PrivacyFile {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let r = &self.privacy.data_retention;
+        for (key, span) in [("audit_logs", r.audit_logs), ("user_data", r.user_data), ("module_data", r.module_data), ("metrics_data", r.metrics_data)] {
+            if span.duration().is_zero() {
+                p.push(format!("privacy.data_retention.{key}"), "must be longer than zero");
+            }
+        }
+        if self.privacy.data_export.enabled && self.privacy.data_export.formats.is_empty() {
+            p.push("privacy.data_export.formats", "list at least one format when data_export is enabled");
+        }
+    }
+}

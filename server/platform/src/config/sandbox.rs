@@ -1,0 +1,140 @@
+//! `sandbox.yml`: capabilities, resource limits and policies for module runs.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde::Deserialize;
+
+use super::{
+    Problems,
+    units::{ByteSize, Span},
+};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxFile {
+    pub sandbox: Sandbox,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sandbox {
+    pub default_capabilities: Capabilities,
+    pub resource_limits: ResourceLimits,
+    pub module_capabilities: BTreeMap<String, CapabilityGroup>,
+    pub policies: Vec<Policy>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    pub file_access: bool,
+    pub network_access: bool,
+    pub system_calls: bool,
+    pub environment_access: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    pub max_memory: ByteSize,
+    pub max_execution_time: Span,
+    pub max_stack_depth: u32,
+    pub max_table_size: u32,
+    pub max_globals: u32,
+}
+
+/// A named group of extra capabilities an admin can assign to a module; unset flags keep the default.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityGroup {
+    pub file_access: Option<bool>,
+    #[serde(default)]
+    pub allowed_paths: Vec<PathBuf>,
+    pub network_access: Option<bool>,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    pub system_calls: Option<bool>,
+    pub environment_access: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: PolicyName,
+    pub enabled: bool,
+    #[serde(default)]
+    pub max_iterations: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyName {
+    NoInfiniteLoops,
+    MemoryBoundsCheck,
+    StackOverflowProtection,
+}
+
+impl SandboxFile {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let s = &self.sandbox;
+        let limits = &s.resource_limits;
+        if limits.max_memory.bytes() < 64 * 1024 {
+            p.push("sandbox.resource_limits.max_memory", "must be at least 64KB (one WebAssembly page)");
+        }
+        if limits.max_execution_time.duration().is_zero() {
+            p.push("sandbox.resource_limits.max_execution_time", "must be longer than zero");
+        }
+        for (key, value) in [
+            ("max_stack_depth", limits.max_stack_depth),
+            ("max_table_size", limits.max_table_size),
+            ("max_globals", limits.max_globals),
+        ] {
+            if value == 0 {
+                p.push(format!("sandbox.resource_limits.{key}"), "must be at least 1");
+            }
+        }
+        for (name, group) in &s.module_capabilities {
+            let key = format!("sandbox.module_capabilities.\"{name}\"");
+            for (i, path) in group.allowed_paths.iter().enumerate() {
+                if !path.is_absolute() {
+                    p.push(format!("{key}.allowed_paths[{i}]"), format!("{} must be an absolute path", path.display()));
+                }
+            }
+            if !group.allowed_paths.is_empty() && group.file_access != Some(true) {
+                p.push(format!("{key}.allowed_paths"), "is set but file_access is not true");
+            }
+            if !group.allowed_hosts.is_empty() && group.network_access != Some(true) {
+                p.push(format!("{key}.allowed_hosts"), "is set but network_access is not true");
+            }
+            for (i, host) in group.allowed_hosts.iter().enumerate() {
+                if host.is_empty() || host.contains(['/', ' ', '@']) {
+                    p.push(format!("{key}.allowed_hosts[{i}]"), format!("\"{host}\" is not a host name or address"));
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, policy) in s.policies.iter().enumerate() {
+            if !seen.insert(policy.name) {
+                p.push(format!("sandbox.policies[{i}].name"), "policy is listed twice");
+            }
+            match policy.name {
+                PolicyName::NoInfiniteLoops if policy.max_iterations.is_none_or(|n| n == 0) => {
+                    p.push(format!("sandbox.policies[{i}].max_iterations"), "no_infinite_loops needs max_iterations of at least 1");
+                }
+                PolicyName::MemoryBoundsCheck | PolicyName::StackOverflowProtection if policy.max_iterations.is_some() => {
+                    p.push(format!("sandbox.policies[{i}].max_iterations"), "only no_infinite_loops takes max_iterations");
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The loop-iteration budget, when the `no_infinite_loops` policy is on.
+    pub fn max_iterations(&self) -> Option<u64> {
+        self.sandbox
+            .policies
+            .iter()
+            .find(|p| p.name == PolicyName::NoInfiniteLoops && p.enabled)
+            .and_then(|p| p.max_iterations)
+    }
+}

@@ -1,0 +1,61 @@
+//! `soc2.yml`: the SOC 2 controls the platform enforces or reports on.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2File {
+    pub soc2: Soc2,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2 {
+    pub security: Soc2Security,
+    pub availability: Soc2Availability,
+    pub processing_integrity: Soc2ProcessingIntegrity,
+    pub confidentiality: Soc2Confidentiality,
+    pub privacy: Soc2Privacy,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2Security {
+    pub access_controls: bool,
+    pub multi_factor_auth: bool,
+    pub encryption_at_rest: bool,
+    pub encryption_in_transit: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2Availability {
+    pub monitoring: bool,
+    pub alerting: bool,
+    pub backup_testing: bool,
+    pub disaster_recovery: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2ProcessingIntegrity {
+    pub input_validation: bool,
+    pub error_handling: bool,
+    pub data_integrity_checks: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2Confidentiality {
+    pub data_classification: bool,
+    pub access_logging: bool,
+    pub secure_disposal: bool,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Soc2Privacy {
+    pub consent_management: bool,
+    pub data_minimization: bool,
+    pub purpose_limitation: bool,
+}

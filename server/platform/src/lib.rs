@@ -1,0 +1,150 @@
+//! wasm-as-os platform services: everything that decides, stores or runs.
+//!
+//! The HTTP API, the server functions of the dashboard and the CLI all call these services.
+
+pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod secrets;
+pub mod store;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use sea_orm::DatabaseConnection;
+
+pub use crate::{audit::AuditService, clock::Clock, config::Config};
+
+/// What start-up needs.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub config_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Overrides database.yml (`DATABASE_URL`).
+    pub database_url: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Why the platform could not start; each reads as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The config dir holds invalid files.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The data dir cannot be created or written.
+    #[error("the data dir {path} is not usable: {reason}")]
+    DataDir { path: PathBuf, reason: String },
+    /// The database cannot be reached or migrated.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A secret kept in the data dir cannot be read or written.
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
+}
+
+/// Something start-up wants the operator to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    GeneratedJwtSecret { path: PathBuf },
+}
+
+/// The running platform; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Platform(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    config: Arc<Config>,
+    data_dir: PathBuf,
+    db: DatabaseConnection,
+    engine: store::Engine,
+    clock: Arc<dyn Clock>,
+    audit: AuditService,
+    jwt_secret: secrecy::SecretString,
+}
+
+/// Health of the platform's dependencies.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub database: bool,
+    pub migrations: bool,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.database && self.migrations
+    }
+}
+
+/// Makes sure `path` exists and can be written.
+pub fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
+    let fail = |e: std::io::Error| StartError::DataDir { path: path.to_path_buf(), reason: e.to_string() };
+    std::fs::create_dir_all(path).map_err(fail)?;
+    let probe = path.join(".write-test");
+    std::fs::write(&probe, b"ok").map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
+impl Platform {
+    /// Loads the config, prepares the data dir, connects, migrates and wires the services.
+    pub async fn start(options: StartOptions) -> Result<(Self, Vec<Notice>), StartError> {
+        let config = config::load(&options.config_dir)?;
+        prepare_data_dir(&options.data_dir)?;
+        let mut notices = Vec::new();
+        let (jwt_secret, generated) = secrets::jwt_secret(&config, &options.data_dir)?;
+        if let Some(path) = generated {
+            notices.push(Notice::GeneratedJwtSecret { path });
+        }
+        let (url, engine) = store::target(&config, &options.data_dir, options.database_url.as_deref())?;
+        let db = store::connect(&config, &url, &engine).await?;
+        store::migrate(&db).await?;
+        let config = Arc::new(config);
+        let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
+        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, jwt_secret };
+        Ok((Self(Arc::new(inner)), notices))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.0.data_dir
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.0.db
+    }
+
+    pub fn engine(&self) -> &store::Engine {
+        &self.0.engine
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.0.clock
+    }
+
+    pub fn audit(&self) -> &AuditService {
+        &self.0.audit
+    }
+
+    pub fn jwt_secret(&self) -> &secrecy::SecretString {
+        &self.0.jwt_secret
+    }
+
+    /// Checks the database answers and the schema is current.
+    pub async fn readiness(&self) -> Readiness {
+        let database = self.0.db.ping().await.is_ok();
+        let migrations = database && store::migrations_applied(&self.0.db).await.unwrap_or(false);
+        Readiness { database, migrations }
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(&self) {
+        if let Err(e) = self.0.db.clone().close().await {
+            tracing::warn!(error = %e, "closing the database pool failed");
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Secrets the platform keeps in its data dir when the config leaves them out.
+
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::Config;
+
+/// The file holding a generated JWT secret.
+pub const JWT_SECRET_FILE: &str = "jwt_secret";
+
+/// Errors reading or writing a kept secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The secret file exists but cannot be read, or cannot be written.
+    #[error("cannot use the secret file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    /// The secret file exists but holds too little.
+    #[error("the secret file {path} holds fewer than 32 bytes; delete it to generate a new one")]
+    TooShort { path: PathBuf },
+}
+
+/// The JWT secret from the config, or the one generated into the data dir (returned path when new).
+pub fn jwt_secret(config: &Config, data_dir: &Path) -> Result<(SecretString, Option<PathBuf>), SecretError> {
+    if let Some(secret) = &config.security.auth.jwt.secret {
+        return Ok((secret.clone(), None));
+    }
+    let path = data_dir.join(JWT_SECRET_FILE);
+    let fail = |e: std::io::Error| SecretError::File { path: path.clone(), reason: e.to_string() };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let secret = SecretString::from(text.trim().to_string());
+            if secret.expose_secret().len() < 32 {
+                return Err(SecretError::TooShort { path });
+            }
+            Ok((secret, None))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let bytes: [u8; 48] = rand::random();
+            let text = hex::encode(bytes);
+            write_private(&path, &text).map_err(fail)?;
+            Ok((SecretString::from(text), Some(path)))
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

@@ -1,0 +1,147 @@
+//! Storage and the audit core on both engines: SQLite always, PostgreSQL when TEST_POSTGRES_URL is set.
+
+use std::{path::Path, sync::Arc};
+
+use chrono::{TimeZone, Utc};
+use platform::{
+    Platform, StartOptions,
+    audit::{Actor, AuditEvent, EventKind, Outcome},
+    clock::ManualClock,
+};
+use sea_orm::{ConnectionTrait, Database};
+
+/// A fresh PostgreSQL database for one test, dropped at the end when possible.
+struct PgDb {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDb {
+    async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this test");
+            return None;
+        };
+        let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url).await.expect("TEST_POSTGRES_URL must be reachable");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin.close().await.unwrap();
+        Some(Self { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        let mut url = url::Url::parse(&self.admin_url).unwrap();
+        url.set_path(&self.name);
+        url.to_string()
+    }
+
+    async fn drop_db(self) {
+        if let Ok(admin) = Database::connect(&self.admin_url).await {
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+        }
+    }
+}
+
+async fn start(data_dir: &Path, database_url: Option<String>, clock: ManualClock) -> Platform {
+    let options = StartOptions {
+        config_dir: data_dir.join("no-config"),
+        data_dir: data_dir.to_path_buf(),
+        database_url,
+        clock: Arc::new(clock),
+    };
+    Platform::start(options).await.unwrap().0
+}
+
+async fn audit_events_round_trip(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap());
+    let platform = start(dir.path(), database_url, clock.clone()).await;
+    assert!(platform.readiness().await.ready());
+
+    let event = AuditEvent::new(EventKind::LoginFailure, Actor::user("u-1", "alice"), Outcome::Failure)
+        .with_client(Some("203.0.113.9".into()), Some("curl/8".into()))
+        .with_target("user", "u-1")
+        .with_details(serde_json::json!({"reason": "wrong password"}));
+    let first = platform.audit().record(event.clone()).await.unwrap().expect("login_failure is listed in audit.yml");
+    clock.advance(chrono::Duration::seconds(10));
+    let second = platform
+        .audit()
+        .record(AuditEvent::new(EventKind::ServiceStart, Actor::system(), Outcome::Success))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let recent = platform.audit().recent(10).await.unwrap();
+    assert_eq!(recent, vec![second.clone(), first.clone()], "newest first, read back unchanged");
+    assert_eq!(first.timestamp, Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(), "the injected clock stamps events");
+    assert_eq!(recent[1].event, event);
+    platform.close().await;
+}
+
+#[tokio::test]
+async fn audit_events_round_trip_on_sqlite() {
+    audit_events_round_trip(None).await;
+}
+
+#[tokio::test]
+async fn audit_events_round_trip_on_postgres() {
+    let Some(pg) = PgDb::create().await else { return };
+    audit_events_round_trip(Some(pg.url())).await;
+    pg.drop_db().await;
+}
+
+#[tokio::test]
+async fn events_left_out_of_audit_yml_are_not_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("audit.yml"), "audit:\n  events:\n    authentication: [\"login_failure\"]\n    system: []\n").unwrap();
+    let options = StartOptions {
+        config_dir,
+        data_dir: dir.path().join("data"),
+        database_url: None,
+        clock: Arc::new(platform::clock::SystemClock),
+    };
+    let (platform, _) = Platform::start(options).await.unwrap();
+    let audit = platform.audit();
+    assert!(audit.record(AuditEvent::new(EventKind::ServiceStart, Actor::system(), Outcome::Success)).await.unwrap().is_none());
+    assert!(audit.record(AuditEvent::new(EventKind::LoginFailure, Actor::system(), Outcome::Failure)).await.unwrap().is_some());
+    assert!(audit.record(AuditEvent::new(EventKind::UserDisable, Actor::system(), Outcome::Success)).await.unwrap().is_some(), "events beyond the spec are always kept");
+    assert_eq!(audit.recent(10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_first_start_generates_a_jwt_secret_and_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc::now());
+    let options = StartOptions { config_dir: dir.path().join("none"), data_dir: dir.path().to_path_buf(), database_url: None, clock: Arc::new(clock) };
+    let (first, notices) = Platform::start(options.clone()).await.unwrap();
+    assert_eq!(notices, vec![platform::Notice::GeneratedJwtSecret { path: dir.path().join("jwt_secret") }]);
+    use secrecy::ExposeSecret;
+    let secret = first.jwt_secret().expose_secret().to_string();
+    assert!(secret.len() >= 64);
+    first.close().await;
+    let (second, notices) = Platform::start(options).await.unwrap();
+    assert!(notices.is_empty());
+    assert_eq!(second.jwt_secret().expose_secret(), secret);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_postgres_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StartOptions {
+        config_dir: dir.path().join("none"),
+        data_dir: dir.path().to_path_buf(),
+        database_url: Some("postgres://nobody@127.0.0.1:1/nothing".into()),
+        clock: Arc::new(platform::clock::SystemClock),
+    };
+    let err = Platform::start(options).await.unwrap_err().to_string();
+    assert!(err.starts_with("cannot connect to the PostgreSQL (nothing on 127.0.0.1) database"), "{err}");
+    assert!(!err.contains('\n'), "{err}");
+}
