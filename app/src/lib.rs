@@ -1,1 +1,64 @@
+//! The wasm-as-os dashboard: the app shell, its routes, pages and server functions.
+//!
+//! Built twice: with `ssr` for the server (server functions then call the `platform` services) and
+//! with `hydrate` for the browser.
 
+pub mod api;
+pub mod ui;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use crate::ui::{
+    layout::Layout,
+    pages::{home::Home, not_found::NotFound, section::SectionPage},
+};
+
+/// The HTML document around the app.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/wasm-as-os.css" />
+        <Title formatter=|page: String| if page.is_empty() { "wasm-as-os".to_string() } else { format!("{page} · wasm-as-os") } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=Home />
+                    <Route path=path!("/users") view=|| view! { <SectionPage section="users" /> } />
+                    <Route path=path!("/roles") view=|| view! { <SectionPage section="roles" /> } />
+                    <Route path=path!("/modules") view=|| view! { <SectionPage section="modules" /> } />
+                    <Route path=path!("/scheduler") view=|| view! { <SectionPage section="scheduler" /> } />
+                    <Route path=path!("/snapshots") view=|| view! { <SectionPage section="snapshots" /> } />
+                    <Route path=path!("/audit") view=|| view! { <SectionPage section="audit" /> } />
+                    <Route path=path!("/security") view=|| view! { <SectionPage section="security" /> } />
+                    <Route path=path!("/compliance") view=|| view! { <SectionPage section="compliance" /> } />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

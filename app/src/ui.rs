@@ -1,0 +1,6 @@
+//! Pages and components, one folder per area.
+
+pub mod components;
+pub mod layout;
+pub mod pages;
+pub mod sections;

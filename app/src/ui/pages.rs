@@ -1,0 +1,5 @@
+//! The dashboard's pages.
+
+pub mod home;
+pub mod not_found;
+pub mod section;

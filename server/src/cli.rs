@@ -1,0 +1,72 @@
+//! Command-line interface. Every flag can also be set with a `WASM_AS_OS_*` environment variable.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run untrusted WebAssembly modules safely, with identity, access control, audit and compliance.
+#[derive(Debug, Parser)]
+#[command(name = "wasm-as-os", version, propagate_version = true)]
+pub struct Cli {
+    /// Directory holding the YAML configuration (security.yml, rbac.yml, …).
+    #[arg(long, global = true, env = "WASM_AS_OS_CONFIG_DIR", default_value = "./config")]
+    pub config_dir: PathBuf,
+
+    /// Directory for the embedded database, generated secrets and stored modules.
+    #[arg(long, global = true, env = "WASM_AS_OS_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL connection URL; overrides database.yml (DATABASE_URL is read too).
+    #[arg(long, global = true, env = "WASM_AS_OS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Log format: human-readable text or one JSON object per line.
+    #[arg(long, global = true, env = "WASM_AS_OS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web dashboard and the REST API.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Work with the configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Administer users and the platform.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "WASM_AS_OS_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Directory with the built browser assets (pkg/); cargo-leptos sets LEPTOS_SITE_ROOT.
+    #[arg(long, env = "WASM_AS_OS_SITE_ROOT")]
+    pub site_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Check every configuration file and print each problem found.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show the state of the installation: configuration, database and schema.
+    Status,
+}

@@ -1,0 +1,64 @@
+//! What each subcommand does; every command goes through the platform services.
+
+use std::sync::Arc;
+
+use platform::{Platform, StartOptions, clock::SystemClock, config, store};
+
+use crate::cli::{AdminCommand, Cli, Command, ConfigCommand};
+
+/// A command failure, printed as one line after `error: `.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Start(#[from] platform::StartError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: std::net::SocketAddr, reason: String },
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+}
+
+pub async fn run(cli: Cli) -> Result<(), CommandError> {
+    let options = StartOptions {
+        config_dir: cli.config_dir.clone(),
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone().or_else(|| std::env::var("DATABASE_URL").ok()),
+        clock: Arc::new(SystemClock),
+    };
+    match cli.command {
+        Command::Serve(args) => crate::serve::run(options, args).await,
+        Command::Migrate => migrate(&options).await,
+        Command::Config(ConfigCommand::Check) => config_check(&options),
+        Command::Admin(AdminCommand::Status) => status(options).await,
+    }
+}
+
+fn config_check(options: &StartOptions) -> Result<(), CommandError> {
+    config::load(&options.config_dir)?;
+    println!("configuration in {} is valid", options.config_dir.display());
+    Ok(())
+}
+
+async fn migrate(options: &StartOptions) -> Result<(), CommandError> {
+    let config = config::load(&options.config_dir)?;
+    platform::prepare_data_dir(&options.data_dir)?;
+    let (url, engine) = store::target(&config, &options.data_dir, options.database_url.as_deref())?;
+    let db = store::connect(&config, &url, &engine).await?;
+    store::migrate(&db).await?;
+    println!("database schema is up to date ({engine})");
+    Ok(())
+}
+
+async fn status(options: StartOptions) -> Result<(), CommandError> {
+    let (platform, _) = Platform::start(options).await?;
+    let readiness = platform.readiness().await;
+    println!("config dir   {}", platform.config().dir.display());
+    println!("data dir     {}", platform.data_dir().display());
+    println!("database     {} ({})", platform.engine(), if readiness.database { "reachable" } else { "unreachable" });
+    println!("schema       {}", if readiness.migrations { "up to date" } else { "migrations pending" });
+    platform.close().await;
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! The binary's failure modes: each is one clear sentence on stderr and a non-zero exit, never a panic.
+
+use std::{
+    path::Path,
+    process::{Command, Output},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasm-as-os");
+
+fn run(config_dir: &Path, data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config-dir")
+        .arg(config_dir)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("WASM_AS_OS_DATABASE_URL")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_one_sentence_failure(out: &Output, expected_start: &str) {
+    assert!(!out.status.success(), "must exit non-zero");
+    let err = stderr(out);
+    assert!(err.starts_with(expected_start), "stderr: {err}");
+    assert!(!err.contains("panicked"), "stderr: {err}");
+}
+
+#[test]
+fn config_check_accepts_the_shipped_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let out = run(&config, dir.path(), &["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+}
+
+#[test]
+fn config_check_prints_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("sandbox.yml"), "sandbox:\n  resource_limits:\n    max_memory: \"100XB\"\n").unwrap();
+    std::fs::write(dir.path().join("tls.yml"), "tls:\n  enabled: false\n  min_version: \"0.9\"\n").unwrap();
+    let out = run(dir.path(), dir.path(), &["config", "check"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration (2 problems):");
+    let err = stderr(&out);
+    assert!(err.contains("config/sandbox.yml: sandbox.resource_limits.max_memory: invalid size \"100XB\""), "{err}");
+    assert!(err.contains("config/tls.yml: tls.min_version: unknown variant `0.9`"), "{err}");
+}
+
+#[test]
+fn the_production_example_is_refused_with_how_to_set_a_real_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production");
+    let out = run(&config, dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration");
+    assert!(stderr(&out).contains("auth.jwt.secret: still has the example value from the guide; set secret: \"${JWT_SECRET}\""));
+}
+
+#[test]
+fn a_malformed_config_stops_serve_before_it_listens() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rbac.yml"), "roles: [unclosed\n").unwrap();
+    let out = run(dir.path(), &dir.path().join("data"), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration: config/rbac.yml: not valid YAML");
+}
+
+#[test]
+fn an_unreachable_database_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("--config-dir")
+        .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--database-url", "postgres://nobody@127.0.0.1:1/wasmdb", "migrate"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_one_sentence_failure(&out, "error: cannot connect to the PostgreSQL (wasmdb on 127.0.0.1) database:");
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn a_port_already_in_use_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(dir.path(), dir.path(), &["serve", "--listen", &addr]);
+    assert_one_sentence_failure(&out, &format!("error: cannot listen on {addr}: the address is already in use"));
+}
+
+#[test]
+fn an_unwritable_data_dir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let data_dir = file.join("data");
+    let out = run(dir.path(), &data_dir, &["migrate"]);
+    assert_one_sentence_failure(&out, &format!("error: the data dir {} is not usable:", data_dir.display()));
+}
+
+#[test]
+fn migrate_creates_the_embedded_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), dir.path(), &["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("database schema is up to date (SQLite"));
+    assert!(dir.path().join("wasm-as-os.db").is_file());
+}
+
+#[test]
+fn flags_can_be_given_as_environment_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["admin", "status"])
+        .env("WASM_AS_OS_CONFIG_DIR", dir.path())
+        .env("WASM_AS_OS_DATA_DIR", dir.path().join("data"))
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("data dir     {}", dir.path().join("data").display())), "{stdout}");
+    assert!(stdout.contains("schema       up to date"), "{stdout}");
+}
