@@ -9,6 +9,7 @@ pub mod ui;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
+    SsrMode,
     components::{Route, Router, Routes},
     path,
 };
@@ -48,7 +49,8 @@ pub fn App() -> impl IntoView {
         <Router>
             <Layout>
                 <Routes fallback=NotFound>
-                    <Route path=path!("/") view=Home />
+                    // Pages with data render whole on the server, so they work without JavaScript.
+                    <Route path=path!("/") view=Home ssr=SsrMode::Async />
                     <Route path=path!("/users") view=|| view! { <SectionPage section="users" /> } />
                     <Route path=path!("/roles") view=|| view! { <SectionPage section="roles" /> } />
                     <Route path=path!("/modules") view=|| view! { <SectionPage section="modules" /> } />

@@ -1,0 +1,374 @@
+//! Identity: local accounts, their roles, and the roles themselves (rbac.yml's and custom ones).
+//!
+//! Every operation takes the acting [`Principal`], checks its permission here, and records its
+//! audit event here, so the CLI, the REST API and the dashboard behave the same.
+
+mod entities;
+pub mod password;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use self::entities::{role, user, user_role};
+use crate::{
+    access::Principal,
+    audit::{Actor, AuditEvent, AuditService, EventKind, Outcome},
+    clock::Clock,
+    config::Config,
+};
+
+/// Errors of the identity services; each message is safe to show to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// The principal lacks the permission.
+    #[error("permission denied: {0} is required")]
+    Forbidden(String),
+    /// No user by that name.
+    #[error("no user named \"{0}\"")]
+    UnknownUser(String),
+    /// Input was rejected; messages per field.
+    #[error("{}", format_fields(.0))]
+    Invalid(BTreeMap<String, Vec<String>>),
+    /// The username or email is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// Hashing failed.
+    #[error(transparent)]
+    Hash(#[from] password::HashError),
+    /// The database failed.
+    #[error("database error")]
+    Db(#[from] sea_orm::DbErr),
+    /// The audit event could not be stored.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
+}
+
+fn format_fields(fields: &BTreeMap<String, Vec<String>>) -> String {
+    fields.iter().map(|(f, msgs)| format!("{f} {}", msgs.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
+/// A user as the services return it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// A new local account.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password: SecretString,
+    pub roles: Vec<String>,
+}
+
+/// Changes to an account; `None` and empty lists leave things as they are.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub email: Option<String>,
+    pub password: Option<SecretString>,
+    pub add_roles: Vec<String>,
+    pub remove_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    config: Arc<Config>,
+    audit: AuditService,
+    hasher: password::Hasher,
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> IdentityError {
+    IdentityError::Invalid(BTreeMap::from([(field.to_string(), vec![message.into()])]))
+}
+
+/// Usernames: 3–64 of lowercase letters, digits, `.`, `_`, `-`, starting with a letter or digit.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let ok_chars = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'));
+    let ok_start = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if (3..=64).contains(&name.len()) && ok_chars && ok_start {
+        Ok(())
+    } else {
+        Err("must be 3–64 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit".into())
+    }
+}
+
+/// A plausible email address: one `@`, a non-empty local part and a dotted domain, no spaces.
+pub fn check_email(email: &str) -> Result<(), String> {
+    let valid = email.len() <= 255
+        && !email.contains(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.contains('@') && domain.split('.').count() >= 2 && domain.split('.').all(|p| !p.is_empty())
+        });
+    if valid { Ok(()) } else { Err(format!("\"{email}\" is not a valid email address")) }
+}
+
+impl Identity {
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, audit: AuditService) -> Self {
+        let permits = std::thread::available_parallelism().map_or(2, usize::from);
+        Self { db, clock, config, audit, hasher: password::Hasher::new(permits) }
+    }
+
+    /// Writes rbac.yml's roles into the database (their permissions follow the file).
+    pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
+        let now = self.clock.now();
+        for (name, def) in &self.config.rbac.roles {
+            let permissions = serde_json::json!(def.permissions);
+            match role::Entity::find_by_id(name.clone()).one(&self.db).await? {
+                Some(existing) => {
+                    let mut active: role::ActiveModel = existing.into();
+                    active.permissions = Set(permissions);
+                    active.builtin = Set(true);
+                    active.updated_at = Set(now);
+                    active.update(&self.db).await?;
+                }
+                None => {
+                    role::ActiveModel {
+                        name: Set(name.clone()),
+                        description: Set(format!("The {name} role from rbac.yml")),
+                        builtin: Set(true),
+                        permissions: Set(permissions),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    }
+                    .insert(&self.db)
+                    .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn authorize(&self, principal: &Principal, resource: &str, action: &str, target: &str) -> Result<(), IdentityError> {
+        if principal.can(resource, action) {
+            return Ok(());
+        }
+        let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
+        let event = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
+            .with_details(serde_json::json!({ "permission": format!("{resource}:{action}"), "target": target }));
+        self.audit.record(event).await?;
+        Err(IdentityError::Forbidden(format!("{resource}:{action}")))
+    }
+
+    async fn record(&self, principal: &Principal, kind: EventKind, user: &User, details: serde_json::Value) -> Result<(), IdentityError> {
+        let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
+        let event = AuditEvent::new(kind, actor, Outcome::Success).with_target("user", user.id.clone()).with_details(details);
+        self.audit.record(event).await?;
+        Ok(())
+    }
+
+    async fn check_roles(&self, roles: &[String]) -> Result<(), IdentityError> {
+        for name in roles {
+            if role::Entity::find_by_id(name.clone()).one(&self.db).await?.is_none() {
+                return Err(invalid("roles", format!("unknown role \"{name}\"")));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_password(&self, password: &SecretString, username: &str, email: &str) -> Result<(), IdentityError> {
+        let Some(policy) = self.config.security.local_password_policy() else {
+            return Err(invalid("password", "local accounts are disabled in security.yml"));
+        };
+        let problems = password::check(policy, password.expose_secret(), username, email);
+        if problems.is_empty() { Ok(()) } else { Err(IdentityError::Invalid(BTreeMap::from([("password".to_string(), problems)]))) }
+    }
+
+    /// Creates a local account (`users:create`); audited as `user_create`.
+    pub async fn create_user(&self, principal: &Principal, new: NewUser) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "create", &new.username).await?;
+        let username = new.username.trim().to_lowercase();
+        let email = new.email.trim().to_lowercase();
+        let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if let Err(m) = check_username(&username) {
+            fields.entry("username".into()).or_default().push(m);
+        }
+        if let Err(m) = check_email(&email) {
+            fields.entry("email".into()).or_default().push(m);
+        }
+        if let Err(IdentityError::Invalid(f)) = self.check_password(&new.password, &username, &email) {
+            fields.extend(f);
+        }
+        if new.roles.is_empty() {
+            fields.entry("roles".into()).or_default().push("give at least one role".into());
+        }
+        if !fields.is_empty() {
+            return Err(IdentityError::Invalid(fields));
+        }
+        self.check_roles(&new.roles).await?;
+        if user::Entity::find().filter(user::Column::Username.eq(&username)).one(&self.db).await?.is_some() {
+            return Err(IdentityError::Conflict(format!("a user named \"{username}\" already exists")));
+        }
+        if user::Entity::find().filter(user::Column::Email.eq(&email)).one(&self.db).await?.is_some() {
+            return Err(IdentityError::Conflict(format!("the email address {email} is already in use")));
+        }
+        let hash = self.hasher.hash(&new.password).await?;
+        let now = self.clock.now();
+        let id = uuid::Uuid::now_v7();
+        let txn = self.db.begin().await?;
+        user::ActiveModel {
+            id: Set(id),
+            username: Set(username.clone()),
+            email: Set(email),
+            password_hash: Set(Some(hash)),
+            disabled: Set(false),
+            token_version: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+            last_login_at: Set(None),
+        }
+        .insert(&txn)
+        .await?;
+        for role_name in dedup(&new.roles) {
+            user_role::ActiveModel { user_id: Set(id), role_name: Set(role_name) }.insert(&txn).await?;
+        }
+        txn.commit().await?;
+        let created = self.find(&username).await?;
+        self.record(principal, EventKind::UserCreate, &created, serde_json::json!({ "username": created.username, "roles": created.roles })).await?;
+        Ok(created)
+    }
+
+    /// Changes email, password or roles (`users:update`); audited as `user_update` and, for roles,
+    /// `role_change`.
+    pub async fn update_user(&self, principal: &Principal, username: &str, changes: UserChanges) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "update", username).await?;
+        let row = self.row(username).await?;
+        let email = changes.email.as_deref().map(|e| e.trim().to_lowercase());
+        if let Some(email) = &email {
+            check_email(email).map_err(|m| invalid("email", m))?;
+            let taken = user::Entity::find().filter(user::Column::Email.eq(email)).filter(user::Column::Id.ne(row.id)).one(&self.db).await?;
+            if taken.is_some() {
+                return Err(IdentityError::Conflict(format!("the email address {email} is already in use")));
+            }
+        }
+        if let Some(password) = &changes.password {
+            self.check_password(password, &row.username, email.as_deref().unwrap_or(&row.email))?;
+        }
+        self.check_roles(&changes.add_roles).await?;
+        let hash = match &changes.password {
+            Some(p) => Some(self.hasher.hash(p).await?),
+            None => None,
+        };
+        let before = self.find(username).await?;
+        let txn = self.db.begin().await?;
+        let mut active: user::ActiveModel = row.clone().into();
+        if let Some(email) = email.clone() {
+            active.email = Set(email);
+        }
+        if let Some(hash) = hash {
+            active.password_hash = Set(Some(hash));
+            active.token_version = Set(row.token_version + 1);
+        }
+        active.updated_at = Set(self.clock.now());
+        active.update(&txn).await?;
+        for name in dedup(&changes.add_roles) {
+            if !before.roles.contains(&name) {
+                user_role::ActiveModel { user_id: Set(row.id), role_name: Set(name) }.insert(&txn).await?;
+            }
+        }
+        if !changes.remove_roles.is_empty() {
+            user_role::Entity::delete_many()
+                .filter(user_role::Column::UserId.eq(row.id))
+                .filter(user_role::Column::RoleName.is_in(changes.remove_roles.clone()))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        let after = self.find(username).await?;
+        let changed: Vec<&str> = [("email", email.is_some()), ("password", changes.password.is_some())]
+            .into_iter()
+            .filter_map(|(k, v)| v.then_some(k))
+            .collect();
+        if !changed.is_empty() {
+            self.record(principal, EventKind::UserUpdate, &after, serde_json::json!({ "changed": changed })).await?;
+        }
+        if before.roles != after.roles {
+            self.record(principal, EventKind::RoleChange, &after, serde_json::json!({ "from": before.roles, "to": after.roles })).await?;
+        }
+        Ok(after)
+    }
+
+    /// Disables or re-enables an account (`users:update`); audited as `user_disable`/`user_enable`.
+    /// Disabling also bumps the token version, so every token issued before stops working.
+    pub async fn set_disabled(&self, principal: &Principal, username: &str, disabled: bool) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "update", username).await?;
+        let row = self.row(username).await?;
+        let version = row.token_version;
+        let mut active: user::ActiveModel = row.into();
+        active.disabled = Set(disabled);
+        if disabled {
+            active.token_version = Set(version + 1);
+        }
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        let user = self.find(username).await?;
+        let kind = if disabled { EventKind::UserDisable } else { EventKind::UserEnable };
+        self.record(principal, kind, &user, serde_json::json!({ "username": user.username })).await?;
+        Ok(user)
+    }
+
+    /// Every user, by username (`users:read`).
+    pub async fn list_users(&self, principal: &Principal) -> Result<Vec<User>, IdentityError> {
+        self.authorize(principal, "users", "read", "*").await?;
+        let rows = user::Entity::find().order_by_asc(user::Column::Username).all(&self.db).await?;
+        let links = user_role::Entity::find().order_by_asc(user_role::Column::RoleName).all(&self.db).await?;
+        let mut roles: BTreeMap<uuid::Uuid, Vec<String>> = BTreeMap::new();
+        for link in links {
+            roles.entry(link.user_id).or_default().push(link.role_name);
+        }
+        Ok(rows.into_iter().map(|r| {
+            let roles = roles.remove(&r.id).unwrap_or_default();
+            to_user(r, roles)
+        }).collect())
+    }
+
+    async fn row(&self, username: &str) -> Result<user::Model, IdentityError> {
+        let name = username.trim().to_lowercase();
+        user::Entity::find().filter(user::Column::Username.eq(&name)).one(&self.db).await?.ok_or(IdentityError::UnknownUser(name))
+    }
+
+    async fn find(&self, username: &str) -> Result<User, IdentityError> {
+        let row = self.row(username).await?;
+        let roles = user_role::Entity::find()
+            .filter(user_role::Column::UserId.eq(row.id))
+            .order_by_asc(user_role::Column::RoleName)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|l| l.role_name)
+            .collect();
+        Ok(to_user(row, roles))
+    }
+}
+
+fn dedup(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    names.iter().filter(|n| seen.insert(n.as_str())).cloned().collect()
+}
+
+fn to_user(r: user::Model, roles: Vec<String>) -> User {
+    User {
+        id: r.id.to_string(),
+        username: r.username,
+        email: r.email,
+        roles,
+        disabled: r.disabled,
+        created_at: r.created_at,
+        last_login_at: r.last_login_at,
+    }
+}
