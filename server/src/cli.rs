@@ -67,6 +67,72 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AdminCommand {
+    /// Create a local user account.
+    CreateUser(CreateUserArgs),
+    /// Change a user's roles, email or password.
+    UpdateUser(UpdateUserArgs),
+    /// Disable a user: their sessions end and their tokens stop working at once.
+    DisableUser(UsernameArg),
+    /// Enable a disabled user again.
+    EnableUser(UsernameArg),
+    /// List every user.
+    ListUsers(ListUsersArgs),
     /// Show the state of the installation: configuration, database and schema.
     Status,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUserArgs {
+    /// Login name: 3–64 lowercase letters, digits, '.', '_' or '-'.
+    #[arg(long, env = "WASM_AS_OS_USERNAME")]
+    pub username: String,
+    /// Password, checked against security.yml's password policy (prefer the environment variable).
+    #[arg(long, env = "WASM_AS_OS_PASSWORD", hide_env_values = true)]
+    pub password: String,
+    /// Email address.
+    #[arg(long, env = "WASM_AS_OS_EMAIL")]
+    pub email: String,
+    /// Roles, comma-separated (admin, developer, operator, viewer or a custom role).
+    #[arg(long, env = "WASM_AS_OS_ROLES", value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateUserArgs {
+    /// The user to change.
+    #[arg(long, env = "WASM_AS_OS_USERNAME")]
+    pub username: String,
+    /// Roles to add, comma-separated.
+    #[arg(long, env = "WASM_AS_OS_ADD_ROLES", value_delimiter = ',')]
+    pub add_roles: Vec<String>,
+    /// Roles to remove, comma-separated.
+    #[arg(long, env = "WASM_AS_OS_REMOVE_ROLES", value_delimiter = ',')]
+    pub remove_roles: Vec<String>,
+    /// New email address.
+    #[arg(long, env = "WASM_AS_OS_EMAIL")]
+    pub email: Option<String>,
+    /// New password (prefer the environment variable).
+    #[arg(long, env = "WASM_AS_OS_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsernameArg {
+    /// The user.
+    #[arg(long, env = "WASM_AS_OS_USERNAME")]
+    pub username: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ListUsersArgs {
+    /// Output format.
+    #[arg(long, env = "WASM_AS_OS_FORMAT", value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Table,
+    Json,
+    Csv,
 }

@@ -17,6 +17,8 @@ pub enum CommandError {
     Store(#[from] store::StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Listen { addr: std::net::SocketAddr, reason: String },
+    #[error(transparent)]
+    Identity(#[from] platform::identity::IdentityError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
 }
@@ -33,7 +35,22 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options),
         Command::Admin(AdminCommand::Status) => status(options).await,
+        Command::Admin(command) => admin(options, command).await,
     }
+}
+
+async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), CommandError> {
+    let (platform, _) = Platform::start(options).await?;
+    let result = match command {
+        AdminCommand::CreateUser(args) => crate::admin::create_user(&platform, args).await,
+        AdminCommand::UpdateUser(args) => crate::admin::update_user(&platform, args).await,
+        AdminCommand::DisableUser(args) => crate::admin::set_disabled(&platform, &args.username, true).await,
+        AdminCommand::EnableUser(args) => crate::admin::set_disabled(&platform, &args.username, false).await,
+        AdminCommand::ListUsers(args) => crate::admin::list_users(&platform, args.format).await,
+        AdminCommand::Status => Ok(()),
+    };
+    platform.close().await;
+    result
 }
 
 fn config_check(options: &StartOptions) -> Result<(), CommandError> {

@@ -1,5 +1,6 @@
 //! The `wasm-as-os` binary: the server, migrations, config checks and the admin CLI.
 
+mod admin;
 mod cli;
 mod commands;
 mod http;

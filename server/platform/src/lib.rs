@@ -2,9 +2,11 @@
 //!
 //! The HTTP API, the server functions of the dashboard and the CLI all call these services.
 
+pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod identity;
 pub mod secrets;
 pub mod store;
 
@@ -39,6 +41,9 @@ pub enum StartError {
     /// The database cannot be reached or migrated.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The roles of rbac.yml could not be stored.
+    #[error("cannot store the roles of rbac.yml: {0}")]
+    Roles(#[from] identity::IdentityError),
     /// A secret kept in the data dir cannot be read or written.
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
@@ -62,6 +67,7 @@ struct Inner {
     engine: store::Engine,
     clock: Arc<dyn Clock>,
     audit: AuditService,
+    identity: identity::Identity,
     jwt_secret: secrecy::SecretString,
 }
 
@@ -102,7 +108,9 @@ impl Platform {
         store::migrate(&db).await?;
         let config = Arc::new(config);
         let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
-        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, jwt_secret };
+        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone());
+        identity.sync_builtin_roles().await?;
+        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, jwt_secret };
         Ok((Self(Arc::new(inner)), notices))
     }
 
@@ -128,6 +136,10 @@ impl Platform {
 
     pub fn audit(&self) -> &AuditService {
         &self.0.audit
+    }
+
+    pub fn identity(&self) -> &identity::Identity {
+        &self.0.identity
     }
 
     pub fn jwt_secret(&self) -> &secrecy::SecretString {
