@@ -3,6 +3,8 @@
 
 use std::{path::Path, process::Output};
 
+mod support;
+
 use sea_orm::{ConnectionTrait, Database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-as-os");
@@ -149,19 +151,11 @@ async fn the_specs_user_management_lines_work_verbatim_on_sqlite() {
 
 #[tokio::test]
 async fn the_specs_user_management_lines_work_verbatim_on_postgres() {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run");
-        return;
-    };
-    let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&name);
+    let Some(db) = support::FreshDb::create().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let env = Env { data_dir: dir.path(), database_url: Some(url.to_string()) };
+    let env = Env { data_dir: dir.path(), database_url: Some(db.url.clone()) };
     spec_lines(&env);
     bad_input(&env);
-    assert_audited(url.as_str()).await;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    assert_audited(&db.url).await;
+    db.drop_db().await;
 }

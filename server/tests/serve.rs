@@ -8,6 +8,8 @@ use std::{
     time::Duration,
 };
 
+mod support;
+
 use sea_orm::{ConnectionTrait, Database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasm-as-os");
@@ -152,21 +154,12 @@ async fn the_server_serves_pages_health_and_server_functions_on_sqlite() {
 
 #[tokio::test]
 async fn the_server_serves_pages_health_and_server_functions_on_postgres() {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run");
-        return;
-    };
-    let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&name);
-
+    let Some(db) = support::FreshDb::create().await else { return };
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), Some(url.as_str()));
+    let server = Server::start(dir.path(), Some(db.url.as_str()));
     exercise(&server).await;
     assert_clean_stop(server);
-    assert_eq!(lifecycle_events(url.as_str()).await, ["service_start", "service_stop"]);
+    assert_eq!(lifecycle_events(&db.url).await, ["service_start", "service_stop"]);
     assert!(!dir.path().join("wasm-as-os.db").exists(), "PostgreSQL was used, not the embedded file");
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
+    db.drop_db().await;
 }
