@@ -26,8 +26,12 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(data_dir, database_url, &[])
+    }
+
+    fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir);
+        cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(global_args);
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL").env("RUST_LOG", "info");
         if let Some(url) = database_url {
             cmd.env("WASM_AS_OS_DATABASE_URL", url);
@@ -162,4 +166,19 @@ async fn the_server_serves_pages_health_and_server_functions_on_postgres() {
     assert_eq!(lifecycle_events(&db.url).await, ["service_start", "service_stop"]);
     assert!(!dir.path().join("wasm-as-os.db").exists(), "PostgreSQL was used, not the embedded file");
     db.drop_db().await;
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(dir.path(), None, &["--log-format", "json"]);
+    let response = reqwest::get(server.url("/readyz?token=secret-value")).await.unwrap();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    let lines: Vec<serde_json::Value> = log.iter().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let request = lines.iter().find(|l| l["path"] == "/readyz").expect("a line for the request");
+    assert_eq!(request["request_id"], request_id.as_str());
+    assert_eq!(request["status"], 200);
+    assert!(!log.join("\n").contains("secret-value"), "query strings are never logged");
 }
