@@ -4,12 +4,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_audit_logs;
 mod m20261128_000002_identity;
+mod m20261128_000003_refresh_tokens;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261128_000001_audit_logs::Migration), Box::new(m20261128_000002_identity::Migration)]
+        vec![
+            Box::new(m20261128_000001_audit_logs::Migration),
+            Box::new(m20261128_000002_identity::Migration),
+            Box::new(m20261128_000003_refresh_tokens::Migration),
+        ]
     }
 }

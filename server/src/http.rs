@@ -1,5 +1,6 @@
 //! The HTTP surface: dashboard pages and server functions (Leptos), health checks, request logging.
 
+pub mod api;
 mod health;
 mod request_log;
 
@@ -24,6 +25,7 @@ pub fn router(platform: Platform, leptos: LeptosOptions) -> Router {
     Router::<AppState>::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .nest("/api/v1", api::router())
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(axum::middleware::from_fn(request_log::log_request))

@@ -3,8 +3,10 @@
 //! Every operation takes the acting [`Principal`], checks its permission here, and records its
 //! audit event here, so the CLI, the REST API and the dashboard behave the same.
 
+pub mod auth;
 mod entities;
 pub mod password;
+pub mod tokens;
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -42,6 +44,9 @@ pub enum IdentityError {
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] password::HashError),
+    /// A token could not be signed.
+    #[error(transparent)]
+    Token(#[from] tokens::TokenError),
     /// The database failed.
     #[error("database error")]
     Db(#[from] sea_orm::DbErr),
@@ -91,6 +96,7 @@ pub struct Identity {
     config: Arc<Config>,
     audit: AuditService,
     hasher: password::Hasher,
+    keys: tokens::TokenKeys,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> IdentityError {
@@ -119,9 +125,10 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 impl Identity {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, audit: AuditService) -> Self {
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, audit: AuditService, secret: &SecretString) -> Self {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
-        Self { db, clock, config, audit, hasher: password::Hasher::new(permits) }
+        let keys = tokens::TokenKeys::new(secret, &config.security.auth.jwt);
+        Self { db, clock, config, audit, hasher: password::Hasher::new(permits), keys }
     }
 
     /// Writes rbac.yml's roles into the database (their permissions follow the file).

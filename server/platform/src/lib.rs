@@ -108,7 +108,7 @@ impl Platform {
         store::migrate(&db).await?;
         let config = Arc::new(config);
         let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
-        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone());
+        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret);
         identity.sync_builtin_roles().await?;
         let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, jwt_secret };
         Ok((Self(Arc::new(inner)), notices))

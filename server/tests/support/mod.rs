@@ -1,6 +1,16 @@
-//! Shared by the integration tests: a fresh PostgreSQL database per test.
+//! Shared by the integration tests: the real server on port 0, and a fresh PostgreSQL database.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
 
 use sea_orm::{ConnectionTrait, Database};
+
+
 
 /// A database created for one test on the server at TEST_POSTGRES_URL, dropped by [`FreshDb::drop_db`].
 pub struct FreshDb {
@@ -29,3 +39,77 @@ impl FreshDb {
         admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
     }
 }
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wasm-as-os");
+
+pub fn repo_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+pub struct Server {
+    child: Child,
+    base: String,
+    stderr: std::sync::mpsc::Receiver<String>,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(data_dir, database_url, &[])
+    }
+
+    pub fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(global_args);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL").env("RUST_LOG", "info");
+        if let Some(url) = database_url {
+            cmd.env("WASM_AS_OS_DATABASE_URL", url);
+        }
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut base = None;
+        for line in stdout.lines().map_while(Result::ok) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                base = Some(addr.to_string());
+                break;
+            }
+        }
+        let base = base.unwrap_or_else(|| {
+            let log: Vec<String> = rx.try_iter().collect();
+            panic!("the server did not start: {log:#?}")
+        });
+        Self { child, base, stderr: rx }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let log = self.stderr.try_iter().collect();
+                return (status, log);
+            }
+            assert!(std::time::Instant::now() < deadline, "the server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+

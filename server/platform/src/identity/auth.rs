@@ -1,0 +1,193 @@
+//! Sign-in with a local password, access and refresh tokens, refresh rotation with reuse detection,
+//! sign-out, and turning a bearer token into a [`Principal`].
+
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::{
+    Identity, IdentityError,
+    entities::{refresh_token, role, user, user_role},
+    tokens::{Claims, TokenType},
+};
+use crate::{
+    access::{Permission, Principal},
+    audit::{Actor, AuditEvent, EventKind, Outcome},
+};
+
+/// Where a request came from, for audit events.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// What a successful sign-in or refresh returns.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+}
+
+/// Errors of authentication; the messages never say which part was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user, wrong password or disabled account.
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    /// The token is missing, malformed, expired, revoked or otherwise unacceptable.
+    #[error("invalid or expired token")]
+    InvalidToken,
+    /// Something failed underneath.
+    #[error(transparent)]
+    Internal(#[from] IdentityError),
+}
+
+impl From<sea_orm::DbErr> for AuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl Identity {
+    async fn audit_auth(&self, kind: EventKind, outcome: Outcome, actor: Actor, client: &Client, details: serde_json::Value) -> Result<(), AuthError> {
+        let event = AuditEvent::new(kind, actor, outcome).with_client(client.ip.clone(), client.user_agent.clone()).with_details(details);
+        self.audit.record(event).await.map_err(IdentityError::from)?;
+        Ok(())
+    }
+
+    /// Signs in with username and password; audited as `login_success` or `login_failure`.
+    pub async fn login(&self, username: &str, password: &SecretString, client: &Client) -> Result<TokenPair, AuthError> {
+        let name = username.trim().to_lowercase();
+        let row = user::Entity::find().filter(user::Column::Username.eq(&name)).one(&self.db).await?;
+        let hash = row.as_ref().and_then(|r| r.password_hash.clone());
+        let verified = self.hasher.verify(password, hash).await.map_err(IdentityError::from)?;
+        let row = match row {
+            Some(r) if verified && !r.disabled => r,
+            other => {
+                let reason = match &other {
+                    None => "unknown user",
+                    Some(r) if r.disabled => "account disabled",
+                    Some(_) => "wrong password",
+                };
+                let actor = Actor { id: other.as_ref().map(|r| r.id.to_string()), name: name.chars().take(64).collect() };
+                self.audit_auth(EventKind::LoginFailure, Outcome::Failure, actor, client, serde_json::json!({ "reason": reason })).await?;
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        let mut active: user::ActiveModel = row.clone().into();
+        active.last_login_at = Set(Some(self.clock.now()));
+        active.update(&self.db).await?;
+        let pair = self.issue_pair(&row, uuid::Uuid::now_v7()).await?;
+        let actor = Actor::user(row.id.to_string(), row.username.clone());
+        self.audit_auth(EventKind::LoginSuccess, Outcome::Success, actor, client, serde_json::json!({ "method": "password" })).await?;
+        Ok(pair)
+    }
+
+    async fn issue_pair(&self, row: &user::Model, family: uuid::Uuid) -> Result<TokenPair, AuthError> {
+        let jwt = &self.config.security.auth.jwt;
+        let now = self.clock.now();
+        let refresh_id = uuid::Uuid::now_v7();
+        let refresh_lifetime = jwt.refresh_expiry.duration();
+        let fam = family.to_string();
+        let sign = |typ, jti: &str, lifetime| {
+            self.keys
+                .issue(typ, &row.id.to_string(), &row.username, row.token_version, jti, Some(&fam), now, lifetime)
+                .map_err(|e| AuthError::Internal(IdentityError::Token(e)))
+        };
+        let access_token = sign(TokenType::Access, &uuid::Uuid::now_v7().to_string(), jwt.expiry.duration())?;
+        let refresh_token = sign(TokenType::Refresh, &refresh_id.to_string(), refresh_lifetime)?;
+        refresh_token::ActiveModel {
+            id: Set(refresh_id),
+            family_id: Set(family),
+            user_id: Set(row.id),
+            used: Set(false),
+            revoked: Set(false),
+            issued_at: Set(now),
+            expires_at: Set(now + chrono::Duration::from_std(refresh_lifetime).unwrap_or(chrono::Duration::days(7))),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(TokenPair { access_token, refresh_token, token_type: "Bearer", expires_in: jwt.expiry.duration().as_secs() })
+    }
+
+    async fn revoke_family(&self, family: uuid::Uuid) -> Result<(), AuthError> {
+        refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Revoked, Expr::value(true))
+            .filter(refresh_token::Column::FamilyId.eq(family))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    async fn live_user(&self, claims: &Claims) -> Result<user::Model, AuthError> {
+        let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
+        match user::Entity::find_by_id(id).one(&self.db).await? {
+            Some(u) if !u.disabled && u.token_version == claims.ver => Ok(u),
+            _ => Err(AuthError::InvalidToken),
+        }
+    }
+
+    /// Exchanges a refresh token for a new pair. Each refresh token works once: presenting a used
+    /// one revokes its whole family. Audited as `token_refresh`.
+    pub async fn refresh(&self, token: &str, client: &Client) -> Result<TokenPair, AuthError> {
+        let claims = self.keys.verify(token, TokenType::Refresh, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        let jti = uuid::Uuid::parse_str(&claims.jti).map_err(|_| AuthError::InvalidToken)?;
+        let Some(row) = refresh_token::Entity::find_by_id(jti).one(&self.db).await? else {
+            return Err(AuthError::InvalidToken);
+        };
+        let actor = Actor::user(claims.sub.clone(), claims.name.clone());
+        // Mark used only if still unused, so two concurrent refreshes cannot both succeed.
+        let claimed = refresh_token::Entity::update_many()
+            .col_expr(refresh_token::Column::Used, Expr::value(true))
+            .filter(refresh_token::Column::Id.eq(jti))
+            .filter(refresh_token::Column::Used.eq(false))
+            .filter(refresh_token::Column::Revoked.eq(false))
+            .exec(&self.db)
+            .await?;
+        if claimed.rows_affected != 1 {
+            self.revoke_family(row.family_id).await?;
+            let details = serde_json::json!({ "reason": "refresh token reused; family revoked" });
+            self.audit_auth(EventKind::TokenRefresh, Outcome::Failure, actor, client, details).await?;
+            return Err(AuthError::InvalidToken);
+        }
+        let user = self.live_user(&claims).await?;
+        let pair = self.issue_pair(&user, row.family_id).await?;
+        self.audit_auth(EventKind::TokenRefresh, Outcome::Success, actor, client, serde_json::json!({})).await?;
+        Ok(pair)
+    }
+
+    /// Revokes the refresh family of the access token's session; audited as `logout`.
+    pub async fn logout(&self, access_token: &str, client: &Client) -> Result<(), AuthError> {
+        let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        if let Some(family) = claims.fam.as_deref().and_then(|f| uuid::Uuid::parse_str(f).ok()) {
+            self.revoke_family(family).await?;
+        }
+        self.audit_auth(EventKind::Logout, Outcome::Success, Actor::user(claims.sub, claims.name), client, serde_json::json!({})).await
+    }
+
+    /// The principal behind a bearer access token: the user must exist, be enabled, and the token
+    /// must predate no disable or password change.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        let user = self.live_user(&claims).await?;
+        let roles: Vec<String> = user_role::Entity::find()
+            .filter(user_role::Column::UserId.eq(user.id))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|l| l.role_name)
+            .collect();
+        let permissions = role::Entity::find()
+            .filter(role::Column::Name.is_in(roles.clone()))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .flat_map(|r| serde_json::from_value::<Vec<String>>(r.permissions).unwrap_or_default())
+            .filter_map(|p| p.parse::<Permission>().ok())
+            .collect();
+        Ok(Principal::User { id: user.id.to_string(), username: user.username, roles, permissions })
+    }
+}

@@ -1,0 +1,67 @@
+//! `POST /auth/login`, `POST /auth/refresh`, `POST /auth/logout`, `GET /me`.
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, State, rejection::JsonRejection},
+    http::{HeaderMap, StatusCode},
+};
+use platform::{Platform, access::Principal, identity::auth::TokenPair};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{ApiError, Bearer, Caller, client};
+
+type Addr = ConnectInfo<std::net::SocketAddr>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    username: String,
+    password: SecretString,
+}
+
+pub async fn login(
+    State(platform): State<Platform>,
+    addr: Addr,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let Json(req) = body?;
+    let pair = platform.identity().login(&req.username, &req.password, &client(addr.0, &headers)).await?;
+    Ok(Json(pair))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+pub async fn refresh(
+    State(platform): State<Platform>,
+    addr: Addr,
+    headers: HeaderMap,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let Json(req) = body?;
+    let pair = platform.identity().refresh(&req.refresh_token, &client(addr.0, &headers)).await?;
+    Ok(Json(pair))
+}
+
+pub async fn logout(State(platform): State<Platform>, addr: Addr, headers: HeaderMap, Bearer(token): Bearer) -> Result<StatusCode, ApiError> {
+    platform.identity().logout(&token, &client(addr.0, &headers)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn me(Caller(principal): Caller) -> Json<serde_json::Value> {
+    let body = match principal {
+        Principal::User { id, username, roles, permissions } => serde_json::json!({
+            "id": id,
+            "username": username,
+            "roles": roles,
+            "permissions": permissions.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+        Principal::System => serde_json::json!({ "username": "system" }),
+    };
+    Json(body)
+}

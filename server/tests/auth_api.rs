@@ -1,0 +1,124 @@
+//! The authentication endpoints of the REST API over HTTP, on SQLite and PostgreSQL.
+
+mod support;
+
+use std::path::Path;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::{BIN, FreshDb, Server, repo_config};
+
+fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
+    match database_url {
+        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
+        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn post(http: &Client, url: String, body: Value) -> (StatusCode, Value) {
+    let r = http.post(url).json(&body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+async fn auth_flow(data_dir: &Path, database_url: Option<&str>) {
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "developer1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
+    let server = Server::start(data_dir, database_url);
+    let http = Client::new();
+    let login = server.url("/api/v1/auth/login");
+
+    // Wrong password and unknown user look the same.
+    let (s1, b1) = post(&http, login.clone(), json!({"username": "developer1", "password": "nope"})).await;
+    let (s2, b2) = post(&http, login.clone(), json!({"username": "ghost", "password": "nope"})).await;
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(b1, b2);
+    assert_error(&b1, "unauthorized");
+
+    // Bad input is a 4xx with the error body, never a 500.
+    let r = http.post(login.clone()).header("content-type", "application/json").body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_error(&r.json().await.unwrap(), "invalid_request");
+    let (s, b) = post(&http, login.clone(), json!({"username": "developer1"})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(b["error"]["message"].as_str().unwrap().contains("password"), "{b}");
+    let big = "x".repeat(100 * 1024);
+    let (s, b) = post(&http, login.clone(), json!({"username": big, "password": "x"})).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&b, "payload_too_large");
+
+    // Sign in, then use the access token.
+    let (s, pair) = post(&http, login.clone(), json!({"username": "developer1", "password": "DevPassword123!"})).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 86_400);
+    let access = pair["access_token"].as_str().unwrap().to_string();
+    let me: Value = http.get(server.url("/api/v1/me")).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["username"], "developer1");
+    assert_eq!(me["roles"], json!(["developer"]));
+    assert!(me["permissions"].as_array().unwrap().contains(&json!("modules:create")));
+    let r = http.get(server.url("/api/v1/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http.get(server.url("/api/v1/me")).bearer_auth("garbage").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // A refresh token works once; presenting it again revokes the family.
+    let refresh = pair["refresh_token"].as_str().unwrap().to_string();
+    let (s, second) = post(&http, server.url("/api/v1/auth/refresh"), json!({"refresh_token": refresh})).await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    let (s, b) = post(&http, server.url("/api/v1/auth/refresh"), json!({"refresh_token": refresh})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_error(&b, "unauthorized");
+    let (s, _) = post(&http, server.url("/api/v1/auth/refresh"), json!({"refresh_token": second["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the reused token's whole family is revoked");
+    let (s, _) = post(&http, server.url("/api/v1/auth/refresh"), json!({"refresh_token": access})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "an access token is not a refresh token");
+
+    // Logout revokes the session's refresh family.
+    let (_, third) = post(&http, login.clone(), json!({"username": "developer1", "password": "DevPassword123!"})).await;
+    let access3 = third["access_token"].as_str().unwrap();
+    let r = http.post(server.url("/api/v1/auth/logout")).bearer_auth(access3).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (s, _) = post(&http, server.url("/api/v1/auth/refresh"), json!({"refresh_token": third["refresh_token"]})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Disabling the user makes their tokens fail at once.
+    let (_, fourth) = post(&http, login.clone(), json!({"username": "developer1", "password": "DevPassword123!"})).await;
+    let access4 = fourth["access_token"].as_str().unwrap().to_string();
+    assert_eq!(http.get(server.url("/api/v1/me")).bearer_auth(&access4).send().await.unwrap().status(), StatusCode::OK);
+    cli(data_dir, database_url, &["admin", "disable-user", "--username", "developer1"]);
+    assert_eq!(http.get(server.url("/api/v1/me")).bearer_auth(&access4).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let (s, _) = post(&http, login, json!({"username": "developer1", "password": "DevPassword123!"})).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a disabled user cannot sign in");
+
+    let r = http.get(server.url("/api/v1/nothing-here")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_error(&r.json().await.unwrap(), "not_found");
+
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    let log = log.join("\n");
+    assert!(!log.contains("DevPassword123!") && !log.contains(&access), "no secret in the logs");
+}
+
+#[tokio::test]
+async fn sign_in_refresh_logout_and_disable_over_http_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    auth_flow(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn sign_in_refresh_logout_and_disable_over_http_on_postgres() {
+    let Some(db) = FreshDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    auth_flow(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}
