@@ -122,3 +122,87 @@ async fn sign_in_refresh_logout_and_disable_over_http_on_postgres() {
     auth_flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
 }
+
+async fn token(http: &Client, server: &Server, username: &str, password: &str) -> String {
+    let (s, pair) = post(http, server.url("/api/v1/auth/login"), json!({"username": username, "password": password})).await;
+    assert_eq!(s, StatusCode::OK, "{pair}");
+    pair["access_token"].as_str().unwrap().to_string()
+}
+
+async fn users_flow(data_dir: &Path, database_url: Option<&str>) {
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
+    let server = Server::start(data_dir, database_url);
+    let http = Client::new();
+    let admin = token(&http, &server, "admin", "SecurePassword123!").await;
+    let users = server.url("/api/v1/users");
+
+    let r = http.post(&users).bearer_auth(&admin).json(&json!({"username": "viewer1", "email": "v1@company.com", "password": "ViewPass123!", "roles": ["viewer"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let viewer_user: Value = r.json().await.unwrap();
+    assert_eq!(viewer_user["roles"], json!(["viewer"]));
+    assert!(viewer_user.get("password_hash").is_none());
+
+    // Bad input: a 4xx with a clear message, nothing written.
+    for (body, status, code) in [
+        (json!({"username": "bob", "email": "bob@company.com", "password": "weak", "roles": ["viewer"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"username": "bob", "email": "not-an-email", "password": "ViewPass123!", "roles": ["viewer"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"username": "bob", "email": "bob@company.com", "password": "ViewPass123!", "roles": ["wizard"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"username": "viewer1", "email": "x@company.com", "password": "ViewPass123!", "roles": ["viewer"]}), StatusCode::CONFLICT, "conflict"),
+        (json!({"username": "bob", "roles": ["viewer"]}), StatusCode::BAD_REQUEST, "invalid_request"),
+    ] {
+        let r = http.post(&users).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        assert_error(&r.json().await.unwrap(), code);
+    }
+    let list: Value = http.get(&users).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2, "nothing half-written: {list}");
+
+    // A viewer can neither list nor create users; each denial is audited.
+    let viewer = token(&http, &server, "viewer1", "ViewPass123!").await;
+    let r = http.get(&users).bearer_auth(&viewer).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_error(&r.json().await.unwrap(), "forbidden");
+    let r = http.post(&users).bearer_auth(&viewer).json(&json!({"username": "evil", "email": "e@company.com", "password": "EvilPass123!", "roles": ["admin"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Admins read, change roles and disable; the roles list shows rbac.yml's roles.
+    let id = viewer_user["id"].as_str().unwrap();
+    let one: Value = http.get(server.url(&format!("/api/v1/users/{id}"))).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(one["username"], "viewer1");
+    assert_eq!(http.get(server.url("/api/v1/users/not-a-uuid")).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let r = http.patch(server.url(&format!("/api/v1/users/{id}"))).bearer_auth(&admin).json(&json!({"add_roles": ["operator"], "disabled": true})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let patched: Value = r.json().await.unwrap();
+    assert_eq!((patched["roles"].clone(), patched["disabled"].clone()), (json!(["operator", "viewer"]), json!(true)));
+    assert_eq!(http.get(server.url("/api/v1/me")).bearer_auth(&viewer).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let roles: Value = http.get(server.url("/api/v1/roles")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = roles.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["admin", "developer", "operator", "viewer"]);
+    assert_eq!(roles[0]["permissions"], json!(["modules:*", "users:*", "system:*", "scheduler:*", "metrics:*", "snapshots:*"]));
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let db_url = database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string);
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT actor_name FROM audit_logs WHERE event = 'permission_denied'"))
+        .await
+        .unwrap();
+    let denied: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "actor_name").unwrap()).collect();
+    assert_eq!(denied, ["viewer1", "viewer1"]);
+}
+
+#[tokio::test]
+async fn user_endpoints_enforce_roles_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    users_flow(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn user_endpoints_enforce_roles_on_postgres() {
+    let Some(db) = FreshDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    users_flow(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}

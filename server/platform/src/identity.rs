@@ -71,6 +71,15 @@ pub struct User {
     pub last_login_at: Option<DateTime<Utc>>,
 }
 
+/// A role and the permissions it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub name: String,
+    pub description: String,
+    pub builtin: bool,
+    pub permissions: Vec<String>,
+}
+
 /// A new local account.
 #[derive(Debug)]
 pub struct NewUser {
@@ -342,6 +351,29 @@ impl Identity {
             let roles = roles.remove(&r.id).unwrap_or_default();
             to_user(r, roles)
         }).collect())
+    }
+
+    /// One user by id (`users:read`).
+    pub async fn get_user(&self, principal: &Principal, id: &str) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "read", id).await?;
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
+        let row = user::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        self.find(&row.username).await
+    }
+
+    /// Every role with its permissions (`users:read`).
+    pub async fn list_roles(&self, principal: &Principal) -> Result<Vec<Role>, IdentityError> {
+        self.authorize(principal, "users", "read", "roles").await?;
+        let rows = role::Entity::find().order_by_asc(role::Column::Name).all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Role {
+                permissions: serde_json::from_value(r.permissions).unwrap_or_default(),
+                name: r.name,
+                description: r.description,
+                builtin: r.builtin,
+            })
+            .collect())
     }
 
     async fn row(&self, username: &str) -> Result<user::Model, IdentityError> {

@@ -1,0 +1,75 @@
+//! `GET/POST /users`, `GET/PATCH /users/{id}`, `GET /roles`: thin adapters over the identity service.
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use platform::{
+    Platform,
+    identity::{NewUser, Role, User, UserChanges},
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{ApiError, Caller};
+
+pub async fn list(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(platform.identity().list_users(&caller).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    email: String,
+    password: SecretString,
+    roles: Vec<String>,
+}
+
+pub async fn create(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    body: Result<Json<CreateUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let Json(req) = body?;
+    let new = NewUser { username: req.username, email: req.email, password: req.password, roles: req.roles };
+    Ok((StatusCode::CREATED, Json(platform.identity().create_user(&caller, new).await?)))
+}
+
+pub async fn get(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
+    Ok(Json(platform.identity().get_user(&caller, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    email: Option<String>,
+    password: Option<SecretString>,
+    #[serde(default)]
+    add_roles: Vec<String>,
+    #[serde(default)]
+    remove_roles: Vec<String>,
+    disabled: Option<bool>,
+}
+
+pub async fn update(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateUser>, JsonRejection>,
+) -> Result<Json<User>, ApiError> {
+    let Json(req) = body?;
+    let identity = platform.identity();
+    let user = identity.get_user(&caller, &id).await?;
+    let changes = UserChanges { email: req.email, password: req.password, add_roles: req.add_roles, remove_roles: req.remove_roles };
+    let mut user = identity.update_user(&caller, &user.username, changes).await?;
+    if let Some(disabled) = req.disabled.filter(|d| *d != user.disabled) {
+        user = identity.set_disabled(&caller, &user.username, disabled).await?;
+    }
+    Ok(Json(user))
+}
+
+pub async fn roles(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<Role>>, ApiError> {
+    Ok(Json(platform.identity().list_roles(&caller).await?))
+}
