@@ -54,14 +54,7 @@ impl AppError {
     /// Logs `cause` with its chain on the server and returns the opaque [`AppError::Internal`].
     #[cfg(feature = "ssr")]
     pub fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        let mut chain = cause.to_string();
-        let mut source = cause.source();
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
+        tracing::error!(error = %platform::error_chain(cause), "internal error");
         Self::Internal
     }
 }

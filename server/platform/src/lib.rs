@@ -19,6 +19,18 @@ use sea_orm::DatabaseConnection;
 
 pub use crate::{audit::AuditService, clock::Clock, config::Config};
 
+/// An error and its sources as one line (`outer: inner: …`), for logs.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
 /// What start-up needs.
 #[derive(Debug, Clone)]
 pub struct StartOptions {
