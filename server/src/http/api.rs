@@ -28,8 +28,16 @@ pub fn router() -> Router<AppState> {
         .route("/users", get(users::list).post(users::create))
         .route("/users/{id}", get(users::get).patch(users::update))
         .route("/roles", get(users::roles))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+/// The OpenAPI 3 document of this API (kept true by the `openapi` integration test).
+pub const OPENAPI: &str = include_str!("api/openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
 }
 
 /// The bearer token of the request, if any.

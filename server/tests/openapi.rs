@@ -1,0 +1,66 @@
+//! The OpenAPI document at /api/v1/openapi.json is kept true: every documented operation is served
+//! (no 404 or 405), and every endpoint the API offers is documented.
+
+mod support;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use support::{BIN, Server, repo_config};
+
+/// Every operation the API serves; a new route must be added here and to the document.
+const SERVED: &[(&str, &str)] = &[
+    ("post", "/auth/login"),
+    ("post", "/auth/refresh"),
+    ("post", "/auth/logout"),
+    ("get", "/me"),
+    ("get", "/users"),
+    ("post", "/users"),
+    ("get", "/users/{id}"),
+    ("patch", "/users/{id}"),
+    ("get", "/roles"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_served_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(dir.path())
+        .args(["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"])
+        .env("RUST_LOG", "off").env_remove("DATABASE_URL").env_remove("WASM_AS_OS_DATABASE_URL")
+        .output().unwrap();
+    assert!(out.status.success());
+    let server = Server::start(dir.path(), None);
+    let http = Client::new();
+
+    let doc: Value = http.get(server.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|k| *k != "parameters") {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    let mut served: Vec<(String, String)> = SERVED.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    documented.sort();
+    served.sort();
+    assert_eq!(documented, served, "the document lists exactly the served operations");
+
+    let pair: Value = http.post(server.url("/api/v1/auth/login")).json(&json!({"username": "admin", "password": "SecurePassword123!"})).send().await.unwrap().json().await.unwrap();
+    let token = pair["access_token"].as_str().unwrap();
+    let me: Value = http.get(server.url("/api/v1/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    let id = me["id"].as_str().unwrap();
+    for (method, path) in &documented {
+        let url = server.url(&format!("/api/v1{}", path.replace("{id}", id)));
+        let method: Method = method.to_uppercase().parse().unwrap();
+        let mut request = http.request(method.clone(), &url).bearer_auth(token);
+        if method == Method::POST || method == Method::PATCH {
+            request = request.json(&json!({}));
+        }
+        let status = request.send().await.unwrap().status();
+        assert!(status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but answers {status}");
+        assert!(!status.is_server_error(), "{method} {path} answers {status}");
+    }
+    let undocumented = http.get(server.url("/api/v1/modules")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(undocumented.status(), StatusCode::NOT_FOUND, "an undocumented path is not served");
+}
