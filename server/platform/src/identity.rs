@@ -376,9 +376,28 @@ impl Identity {
             .collect())
     }
 
-    async fn row(&self, username: &str) -> Result<user::Model, IdentityError> {
+    /// The account row by username (case-insensitive), if any.
+    async fn find_row(&self, username: &str) -> Result<Option<user::Model>, sea_orm::DbErr> {
         let name = username.trim().to_lowercase();
-        user::Entity::find().filter(user::Column::Username.eq(&name)).one(&self.db).await?.ok_or(IdentityError::UnknownUser(name))
+        user::Entity::find().filter(user::Column::Username.eq(name)).one(&self.db).await
+    }
+
+    async fn row(&self, username: &str) -> Result<user::Model, IdentityError> {
+        self.find_row(username).await?.ok_or_else(|| IdentityError::UnknownUser(username.trim().to_lowercase()))
+    }
+
+    /// Applies `changes` and, when given, the disabled flag to the user with this id
+    /// (`users:update`); each part is audited as by [`Self::update_user`] and [`Self::set_disabled`].
+    pub async fn update_user_by_id(&self, principal: &Principal, id: &str, changes: UserChanges, disabled: Option<bool>) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "update", id).await?;
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
+        let row = user::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        let has_changes = changes.email.is_some() || changes.password.is_some() || !changes.add_roles.is_empty() || !changes.remove_roles.is_empty();
+        let mut user = if has_changes { self.update_user(principal, &row.username, changes).await? } else { self.find(&row.username).await? };
+        if let Some(disabled) = disabled.filter(|d| *d != user.disabled) {
+            user = self.set_disabled(principal, &row.username, disabled).await?;
+        }
+        Ok(user)
     }
 
     async fn find(&self, username: &str) -> Result<User, IdentityError> {

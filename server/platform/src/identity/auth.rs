@@ -61,7 +61,7 @@ impl Identity {
     /// Signs in with username and password; audited as `login_success` or `login_failure`.
     pub async fn login(&self, username: &str, password: &SecretString, client: &Client) -> Result<TokenPair, AuthError> {
         let name = username.trim().to_lowercase();
-        let row = user::Entity::find().filter(user::Column::Username.eq(&name)).one(&self.db).await?;
+        let row = self.find_row(&name).await?;
         let hash = row.as_ref().and_then(|r| r.password_hash.clone());
         let verified = self.hasher.verify(password, hash).await.map_err(IdentityError::from)?;
         let row = match row {

@@ -60,14 +60,8 @@ pub async fn update(
     body: Result<Json<UpdateUser>, JsonRejection>,
 ) -> Result<Json<User>, ApiError> {
     let Json(req) = body?;
-    let identity = platform.identity();
-    let user = identity.get_user(&caller, &id).await?;
     let changes = UserChanges { email: req.email, password: req.password, add_roles: req.add_roles, remove_roles: req.remove_roles };
-    let mut user = identity.update_user(&caller, &user.username, changes).await?;
-    if let Some(disabled) = req.disabled.filter(|d| *d != user.disabled) {
-        user = identity.set_disabled(&caller, &user.username, disabled).await?;
-    }
-    Ok(Json(user))
+    Ok(Json(platform.identity().update_user_by_id(&caller, &id, changes, req.disabled).await?))
 }
 
 pub async fn roles(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<Role>>, ApiError> {
