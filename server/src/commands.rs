@@ -34,7 +34,6 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Serve(args) => crate::serve::run(options, args).await,
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options),
-        Command::Admin(AdminCommand::Status) => status(options).await,
         Command::Admin(command) => admin(options, command).await,
     }
 }
@@ -47,7 +46,7 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
         AdminCommand::DisableUser(args) => crate::admin::set_disabled(&platform, &args.username, true).await,
         AdminCommand::EnableUser(args) => crate::admin::set_disabled(&platform, &args.username, false).await,
         AdminCommand::ListUsers(args) => crate::admin::list_users(&platform, args.format).await,
-        AdminCommand::Status => Ok(()),
+        AdminCommand::Status => status(&platform).await,
     };
     platform.close().await;
     result
@@ -69,13 +68,11 @@ async fn migrate(options: &StartOptions) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn status(options: StartOptions) -> Result<(), CommandError> {
-    let (platform, _) = Platform::start(options).await?;
+async fn status(platform: &Platform) -> Result<(), CommandError> {
     let readiness = platform.readiness().await;
     println!("config dir   {}", platform.config().dir.display());
     println!("data dir     {}", platform.data_dir().display());
     println!("database     {} ({})", platform.engine(), if readiness.database { "reachable" } else { "unreachable" });
     println!("schema       {}", if readiness.migrations { "up to date" } else { "migrations pending" });
-    platform.close().await;
     Ok(())
 }

@@ -80,6 +80,8 @@ struct Inner {
     clock: Arc<dyn Clock>,
     audit: AuditService,
     identity: identity::Identity,
+    /// Set once the schema was seen current; migrations only move forward, so it stays true.
+    schema_current: std::sync::atomic::AtomicBool,
     jwt_secret: secrecy::SecretString,
 }
 
@@ -122,7 +124,7 @@ impl Platform {
         let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
         let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret);
         identity.sync_builtin_roles().await?;
-        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, jwt_secret };
+        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, schema_current: false.into(), jwt_secret };
         Ok((Self(Arc::new(inner)), notices))
     }
 
@@ -158,10 +160,16 @@ impl Platform {
         &self.0.jwt_secret
     }
 
-    /// Checks the database answers and the schema is current.
+    /// Checks the database answers and the schema is current. The migrations table is read only
+    /// until it has once shown every migration applied.
     pub async fn readiness(&self) -> Readiness {
+        use std::sync::atomic::Ordering;
         let database = self.0.db.ping().await.is_ok();
-        let migrations = database && store::migrations_applied(&self.0.db).await.unwrap_or(false);
+        let known = self.0.schema_current.load(Ordering::Relaxed);
+        let migrations = known || (database && store::migrations_applied(&self.0.db).await.unwrap_or(false));
+        if migrations && !known {
+            self.0.schema_current.store(true, Ordering::Relaxed);
+        }
         Readiness { database, migrations }
     }
 
