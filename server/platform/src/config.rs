@@ -143,40 +143,18 @@ pub fn load_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result
     let privacy: Option<privacy::PrivacyFile> = loader.file("privacy.yml");
     let soc2: Option<soc2::Soc2File> = loader.file("soc2.yml");
 
-    let mut check = |name: &str, f: &mut dyn FnMut(&mut Problems)| {
-        let file = display_name(name);
-        f(&mut Problems { file: &file, out: &mut problems });
-    };
-    if let Some(x) = &security {
-        check("security.yml", &mut |p| x.validate(p));
+    macro_rules! validate {
+        ($($name:literal => $file:expr),* $(,)?) => {
+            $(if let Some(x) = &$file {
+                x.validate(&mut Problems { file: &display_name($name), out: &mut problems });
+            })*
+        };
     }
-    if let Some(x) = &rbac {
-        check("rbac.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &tls {
-        check("tls.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &rate_limit {
-        check("rate_limit.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &sandbox {
-        check("sandbox.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &static_analysis {
-        check("static_analysis.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &database {
-        check("database.yml", &mut |p| x.validate(p, true));
-    }
-    if let Some(x) = &audit {
-        check("audit.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &ids {
-        check("ids.yml", &mut |p| x.validate(p));
-    }
-    if let Some(x) = &privacy {
-        check("privacy.yml", &mut |p| x.validate(p));
-    }
+    validate!(
+        "security.yml" => security, "rbac.yml" => rbac, "tls.yml" => tls, "rate_limit.yml" => rate_limit,
+        "sandbox.yml" => sandbox, "static_analysis.yml" => static_analysis, "database.yml" => database,
+        "audit.yml" => audit, "ids.yml" => ids, "privacy.yml" => privacy,
+    );
 
     match (security, rbac, tls, rate_limit, sandbox, static_analysis, database_defaults, audit, ids, privacy, soc2) {
         (

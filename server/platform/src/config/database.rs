@@ -71,16 +71,14 @@ pub enum LogStatement {
 }
 
 impl DatabaseFile {
-    pub(super) fn validate(&self, p: &mut Problems, in_use: bool) {
+    /// Checked only when the file is present, i.e. when PostgreSQL is in use.
+    pub(super) fn validate(&self, p: &mut Problems) {
         let db = &self.database;
         if db.max_connections == 0 {
             p.push("database.max_connections", "must be at least 1");
         }
         if db.max_idle_connections > db.max_connections {
             p.push("database.max_idle_connections", "must not exceed max_connections");
-        }
-        if !in_use {
-            return;
         }
         for (key, path) in [("database.ssl_cert", &db.ssl_cert), ("database.ssl_key", &db.ssl_key), ("database.ssl_ca", &db.ssl_ca)] {
             if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
