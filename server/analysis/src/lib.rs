@@ -1,0 +1,67 @@
+//! Static analysis of uploaded WebAssembly (core modules and components) for wasm-as-os.
+//!
+//! [`analyze`] validates the bytes fully (with the features wasmtime 48 enables by default), then
+//! applies the rules of `static_analysis.yml` that the [`Policy`] enables, scores the findings and
+//! gives a [`Verdict`]. It knows nothing of the platform's config files: the platform maps them
+//! onto [`Policy`]. See `README.md` beside this crate for the rules, heuristics and score.
+
+mod body;
+mod policy;
+mod report;
+mod rules;
+mod scan;
+
+pub use policy::{Limits, Policy, Rule, RuleSetting, Severity, matches_pattern};
+pub use report::{
+    Finding, Location, ModuleKind, Report, RuleId, Verdict, risk_score, verdict,
+};
+pub use rules::{EMPTY_BODY_MIN_FUNCTIONS, EMPTY_BODY_PERCENT};
+
+use wasmparser::WasmFeatures;
+
+/// Why bytes are not a valid WebAssembly module or component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid WebAssembly: {message}{}", offset.map(|o| format!(" (at byte offset {o:#x})")).unwrap_or_default())]
+pub struct InvalidModule {
+    /// The parser's or validator's reason.
+    pub message: String,
+    /// Where in the bytes it went wrong.
+    pub offset: Option<usize>,
+}
+
+/// The proposals wasmtime 48 enables by default (its `Config::features` with the crate's
+/// default features: WebAssembly 3.0, GC types, exceptions, threads, the component model and
+/// component-model async), so that what passes here also compiles there.
+pub fn wasmtime_default_features() -> WasmFeatures {
+    WasmFeatures::WASM3
+        | WasmFeatures::GC_TYPES
+        | WasmFeatures::EXCEPTIONS
+        | WasmFeatures::THREADS
+        | WasmFeatures::COMPONENT_MODEL
+        | WasmFeatures::CM_ASYNC
+}
+
+/// Validate `bytes` and apply `policy`'s rules.
+///
+/// Returns [`InvalidModule`] with the parser's reason and offset for empty, malformed, truncated
+/// or ill-typed input.
+pub fn analyze(bytes: &[u8], policy: &Policy) -> Result<Report, InvalidModule> {
+    let size_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    let scanned = scan::run(bytes, rules::Findings::new(policy, size_bytes))?;
+    let risk_score = risk_score(&scanned.findings);
+    Ok(Report {
+        kind: scanned.kind,
+        size_bytes,
+        imports: scanned.imports,
+        exports: scanned.exports,
+        verdict: verdict(
+            risk_score,
+            scanned.suspicious,
+            policy.high_risk_threshold,
+            policy.medium_risk_threshold,
+        ),
+        findings: scanned.findings,
+        risk_score,
+        suspicious: scanned.suspicious,
+    })
+}

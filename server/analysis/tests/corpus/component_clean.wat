@@ -1,0 +1,4 @@
+;; Clean component wrapping a core module.
+(component
+  (core module $m
+    (func (export "f") (result i32) (i32.const 1))))
