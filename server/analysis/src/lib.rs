@@ -6,6 +6,7 @@
 //! onto [`Policy`]. See `README.md` beside this crate for the rules, heuristics and score.
 
 mod body;
+mod funcs;
 mod policy;
 mod report;
 mod rules;
@@ -15,6 +16,7 @@ pub use policy::{Limits, Policy, Rule, RuleSetting, Severity, matches_pattern};
 pub use report::{
     Finding, Location, ModuleKind, Report, RuleId, Verdict, risk_score, verdict,
 };
+pub use funcs::MAX_THREADS;
 pub use rules::{EMPTY_BODY_MIN_FUNCTIONS, EMPTY_BODY_PERCENT};
 
 use wasmparser::WasmFeatures;
@@ -45,9 +47,20 @@ pub fn wasmtime_default_features() -> WasmFeatures {
 ///
 /// Returns [`InvalidModule`] with the parser's reason and offset for empty, malformed, truncated
 /// or ill-typed input.
+/// Function bodies are checked on up to [`MAX_THREADS`] threads when the code is large enough.
 pub fn analyze(bytes: &[u8], policy: &Policy) -> Result<Report, InvalidModule> {
+    analyze_with_threads(bytes, policy, MAX_THREADS)
+}
+
+/// [`analyze`] with at most `max_threads` threads for function bodies (1: all on the caller's
+/// thread). The report does not depend on the thread count.
+pub fn analyze_with_threads(
+    bytes: &[u8],
+    policy: &Policy,
+    max_threads: usize,
+) -> Result<Report, InvalidModule> {
     let size_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    let scanned = scan::run(bytes, rules::Findings::new(policy, size_bytes))?;
+    let scanned = scan::run(bytes, rules::Findings::new(policy, size_bytes), max_threads.max(1))?;
     let risk_score = risk_score(&scanned.findings);
     Ok(Report {
         kind: scanned.kind,

@@ -1,14 +1,10 @@
 //! The single pass: parse, validate and collect facts payload by payload; function bodies are
 //! validated and scanned operator by operator with the same reader.
 
-use wasmparser::{
-    CompositeInnerType, Encoding, FuncToValidate, FuncValidatorAllocations, FunctionBody,
-    KnownCustom, Name, OperatorsReader, OperatorsReaderAllocations, Parser, Payload, TypeRef, ValidPayload, Validator, ValidatorResources,
-    WasmModuleResources,
-};
+use wasmparser::{Encoding, KnownCustom, Name, Parser, Payload, TypeRef, ValidPayload, Validator};
 
 use crate::InvalidModule;
-use crate::body::BodyScan;
+use crate::funcs::Pending;
 use crate::report::{Finding, ModuleKind};
 use crate::rules::{Findings, ModuleFacts};
 
@@ -26,19 +22,19 @@ enum Ctx {
     Component,
 }
 
-struct Pass<'p> {
+struct Pass<'a, 'p> {
     validator: Validator,
     stack: Vec<Ctx>,
     kind: ModuleKind,
     imports: Vec<String>,
     exports: Vec<String>,
     out: Findings<'p>,
-    body: BodyScan,
-    allocs: Option<FuncValidatorAllocations>,
-    op_allocs: OperatorsReaderAllocations,
+    /// Bodies of the current code section, checked together when it ends.
+    pending: Vec<Pending<'a>>,
+    threads: usize,
 }
 
-pub fn run(bytes: &[u8], out: Findings<'_>) -> Result<Scanned, InvalidModule> {
+pub fn run(bytes: &[u8], out: Findings<'_>, threads: usize) -> Result<Scanned, InvalidModule> {
     if bytes.is_empty() {
         return Err(InvalidModule {
             message: "the module is empty: expected the `\\0asm` magic number and a version".into(),
@@ -55,13 +51,13 @@ pub fn run(bytes: &[u8], out: Findings<'_>) -> Result<Scanned, InvalidModule> {
         imports: Vec::new(),
         exports: Vec::new(),
         out,
-        body: BodyScan::default(),
-        allocs: Some(FuncValidatorAllocations::default()),
-        op_allocs: OperatorsReaderAllocations::default(),
+        pending: Vec::new(),
+        threads,
     };
     for payload in parser.parse_all(bytes) {
         pass.payload(&payload?)?;
     }
+    pass.flush()?;
     let (findings, suspicious) = pass.out.finish();
     Ok(Scanned {
         kind: pass.kind,
@@ -72,7 +68,7 @@ pub fn run(bytes: &[u8], out: Findings<'_>) -> Result<Scanned, InvalidModule> {
     })
 }
 
-impl Pass<'_> {
+impl<'a> Pass<'a, '_> {
     fn top_level(&self) -> bool {
         self.stack.len() == 1
     }
@@ -84,11 +80,13 @@ impl Pass<'_> {
         }
     }
 
-    fn payload(&mut self, payload: &Payload<'_>) -> Result<(), InvalidModule> {
+    fn payload(&mut self, payload: &Payload<'a>) -> Result<(), InvalidModule> {
         let valid = self.validator.payload(payload)?;
         if let ValidPayload::Func(func, body) = valid {
-            return self.function(func, &body);
+            self.pending.push((func, body));
+            return Ok(());
         }
+        self.flush()?;
         match payload {
             Payload::Version { encoding, .. } => {
                 if self.stack.is_empty() && *encoding == Encoding::Component {
@@ -209,55 +207,26 @@ impl Pass<'_> {
         Ok(())
     }
 
-    fn function(
-        &mut self,
-        func: FuncToValidate<ValidatorResources>,
-        body: &FunctionBody<'_>,
-    ) -> Result<(), InvalidModule> {
-        let index = func.index;
-        let params = match func.resources.sub_type_at(func.ty).map(|t| &t.composite_type.inner) {
-            Some(CompositeInnerType::Func(f)) => u32::try_from(f.params().len()).unwrap_or(0),
-            _ => 0,
-        };
-        let mut fv = func.into_validator(self.allocs.take().unwrap_or_default());
-        let mut locals = body.get_locals_reader()?;
-        for _ in 0..locals.get_count() {
-            let offset = locals.original_position();
-            let (count, ty) = locals.read()?;
-            fv.define_locals(offset, count, ty)?;
+    /// Check the bodies collected so far (a whole code section) and record what they yielded.
+    fn flush(&mut self) -> Result<(), InvalidModule> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        let mut reader = locals.get_binary_reader();
-        reader.set_features(*fv.features());
-        let mut ops = OperatorsReader::new_with_allocs(reader, std::mem::take(&mut self.op_allocs));
-        let start = ops.original_position();
-        self.body.reset(index, params, start);
-        let mut len = 0usize;
-        while !ops.eof() {
-            let (op, offset) = ops.read_with_offset()?;
-            fv.op(offset, &op)?;
-            self.body.op(offset, &op);
-            len += 1;
-        }
-        ops.finish()?;
-        self.op_allocs = ops.into_allocations();
-        self.body.finish();
-        self.allocs = Some(fv.into_allocations());
+        let outcomes = crate::funcs::check(std::mem::take(&mut self.pending), self.threads)?;
         let Some(Ctx::Core(m)) = self.stack.last_mut() else { return Ok(()) };
-        m.defined_funcs += 1;
-        if len == 1 && locals_empty(body) {
-            m.empty_bodies += 1;
+        for o in outcomes {
+            m.defined_funcs += 1;
+            m.empty_bodies += u32::from(o.empty);
+            if o.grows_in_loop {
+                m.grows_in_loop.push(o.index);
+            }
+            if !o.facts.is_empty() {
+                let exported = m.exported_funcs.contains(&o.index);
+                self.out.body_facts(o.index, exported, &o.facts);
+            }
         }
-        if self.body.grows_in_loop {
-            m.grows_in_loop.push(index);
-        }
-        let exported = !self.body.facts.is_empty() && m.exported_funcs.contains(&index);
-        self.out.body_facts(index, exported, &self.body.facts);
         Ok(())
     }
-}
-
-fn locals_empty(body: &FunctionBody<'_>) -> bool {
-    body.get_locals_reader().map(|l| l.get_count() == 0).unwrap_or(false)
 }
 
 impl From<wasmparser::BinaryReaderError> for InvalidModule {
