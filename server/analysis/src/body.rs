@@ -230,7 +230,8 @@ impl BodyScan {
         self.facts.push(BodyFact::GrowFromInput { offset, table, source });
     }
 
-    /// Feed one (already validated) operator.
+    /// Feed one operator (the validator checks it right after).
+    #[inline(always)]
     pub fn op(&mut self, offset: usize, op: &Operator<'_>) {
         if let Some((offset, halt)) = self.pending_loop.take() {
             self.facts.push(if halt && matches!(op, Operator::Unreachable) {

@@ -4,12 +4,13 @@
 //! the first error in module order is the one reported.
 
 use wasmparser::{
-    CompositeInnerType, FuncToValidate, FuncValidatorAllocations, FunctionBody, OperatorsReader,
-    OperatorsReaderAllocations, ValidatorResources, WasmModuleResources,
+    CompositeInnerType, FuncToValidate, FuncValidatorAllocations, FunctionBody,
+    ValidatorResources, WasmModuleResources,
 };
 
 use crate::InvalidModule;
 use crate::body::{BodyFact, BodyScan};
+use crate::tee::Tee;
 
 /// Upper bound on threads used for one code section.
 pub const MAX_THREADS: usize = 4;
@@ -30,7 +31,6 @@ pub struct Outcome {
 struct Worker {
     scan: BodyScan,
     allocs: FuncValidatorAllocations,
-    op_allocs: OperatorsReaderAllocations,
 }
 
 impl Worker {
@@ -41,31 +41,21 @@ impl Worker {
             _ => 0,
         };
         let mut fv = func.into_validator(std::mem::take(&mut self.allocs));
-        let mut locals = body.get_locals_reader()?;
-        let declared = locals.get_count();
-        for _ in 0..declared {
-            let offset = locals.original_position();
-            let (count, ty) = locals.read()?;
-            fv.define_locals(offset, count, ty)?;
-        }
-        let mut reader = locals.get_binary_reader();
+        let mut reader = body.get_binary_reader();
+        fv.read_locals(&mut reader)?;
         reader.set_features(*fv.features());
-        let mut ops = OperatorsReader::new_with_allocs(reader, std::mem::take(&mut self.op_allocs));
-        self.scan.reset(index, params, ops.original_position());
-        let mut len = 0usize;
-        while !ops.eof() {
-            let (op, offset) = ops.read_with_offset()?;
-            fv.op(offset, &op)?;
-            self.scan.op(offset, &op);
-            len += 1;
+        self.scan.reset(index, params, reader.original_position());
+        while !reader.eof() {
+            let offset = reader.original_position();
+            let mut tee = Tee { inner: fv.visitor(offset), scan: &mut self.scan, offset };
+            reader.visit_operator(&mut tee)??;
         }
-        ops.finish()?;
-        self.op_allocs = ops.into_allocations();
+        reader.finish_expression(&fv.visitor(reader.original_position()))?;
         self.allocs = fv.into_allocations();
         self.scan.finish();
         Ok(Outcome {
             index,
-            empty: declared == 0 && len == 1,
+            empty: body.as_bytes() == [0x00, 0x0b],
             grows_in_loop: self.scan.grows_in_loop,
             facts: std::mem::take(&mut self.scan.facts),
         })

@@ -11,6 +11,7 @@ mod policy;
 mod report;
 mod rules;
 mod scan;
+mod tee;
 
 pub use policy::{Limits, Policy, Rule, RuleSetting, Severity, matches_pattern};
 pub use report::{

@@ -58,3 +58,25 @@ fn the_error_message_names_reason_and_offset() {
     let e = InvalidModule { message: "type mismatch".into(), offset: Some(0x2a) };
     assert_eq!(e.to_string(), "invalid WebAssembly: type mismatch (at byte offset 0x2a)");
 }
+
+#[test]
+fn simd_tail_calls_and_exceptions_that_wasmtime_enables_are_accepted() {
+    let bytes = wat::parse_str(
+        r#"(module
+             (tag $e)
+             (func $lane (export "lane") (result i32)
+               (i32x4.extract_lane 1 (v128.const i32x4 1 2 3 4)))
+             (func $tail (result i32) (return_call $lane))
+             (func $throws (throw $e)))"#,
+    )
+    .unwrap_or_default();
+    let report = analyze(&bytes, &Policy::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+}
+
+#[test]
+fn an_invalid_simd_instruction_is_refused() {
+    let bytes = wat::parse_str("(module (func (result i64) (i32x4.extract_lane 1 (v128.const i32x4 1 2 3 4))))")
+        .unwrap_or_default();
+    assert!(refuse(&bytes).message.contains("type mismatch"));
+}

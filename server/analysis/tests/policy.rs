@@ -72,8 +72,7 @@ fn a_blocked_pattern_wins_over_an_allowed_one() {
 
 #[test]
 fn thresholds_come_from_the_policy() {
-    let mut policy = Policy::default();
-    policy.medium_risk_threshold = 6;
+    let mut policy = Policy { medium_risk_threshold: 6, ..Policy::default() };
     let report = analyze(&wasm(WASI), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((report.risk_score, report.verdict), (5, Verdict::Active));
     policy.high_risk_threshold = 5;
@@ -96,8 +95,7 @@ fn limits_come_from_the_policy() {
 
 #[test]
 fn a_module_over_the_size_limit_is_suspicious_and_quarantined() {
-    let mut policy = Policy::default();
-    policy.max_module_bytes = 10;
+    let policy = Policy { max_module_bytes: 10, ..Policy::default() };
     let report = analyze(&wasm("(module (memory 1))"), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.suspicious);
     assert_eq!(report.findings[0].rule, RuleId::SuspiciousModuleUpload);
