@@ -25,7 +25,9 @@ fn ms(d: Duration) -> f64 {
 
 fn main() {
     let Ok(path) = std::env::var("ANALYSIS_BENCH_WASM") else {
-        eprintln!("set ANALYSIS_BENCH_WASM to a .wasm file, e.g. with server/analysis/benches/fetch-module.sh");
+        eprintln!(
+            "set ANALYSIS_BENCH_WASM to a .wasm file, e.g. with server/analysis/benches/fetch-module.sh"
+        );
         return;
     };
     let bytes = match std::fs::read(&path) {
@@ -35,11 +37,17 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let rounds: usize =
-        std::env::var("ANALYSIS_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(15);
+    let rounds: usize = std::env::var("ANALYSIS_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
     let policy = analysis::Policy::default();
     let features = analysis::wasmtime_default_features();
-    let validate = || wasmparser::Validator::new_with_features(features).validate_all(&bytes).is_ok();
+    let validate = || {
+        wasmparser::Validator::new_with_features(features)
+            .validate_all(&bytes)
+            .is_ok()
+    };
     let analyze = || analysis::analyze(&bytes, &policy);
     let analyze_1 = || analysis::analyze_with_threads(&bytes, &policy, 1);
 
@@ -61,13 +69,39 @@ fn main() {
         a.push(da);
         a1.push(da1);
     }
-    let (vmin, amin, a1min) = (v.iter().min().copied(), a.iter().min().copied(), a1.iter().min().copied());
+    let (vmin, amin, a1min) = (
+        v.iter().min().copied(),
+        a.iter().min().copied(),
+        a1.iter().min().copied(),
+    );
     let (vmed, amed, a1med) = (median(&mut v), median(&mut a), median(&mut a1));
-    println!("module: {path} ({} bytes, {} findings)", bytes.len(), report.findings.len());
+    println!(
+        "module: {path} ({} bytes, {} findings)",
+        bytes.len(),
+        report.findings.len()
+    );
     println!("rounds: {rounds}");
-    println!("validate_all      median {:8.1} ms  min {:8.1} ms", ms(vmed), ms(vmin.unwrap_or_default()));
-    println!("analyze           median {:8.1} ms  min {:8.1} ms", ms(amed), ms(amin.unwrap_or_default()));
-    println!("analyze, 1 thread  median {:8.1} ms  min {:8.1} ms", ms(a1med), ms(a1min.unwrap_or_default()));
-    println!("ratio (median analyze / median validate_all): {:.2}", amed.as_secs_f64() / vmed.as_secs_f64());
-    println!("ratio (median analyze 1 thread / median validate_all): {:.2}", a1med.as_secs_f64() / vmed.as_secs_f64());
+    println!(
+        "validate_all      median {:8.1} ms  min {:8.1} ms",
+        ms(vmed),
+        ms(vmin.unwrap_or_default())
+    );
+    println!(
+        "analyze           median {:8.1} ms  min {:8.1} ms",
+        ms(amed),
+        ms(amin.unwrap_or_default())
+    );
+    println!(
+        "analyze, 1 thread  median {:8.1} ms  min {:8.1} ms",
+        ms(a1med),
+        ms(a1min.unwrap_or_default())
+    );
+    println!(
+        "ratio (median analyze / median validate_all): {:.2}",
+        amed.as_secs_f64() / vmed.as_secs_f64()
+    );
+    println!(
+        "ratio (median analyze 1 thread / median validate_all): {:.2}",
+        a1med.as_secs_f64() / vmed.as_secs_f64()
+    );
 }

@@ -24,7 +24,11 @@ pub enum BodyFact {
     UnboundedRecursion { offset: usize },
     /// `memory.grow`/`table.grow` whose operand is a parameter or a loaded value, with no
     /// comparison earlier in the function.
-    GrowFromInput { offset: usize, table: bool, source: Source },
+    GrowFromInput {
+        offset: usize,
+        table: bool,
+        source: Source,
+    },
     /// `memory.grow` inside a loop whose result is dropped.
     GrowInLoopDropped { offset: usize },
 }
@@ -121,7 +125,8 @@ impl BodyScan {
         self.func = func;
         self.params = params;
         self.stack.clear();
-        self.stack.push(Frame::new(Kind::Block, offset, 0, 0, (true, true)));
+        self.stack
+            .push(Frame::new(Kind::Block, offset, 0, 0, (true, true)));
         self.op_index = 0;
         self.prev_br_self = false;
         self.pending_loop = None;
@@ -140,7 +145,10 @@ impl BodyScan {
 
     fn target(&self, depth: u32) -> usize {
         // Validation (run on the same operator first) guarantees the depth is in range.
-        self.stack.len().saturating_sub(1).saturating_sub(depth as usize)
+        self.stack
+            .len()
+            .saturating_sub(1)
+            .saturating_sub(depth as usize)
     }
 
     fn branch(&mut self, depth: u32) {
@@ -172,7 +180,8 @@ impl BodyScan {
             self.loops += 1;
         }
         let index = self.stack.len();
-        self.stack.push(Frame::new(kind, offset, self.op_index, index, self.live));
+        self.stack
+            .push(Frame::new(kind, offset, self.op_index, index, self.live));
     }
 
     fn next_arm(&mut self, kind: Kind) {
@@ -186,7 +195,9 @@ impl BodyScan {
     }
 
     fn end(&mut self) {
-        let Some(frame) = self.stack.pop() else { return };
+        let Some(frame) = self.stack.pop() else {
+            return;
+        };
         let index = self.stack.len();
         let mut reported = frame.reported;
         if frame.kind == Kind::Loop {
@@ -227,23 +238,29 @@ impl BodyScan {
             Prev::Load => Source::Load,
             Prev::Other => return,
         };
-        self.facts.push(BodyFact::GrowFromInput { offset, table, source });
+        self.facts.push(BodyFact::GrowFromInput {
+            offset,
+            table,
+            source,
+        });
     }
 
     /// Feed one operator (the validator checks it right after).
     #[inline(always)]
     pub fn op(&mut self, offset: usize, op: &Operator<'_>) {
         if let Some((offset, halt)) = self.pending_loop.take() {
-            self.facts.push(if halt && matches!(op, Operator::Unreachable) {
-                BodyFact::HaltLoop { offset }
-            } else {
-                BodyFact::InescapableLoop { offset }
-            });
+            self.facts
+                .push(if halt && matches!(op, Operator::Unreachable) {
+                    BodyFact::HaltLoop { offset }
+                } else {
+                    BodyFact::InescapableLoop { offset }
+                });
         }
         if let Some(grow) = self.pending_grow_in_loop.take()
             && matches!(op, Operator::Drop)
         {
-            self.facts.push(BodyFact::GrowInLoopDropped { offset: grow });
+            self.facts
+                .push(BodyFact::GrowInLoopDropped { offset: grow });
         }
         let mut prev = Prev::Other;
         match *op {

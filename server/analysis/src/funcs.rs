@@ -4,8 +4,8 @@
 //! the first error in module order is the one reported.
 
 use wasmparser::{
-    CompositeInnerType, FuncToValidate, FuncValidatorAllocations, FunctionBody,
-    ValidatorResources, WasmModuleResources,
+    CompositeInnerType, FuncToValidate, FuncValidatorAllocations, FunctionBody, ValidatorResources,
+    WasmModuleResources,
 };
 
 use crate::InvalidModule;
@@ -34,9 +34,17 @@ struct Worker {
 }
 
 impl Worker {
-    fn check(&mut self, func: FuncToValidate<ValidatorResources>, body: &FunctionBody<'_>) -> Result<Outcome, InvalidModule> {
+    fn check(
+        &mut self,
+        func: FuncToValidate<ValidatorResources>,
+        body: &FunctionBody<'_>,
+    ) -> Result<Outcome, InvalidModule> {
         let index = func.index;
-        let params = match func.resources.sub_type_at(func.ty).map(|t| &t.composite_type.inner) {
+        let params = match func
+            .resources
+            .sub_type_at(func.ty)
+            .map(|t| &t.composite_type.inner)
+        {
             Some(CompositeInnerType::Func(f)) => u32::try_from(f.params().len()).unwrap_or(0),
             _ => 0,
         };
@@ -47,7 +55,11 @@ impl Worker {
         self.scan.reset(index, params, reader.original_position());
         while !reader.eof() {
             let offset = reader.original_position();
-            let mut tee = Tee { inner: fv.visitor(offset), scan: &mut self.scan, offset };
+            let mut tee = Tee {
+                inner: fv.visitor(offset),
+                scan: &mut self.scan,
+                offset,
+            };
             reader.visit_operator(&mut tee)??;
         }
         reader.finish_expression(&fv.visitor(reader.original_position()))?;
@@ -62,7 +74,10 @@ impl Worker {
     }
 
     fn check_all(&mut self, chunk: Vec<Pending<'_>>) -> Result<Vec<Outcome>, InvalidModule> {
-        chunk.into_iter().map(|(func, body)| self.check(func, &body)).collect()
+        chunk
+            .into_iter()
+            .map(|(func, body)| self.check(func, &body))
+            .collect()
     }
 }
 
@@ -70,7 +85,10 @@ impl Worker {
 pub fn check(pending: Vec<Pending<'_>>, max_threads: usize) -> Result<Vec<Outcome>, InvalidModule> {
     let total: usize = pending.iter().map(|(_, b)| b.range().len()).sum();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(max_threads).min(total / MIN_BYTES_PER_THREAD).max(1);
+    let threads = cores
+        .min(max_threads)
+        .min(total / MIN_BYTES_PER_THREAD)
+        .max(1);
     if threads == 1 {
         return Worker::default().check_all(pending);
     }
@@ -84,7 +102,10 @@ pub fn check(pending: Vec<Pending<'_>>, max_threads: usize) -> Result<Vec<Outcom
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(InvalidModule { message: "the analysis of a function panicked".into(), offset: None })
+                    Err(InvalidModule {
+                        message: "the analysis of a function panicked".into(),
+                        offset: None,
+                    })
                 })
             })
             .collect()
@@ -102,7 +123,8 @@ fn split(pending: Vec<Pending<'_>>, target: usize) -> Vec<Vec<Pending<'_>>> {
     let mut size = 0;
     for item in pending {
         let len = item.1.range().len();
-        if size >= target && let Some(last) = chunks.last()
+        if size >= target
+            && let Some(last) = chunks.last()
             && !last.is_empty()
         {
             chunks.push(Vec::new());

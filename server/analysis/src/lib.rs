@@ -13,11 +13,9 @@ mod rules;
 mod scan;
 mod tee;
 
-pub use policy::{Limits, Policy, Rule, RuleSetting, Severity, matches_pattern};
-pub use report::{
-    Finding, Location, ModuleKind, Report, RuleId, Verdict, risk_score, verdict,
-};
 pub use funcs::MAX_THREADS;
+pub use policy::{Limits, Policy, Rule, RuleSetting, Severity, matches_pattern};
+pub use report::{Finding, Location, ModuleKind, Report, RuleId, Verdict, risk_score, verdict};
 pub use rules::{EMPTY_BODY_MIN_FUNCTIONS, EMPTY_BODY_PERCENT};
 
 use wasmparser::WasmFeatures;
@@ -61,7 +59,11 @@ pub fn analyze_with_threads(
     max_threads: usize,
 ) -> Result<Report, InvalidModule> {
     let size_bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    let scanned = scan::run(bytes, rules::Findings::new(policy, size_bytes), max_threads.max(1))?;
+    let scanned = scan::run(
+        bytes,
+        rules::Findings::new(policy, size_bytes),
+        max_threads.max(1),
+    )?;
     let risk_score = risk_score(&scanned.findings);
     Ok(Report {
         kind: scanned.kind,

@@ -85,7 +85,11 @@ impl Default for Policy {
     /// The spec's values: static_analysis.yml rules and quarantine thresholds, sandbox.yml
     /// limits (100 MB memory, 1000 table elements, 100 globals), ids.yml's 50 MB.
     fn default() -> Self {
-        let setting = |rule, severity| RuleSetting { rule, severity, enabled: true };
+        let setting = |rule, severity| RuleSetting {
+            rule,
+            severity,
+            enabled: true,
+        };
         Policy {
             rules: vec![
                 setting(Rule::DetectInfiniteLoops, Severity::High),
@@ -95,7 +99,11 @@ impl Default for Policy {
             ],
             allowed_imports: vec!["env.memory".into(), "env.table".into()],
             blocked_imports: vec!["env.exit".into(), "env.abort".into()],
-            limits: Limits { max_memory_bytes: 100 * MIB, max_table_size: 1000, max_globals: 100 },
+            limits: Limits {
+                max_memory_bytes: 100 * MIB,
+                max_table_size: 1000,
+                max_globals: 100,
+            },
             high_risk_threshold: 8,
             medium_risk_threshold: 5,
             max_module_bytes: 50 * MIB,
@@ -133,7 +141,10 @@ mod tests {
 
     #[test]
     fn a_wildcard_matches_any_name_of_its_module() {
-        assert!(matches_pattern("wasi_snapshot_preview1.*", "wasi_snapshot_preview1.fd_write"));
+        assert!(matches_pattern(
+            "wasi_snapshot_preview1.*",
+            "wasi_snapshot_preview1.fd_write"
+        ));
         assert!(!matches_pattern("wasi_snapshot_preview1.*", "env.fd_write"));
         assert!(matches_pattern("*.abort", "env.abort"));
         assert!(matches_pattern("env.*_exit", "env.proc_exit"));
@@ -150,7 +161,10 @@ mod tests {
     #[test]
     fn the_default_policy_has_the_spec_values() {
         let p = Policy::default();
-        assert_eq!(p.setting(Rule::DetectMemoryLeaks).map(|s| s.severity), Some(Severity::Medium));
+        assert_eq!(
+            p.setting(Rule::DetectMemoryLeaks).map(|s| s.severity),
+            Some(Severity::Medium)
+        );
         assert_eq!((p.high_risk_threshold, p.medium_risk_threshold), (8, 5));
         assert_eq!(p.max_module_bytes, 50 * 1024 * 1024);
     }

@@ -20,9 +20,26 @@ pub const EMPTY_BODY_PERCENT: u64 = 90;
 const TERMINATORS: &[&str] = &["exit", "abort", "proc_exit", "exit_group"];
 /// Import names (after leading underscores are stripped) that start another process.
 const SPAWNERS: &[&str] = &[
-    "spawn", "posix_spawn", "posix_spawnp", "proc_spawn", "process_spawn", "fork", "vfork",
-    "execve", "execv", "execvp", "execvpe", "execl", "execlp", "system", "popen",
-    "createprocess", "createprocessa", "createprocessw", "winexec", "shellexecute",
+    "spawn",
+    "posix_spawn",
+    "posix_spawnp",
+    "proc_spawn",
+    "process_spawn",
+    "fork",
+    "vfork",
+    "execve",
+    "execv",
+    "execvp",
+    "execvpe",
+    "execl",
+    "execlp",
+    "system",
+    "popen",
+    "createprocess",
+    "createprocessa",
+    "createprocessw",
+    "winexec",
+    "shellexecute",
 ];
 
 /// Facts about one core module (top-level or nested in a component).
@@ -49,7 +66,10 @@ pub struct ModuleFacts {
 
 impl ModuleFacts {
     pub fn new(first_finding: usize) -> Self {
-        ModuleFacts { first_finding, ..Self::default() }
+        ModuleFacts {
+            first_finding,
+            ..Self::default()
+        }
     }
 
     pub fn note_import_name(&mut self, name: &str) {
@@ -67,16 +87,27 @@ pub struct Findings<'p> {
 }
 
 fn at(offset: usize) -> Location {
-    Location { offset: Some(offset), ..Location::default() }
+    Location {
+        offset: Some(offset),
+        ..Location::default()
+    }
 }
 
 fn in_func(function: u32, offset: usize) -> Location {
-    Location { function: Some(function), offset: Some(offset), function_name: None }
+    Location {
+        function: Some(function),
+        offset: Some(offset),
+        function_name: None,
+    }
 }
 
 impl<'p> Findings<'p> {
     pub fn new(policy: &'p Policy, size: u64) -> Self {
-        let mut this = Findings { policy, list: Vec::new(), suspicious: false };
+        let mut this = Findings {
+            policy,
+            list: Vec::new(),
+            suspicious: false,
+        };
         if size > policy.max_module_bytes {
             this.suspicious(
                 format!(
@@ -100,28 +131,48 @@ impl<'p> Findings<'p> {
     }
 
     fn push(&mut self, rule: RuleId, severity: Severity, message: String, location: Location) {
-        self.list.push(Finding { rule, severity, message, location });
+        self.list.push(Finding {
+            rule,
+            severity,
+            message,
+            location,
+        });
     }
 
     fn suspicious(&mut self, message: String, location: Location) {
         self.suspicious = true;
-        self.push(RuleId::SuspiciousModuleUpload, Severity::Critical, message, location);
+        self.push(
+            RuleId::SuspiciousModuleUpload,
+            Severity::Critical,
+            message,
+            location,
+        );
     }
 
     /// check_import_restrictions. A blocked import is at least high, whatever the rule's
     /// severity; an import in neither list gets the rule's severity (medium in the spec).
     pub fn import(&mut self, name: &str, offset: usize) {
-        let Some(severity) = self.severity(Rule::CheckImportRestrictions) else { return };
+        let Some(severity) = self.severity(Rule::CheckImportRestrictions) else {
+            return;
+        };
         let rule = RuleId::CheckImportRestrictions;
         let policy = self.policy;
-        if let Some(p) = policy.blocked_imports.iter().find(|p| matches_pattern(p, name)) {
+        if let Some(p) = policy
+            .blocked_imports
+            .iter()
+            .find(|p| matches_pattern(p, name))
+        {
             let message = format!(
                 "Import `{name}` is blocked by the pattern `{p}` in blocked_imports: rebuild the \
                  module without it, or ask an administrator to remove the pattern if the module \
                  really needs it."
             );
             self.push(rule, severity.max(Severity::High), message, at(offset));
-        } else if !policy.allowed_imports.iter().any(|p| matches_pattern(p, name)) {
+        } else if !policy
+            .allowed_imports
+            .iter()
+            .any(|p| matches_pattern(p, name))
+        {
             let message = format!(
                 "Import `{name}` is in neither allowed_imports nor blocked_imports: if the module \
                  needs it, an administrator can add it (or a pattern such as `{}.*`) to \
@@ -138,7 +189,9 @@ impl<'p> Findings<'p> {
     pub fn memory(&mut self, m: &mut ModuleFacts, ty: &MemoryType, offset: usize) {
         let index = m.memories;
         m.memories += 1;
-        let Some(severity) = self.severity(Rule::DetectUnsafeOperations) else { return };
+        let Some(severity) = self.severity(Rule::DetectUnsafeOperations) else {
+            return;
+        };
         let limit = self.policy.limits.max_memory_bytes;
         let page = 1u128 << ty.page_size_log2.unwrap_or(16).min(64);
         let min = u128::from(ty.initial) * page;
@@ -166,7 +219,9 @@ impl<'p> Findings<'p> {
     pub fn table(&mut self, m: &mut ModuleFacts, ty: &TableType, offset: usize) {
         let index = m.tables;
         m.tables += 1;
-        let Some(severity) = self.severity(Rule::DetectUnsafeOperations) else { return };
+        let Some(severity) = self.severity(Rule::DetectUnsafeOperations) else {
+            return;
+        };
         let limit = self.policy.limits.max_table_size;
         let rule = RuleId::DetectUnsafeOperations;
         if ty.initial > limit {
@@ -193,14 +248,21 @@ impl<'p> Findings<'p> {
         for fact in facts {
             match *fact {
                 BodyFact::InescapableLoop { offset } => {
-                    let Some(sev) = self.severity(Rule::DetectInfiniteLoops) else { continue };
+                    let Some(sev) = self.severity(Rule::DetectInfiniteLoops) else {
+                        continue;
+                    };
                     let message = format!(
                         "The loop at offset {offset:#x} in {FUNC} has no branch, return or trap \
                          that leaves it, so once entered it runs until the execution time limit \
                          stops it: add an exit condition (a `br_if` to an enclosing block, or a \
                          return)."
                     );
-                    self.push(RuleId::DetectInfiniteLoops, sev, message, in_func(func, offset));
+                    self.push(
+                        RuleId::DetectInfiniteLoops,
+                        sev,
+                        message,
+                        in_func(func, offset),
+                    );
                 }
                 BodyFact::HaltLoop { offset } => {
                     if self.severity(Rule::DetectInfiniteLoops).is_none() {
@@ -217,16 +279,29 @@ impl<'p> Findings<'p> {
                     self.push(RuleId::DetectInfiniteLoops, Severity::Low, message, loc);
                 }
                 BodyFact::UnboundedRecursion { offset } => {
-                    let Some(sev) = self.severity(Rule::DetectInfiniteLoops) else { continue };
+                    let Some(sev) = self.severity(Rule::DetectInfiniteLoops) else {
+                        continue;
+                    };
                     let message = format!(
                         "{FUNC} calls itself on every path and has no path that returns without \
                          calling itself again, so it recurses until the stack limit traps: add \
                          a base case that returns."
                     );
-                    self.push(RuleId::DetectInfiniteLoops, sev, message, in_func(func, offset));
+                    self.push(
+                        RuleId::DetectInfiniteLoops,
+                        sev,
+                        message,
+                        in_func(func, offset),
+                    );
                 }
-                BodyFact::GrowFromInput { offset, table, source } => {
-                    let Some(sev) = self.severity(Rule::DetectUnsafeOperations) else { continue };
+                BodyFact::GrowFromInput {
+                    offset,
+                    table,
+                    source,
+                } => {
+                    let Some(sev) = self.severity(Rule::DetectUnsafeOperations) else {
+                        continue;
+                    };
                     // Only the host can pick an exported function's inputs directly; inside the
                     // module, callers (allocators, Go's stack-passed arguments) usually bound it.
                     let (sev, who) = if exported {
@@ -234,7 +309,11 @@ impl<'p> Findings<'p> {
                     } else {
                         (sev.min(Severity::Medium), "the module's callers pass in")
                     };
-                    let (what, op) = if table { ("table", "table.grow") } else { ("memory", "memory.grow") };
+                    let (what, op) = if table {
+                        ("table", "table.grow")
+                    } else {
+                        ("memory", "memory.grow")
+                    };
                     let from = match source {
                         Source::Param(i) => format!("its parameter {i}"),
                         Source::Load => "a value loaded from memory".to_string(),
@@ -244,17 +323,29 @@ impl<'p> Findings<'p> {
                          before it, so whatever {who} decides how much the {what} grows (up to \
                          the sandbox limit): clamp the requested size before growing."
                     );
-                    self.push(RuleId::DetectUnsafeOperations, sev, message, in_func(func, offset));
+                    self.push(
+                        RuleId::DetectUnsafeOperations,
+                        sev,
+                        message,
+                        in_func(func, offset),
+                    );
                 }
                 BodyFact::GrowInLoopDropped { offset } => {
-                    let Some(sev) = self.severity(Rule::DetectMemoryLeaks) else { continue };
+                    let Some(sev) = self.severity(Rule::DetectMemoryLeaks) else {
+                        continue;
+                    };
                     let message = format!(
                         "{FUNC} grows memory inside a loop and drops the result of `memory.grow` \
                          (the address of the new pages), so nothing can use the pages it adds: \
                          each iteration leaks memory. Keep the returned address and reuse the \
                          region, or grow once outside the loop."
                     );
-                    self.push(RuleId::DetectMemoryLeaks, sev, message, in_func(func, offset));
+                    self.push(
+                        RuleId::DetectMemoryLeaks,
+                        sev,
+                        message,
+                        in_func(func, offset),
+                    );
                 }
             }
         }
@@ -271,7 +362,12 @@ impl<'p> Findings<'p> {
              instantiated, before any export is called: check that it only initialises \
              state, or export it (e.g. as `_initialize`) so the host calls it explicitly."
         );
-        self.push(RuleId::DetectUnsafeOperations, Severity::Low, message, in_func(func, offset));
+        self.push(
+            RuleId::DetectUnsafeOperations,
+            Severity::Low,
+            message,
+            in_func(func, offset),
+        );
     }
 
     /// Checks made once a core module is complete: globals, the start function and the
@@ -286,7 +382,12 @@ impl<'p> Findings<'p> {
                      ask for a higher limit.",
                     m.globals
                 );
-                self.push(RuleId::DetectUnsafeOperations, severity, message, at(m.globals_offset.unwrap_or(end)));
+                self.push(
+                    RuleId::DetectUnsafeOperations,
+                    severity,
+                    message,
+                    at(m.globals_offset.unwrap_or(end)),
+                );
             }
         }
         self.patterns(m);
@@ -309,7 +410,10 @@ impl<'p> Findings<'p> {
                  instantiating the module consumes memory: it is quarantined; move the growth \
                  out of the start function and bound it."
             );
-            let location = Location { function_name: m.start_name.clone(), ..in_func(func, offset) };
+            let location = Location {
+                function_name: m.start_name.clone(),
+                ..in_func(func, offset)
+            };
             self.suspicious(message, location);
         }
         if let Some(offset) = m.embedded_wasm {
@@ -351,7 +455,11 @@ impl<'p> Findings<'p> {
             return;
         }
         for naming in map.into_iter().flatten() {
-            for &i in wanted.get(&naming.index).map(Vec::as_slice).unwrap_or_default() {
+            for &i in wanted
+                .get(&naming.index)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 if let Some(f) = self.list.get_mut(i) {
                     f.location.function_name = Some(naming.name.to_string());
                 }

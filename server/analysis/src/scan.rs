@@ -105,7 +105,9 @@ impl<'a> Pass<'a, '_> {
                     if top {
                         self.out.import(&name, offset);
                     }
-                    let Some(Ctx::Core(m)) = self.stack.last_mut() else { continue };
+                    let Some(Ctx::Core(m)) = self.stack.last_mut() else {
+                        continue;
+                    };
                     m.note_import_name(import.name);
                     match import.ty {
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => m.imported_funcs += 1,
@@ -177,7 +179,9 @@ impl<'a> Pass<'a, '_> {
                 if let KnownCustom::Name(names) = reader.as_known() {
                     for name in names {
                         // A malformed name section is not a validation error; ignore it.
-                        let Ok(Name::Function(map)) = name else { continue };
+                        let Ok(Name::Function(map)) = name else {
+                            continue;
+                        };
                         if let Some(Ctx::Core(m)) = self.stack.last_mut() {
                             self.out.name_functions(m, map);
                         }
@@ -213,7 +217,9 @@ impl<'a> Pass<'a, '_> {
             return Ok(());
         }
         let outcomes = crate::funcs::check(std::mem::take(&mut self.pending), self.threads)?;
-        let Some(Ctx::Core(m)) = self.stack.last_mut() else { return Ok(()) };
+        let Some(Ctx::Core(m)) = self.stack.last_mut() else {
+            return Ok(());
+        };
         for o in outcomes {
             m.defined_funcs += 1;
             m.empty_bodies += u32::from(o.empty);
@@ -231,6 +237,9 @@ impl<'a> Pass<'a, '_> {
 
 impl From<wasmparser::BinaryReaderError> for InvalidModule {
     fn from(e: wasmparser::BinaryReaderError) -> Self {
-        InvalidModule { message: e.message().to_string(), offset: Some(e.offset()) }
+        InvalidModule {
+            message: e.message().to_string(),
+            offset: Some(e.offset()),
+        }
     }
 }

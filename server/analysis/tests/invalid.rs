@@ -26,8 +26,9 @@ fn garbage_is_refused_for_its_magic_number() {
 
 #[test]
 fn a_valid_module_cut_short_is_refused_as_truncated() {
-    let bytes = wat::parse_str(r#"(module (memory 1) (func (export "f") (result i32) (i32.const 7)))"#)
-        .unwrap_or_default();
+    let bytes =
+        wat::parse_str(r#"(module (memory 1) (func (export "f") (result i32) (i32.const 7)))"#)
+            .unwrap_or_default();
     assert!(analyze(&bytes, &Policy::default()).is_ok());
     let cut = bytes.len() - 3;
     let e = refuse(&bytes[..cut]);
@@ -55,8 +56,14 @@ fn a_proposal_wasmtime_leaves_off_by_default_is_refused() {
 
 #[test]
 fn the_error_message_names_reason_and_offset() {
-    let e = InvalidModule { message: "type mismatch".into(), offset: Some(0x2a) };
-    assert_eq!(e.to_string(), "invalid WebAssembly: type mismatch (at byte offset 0x2a)");
+    let e = InvalidModule {
+        message: "type mismatch".into(),
+        offset: Some(0x2a),
+    };
+    assert_eq!(
+        e.to_string(),
+        "invalid WebAssembly: type mismatch (at byte offset 0x2a)"
+    );
 }
 
 #[test]
@@ -76,7 +83,9 @@ fn simd_tail_calls_and_exceptions_that_wasmtime_enables_are_accepted() {
 
 #[test]
 fn an_invalid_simd_instruction_is_refused() {
-    let bytes = wat::parse_str("(module (func (result i64) (i32x4.extract_lane 1 (v128.const i32x4 1 2 3 4))))")
-        .unwrap_or_default();
+    let bytes = wat::parse_str(
+        "(module (func (result i64) (i32x4.extract_lane 1 (v128.const i32x4 1 2 3 4))))",
+    )
+    .unwrap_or_default();
     assert!(refuse(&bytes).message.contains("type mismatch"));
 }

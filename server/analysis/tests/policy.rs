@@ -19,7 +19,12 @@ fn set(policy: &mut Policy, rule: Rule, severity: Severity, enabled: bool) {
 #[test]
 fn a_disabled_rule_produces_no_findings() {
     let mut policy = Policy::default();
-    set(&mut policy, Rule::DetectInfiniteLoops, Severity::High, false);
+    set(
+        &mut policy,
+        Rule::DetectInfiniteLoops,
+        Severity::High,
+        false,
+    );
     let report = analyze(&wasm(SPIN), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.findings.is_empty(), "{:?}", report.findings);
     assert_eq!((report.risk_score, report.verdict), (0, Verdict::Active));
@@ -28,7 +33,9 @@ fn a_disabled_rule_produces_no_findings() {
 #[test]
 fn a_rule_missing_from_the_policy_is_off() {
     let mut policy = Policy::default();
-    policy.rules.retain(|s| s.rule != Rule::CheckImportRestrictions);
+    policy
+        .rules
+        .retain(|s| s.rule != Rule::CheckImportRestrictions);
     let report = analyze(&wasm(WASI), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.findings.is_empty());
 }
@@ -36,7 +43,12 @@ fn a_rule_missing_from_the_policy_is_off() {
 #[test]
 fn a_rule_takes_its_severity_from_the_policy() {
     let mut policy = Policy::default();
-    set(&mut policy, Rule::DetectInfiniteLoops, Severity::Critical, true);
+    set(
+        &mut policy,
+        Rule::DetectInfiniteLoops,
+        Severity::Critical,
+        true,
+    );
     let report = analyze(&wasm(SPIN), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.findings[0].severity, Severity::Critical);
     assert_eq!(report.risk_score, 10);
@@ -45,7 +57,12 @@ fn a_rule_takes_its_severity_from_the_policy() {
 #[test]
 fn a_blocked_import_stays_high_even_when_the_rule_is_low() {
     let mut policy = Policy::default();
-    set(&mut policy, Rule::CheckImportRestrictions, Severity::Low, true);
+    set(
+        &mut policy,
+        Rule::CheckImportRestrictions,
+        Severity::Low,
+        true,
+    );
     let report = analyze(&wasm(r#"(module (import "env" "abort" (func)))"#), &policy)
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.findings[0].severity, Severity::High);
@@ -54,7 +71,9 @@ fn a_blocked_import_stays_high_even_when_the_rule_is_low() {
 #[test]
 fn a_wildcard_pattern_allows_a_whole_import_module() {
     let mut policy = Policy::default();
-    policy.allowed_imports.push("wasi_snapshot_preview1.*".into());
+    policy
+        .allowed_imports
+        .push("wasi_snapshot_preview1.*".into());
     let report = analyze(&wasm(WASI), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.findings.is_empty(), "{:?}", report.findings);
 }
@@ -62,7 +81,9 @@ fn a_wildcard_pattern_allows_a_whole_import_module() {
 #[test]
 fn a_blocked_pattern_wins_over_an_allowed_one() {
     let mut policy = Policy::default();
-    policy.allowed_imports.push("wasi_snapshot_preview1.*".into());
+    policy
+        .allowed_imports
+        .push("wasi_snapshot_preview1.*".into());
     policy.blocked_imports.push("*.fd_write".into());
     let report = analyze(&wasm(WASI), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report.findings[0].rule, RuleId::CheckImportRestrictions);
@@ -72,7 +93,10 @@ fn a_blocked_pattern_wins_over_an_allowed_one() {
 
 #[test]
 fn thresholds_come_from_the_policy() {
-    let mut policy = Policy { medium_risk_threshold: 6, ..Policy::default() };
+    let mut policy = Policy {
+        medium_risk_threshold: 6,
+        ..Policy::default()
+    };
     let report = analyze(&wasm(WASI), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((report.risk_score, report.verdict), (5, Verdict::Active));
     policy.high_risk_threshold = 5;
@@ -95,12 +119,18 @@ fn limits_come_from_the_policy() {
 
 #[test]
 fn a_module_over_the_size_limit_is_suspicious_and_quarantined() {
-    let policy = Policy { max_module_bytes: 10, ..Policy::default() };
+    let policy = Policy {
+        max_module_bytes: 10,
+        ..Policy::default()
+    };
     let report = analyze(&wasm("(module (memory 1))"), &policy).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.suspicious);
     assert_eq!(report.findings[0].rule, RuleId::SuspiciousModuleUpload);
     assert!(report.findings[0].message.contains("over the 10 bytes"));
-    assert_eq!((report.risk_score, report.verdict), (10, Verdict::Quarantined));
+    assert_eq!(
+        (report.risk_score, report.verdict),
+        (10, Verdict::Quarantined)
+    );
 }
 
 #[test]
@@ -108,7 +138,11 @@ fn thousands_of_empty_functions_are_a_suspicious_padding_pattern() {
     let padded = format!("(module {})", "(func)".repeat(10_000));
     let report = analyze(&wasm(&padded), &Policy::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(report.suspicious);
-    assert!(report.findings[0].message.contains("10000 of the module's 10000 functions"));
+    assert!(
+        report.findings[0]
+            .message
+            .contains("10000 of the module's 10000 functions")
+    );
     let fewer = format!("(module {})", "(func)".repeat(9_999));
     let report = analyze(&wasm(&fewer), &Policy::default()).unwrap_or_else(|e| panic!("{e}"));
     assert!(!report.suspicious);

@@ -6,15 +6,20 @@ use std::path::Path;
 use analysis::{Policy, Report, Severity, Verdict, analyze};
 
 fn analyse(file: &str) -> Report {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/thirdparty").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/thirdparty")
+        .join(file);
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
     analyze(&bytes, &Policy::default()).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 fn assert_not_flagged(file: &str) -> Report {
     let report = analyse(file);
-    let serious: Vec<_> =
-        report.findings.iter().filter(|f| f.severity >= Severity::High).collect();
+    let serious: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity >= Severity::High)
+        .collect();
     assert!(serious.is_empty(), "{file}: {serious:#?}");
     assert_ne!(report.verdict, Verdict::Quarantined, "{file}");
     assert!(!report.suspicious, "{file}");
@@ -26,7 +31,12 @@ fn assert_not_flagged(file: &str) -> Report {
 fn lz4_wasm_built_with_rust_is_not_flagged() {
     let report = assert_not_flagged("lz4_wasm_bg.wasm");
     // Its `loop {}` for an impossible path is reported, but only as the low halt idiom.
-    assert!(report.findings.iter().any(|f| f.message.contains("halt idiom")));
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.message.contains("halt idiom"))
+    );
 }
 
 #[test]
@@ -62,5 +72,10 @@ fn unlisted_imports_of_real_modules_put_them_in_review_not_quarantine() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/thirdparty/squoosh_png_bg.wasm");
     let bytes = std::fs::read(path).unwrap_or_default();
     let report = analyze(&bytes, &policy).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((report.risk_score, report.verdict), (0, Verdict::Active), "{:#?}", report.findings);
+    assert_eq!(
+        (report.risk_score, report.verdict),
+        (0, Verdict::Active),
+        "{:#?}",
+        report.findings
+    );
 }
