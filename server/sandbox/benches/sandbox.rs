@@ -80,6 +80,11 @@ fn main() {
     println!("instantiate+call trivial export: plain wasmtime {plain:?}, sandbox {through_sandbox:?}, ratio {:.2}x",
         through_sandbox.as_secs_f64() / plain.as_secs_f64());
 
+    let wasi_ctx = measure(11, 2000, || {
+        black_box(wasmtime_wasi::WasiCtxBuilder::new().build_p1());
+    });
+    println!("of which building an empty WASI preview 1 context: {wasi_ctx:?}");
+
     let loopy = Module::new(&engine, LOOPY).unwrap();
     let instrumented_bytes = sandbox::instrument(LOOPY.as_bytes(), &limits).unwrap();
     let instrumented = Module::new(&engine, &instrumented_bytes).unwrap();

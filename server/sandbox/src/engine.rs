@@ -40,6 +40,8 @@ pub enum PreparedFrom {
 #[derive(Clone)]
 pub struct Prepared {
     pub(crate) pre: InstancePre<State>,
+    /// No imports and no start function: instantiation runs no code and can skip the fiber.
+    pub(crate) sync_instantiate: bool,
     sha256: Arc<str>,
     from: PreparedFrom,
 }
@@ -187,11 +189,12 @@ impl Sandbox {
             Some(m) => (m, PreparedFrom::DiskCache),
             None => (self.compile(&bytes)?, PreparedFrom::Compiled),
         };
+        let sync_instantiate = !instrument::declarations(&bytes)?.imports_or_start;
         if from == PreparedFrom::Compiled {
             self.inner.disk.store(&key, &module);
         }
         let pre = self.link(&module)?;
-        let prepared = Prepared { pre, sha256: sha256.into(), from };
+        let prepared = Prepared { pre, sync_instantiate, sha256: sha256.into(), from };
         self.inner
             .prepared
             .lock()

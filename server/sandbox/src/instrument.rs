@@ -11,8 +11,12 @@
 //! - `reason` (i32): set just before the instrumentation traps with `unreachable`, so the host
 //!   tells its own traps from the module's.
 //!
-//! Each loop gets a fresh i64 local, zeroed just before the `loop` and incremented at the loop
-//! header (which runs once per iteration); more than `max_iterations` traps.
+//! Each loop gets an i64 local counting its iterations: incremented at the loop header (which
+//! runs once per iteration) and checked there against `max_iterations`, reset when the loop is
+//! entered. The run's total is kept off the hot path: a counter is added to the `iterations`
+//! global when its loop is re-entered (before the reset) and, for all loops of the function,
+//! at the function's exit (locals start at zero in each activation, so each iteration is added
+//! once). Runs that trap report no total.
 
 use std::collections::HashSet;
 
@@ -26,7 +30,7 @@ use wasmparser::{FunctionBody, Operator, Parser, Payload, TypeRef};
 use crate::error::PrepareError;
 
 /// Bumped whenever the instrumentation changes, so cached artifacts are not reused.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 pub(crate) const DEPTH_EXPORT: &str = "__sandbox_depth";
 pub(crate) const ITERATIONS_EXPORT: &str = "__sandbox_iterations";
 pub(crate) const REASON_EXPORT: &str = "__sandbox_reason";
@@ -49,6 +53,9 @@ pub(crate) struct Declarations {
     /// Sum of the initial sizes of the defined memories, in bytes.
     pub memory_initial_bytes: u64,
     pub exports: HashSet<String>,
+    /// Whether the module imports anything or has a start function (either needs the async
+    /// instantiation path).
+    pub imports_or_start: bool,
 }
 
 #[derive(Default)]
@@ -80,8 +87,10 @@ fn scan(bytes: &[u8]) -> Result<Scan, PrepareError> {
                     }
                 }
             }
+            Payload::StartSection { .. } => s.decl.imports_or_start = true,
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
+                    s.decl.imports_or_start = true;
                     if let TypeRef::Global(_) = import.map_err(invalid)?.ty {
                         s.imported_globals += 1;
                     }
@@ -361,9 +370,10 @@ impl Emitter {
                 loops += 1;
             }
         }
-        if loops > 0 && self.policy.max_iterations.is_some() {
+        if loops > 0 {
             locals.push((loops, ValType::I64));
         }
+        let counters = first_counter..first_counter + loops;
         let wrapper = self.wrapper_block(&results)?;
         let mut f = Function::new(locals);
         self.enter(&mut f);
@@ -382,15 +392,15 @@ impl Emitter {
                     open += 1;
                     let counter = next_loop;
                     next_loop += 1;
-                    if self.policy.max_iterations.is_some() {
-                        f.instruction(&Instruction::I64Const(0));
-                        f.instruction(&Instruction::LocalSet(counter));
-                    }
+                    self.flush(&mut f, counter..counter + 1);
+                    f.instruction(&Instruction::I64Const(0));
+                    f.instruction(&Instruction::LocalSet(counter));
                     f.instruction(&self.re.instruction(op).map_err(compile_err)?);
                     self.loop_header(&mut f, counter);
                 }
                 Operator::End if open == 0 => {
                     f.instruction(&Instruction::End);
+                    self.flush(&mut f, counters.clone());
                     self.leave(&mut f);
                     f.instruction(&Instruction::End);
                 }
@@ -404,6 +414,7 @@ impl Emitter {
                 Operator::ReturnCall { .. }
                 | Operator::ReturnCallIndirect { .. }
                 | Operator::ReturnCallRef { .. } => {
+                    self.flush(&mut f, counters.clone());
                     self.leave(&mut f);
                     f.instruction(&self.re.instruction(op).map_err(compile_err)?);
                 }
@@ -446,19 +457,30 @@ impl Emitter {
         f.instruction(&Instruction::GlobalSet(self.depth));
     }
 
-    fn loop_header(&self, f: &mut Function, counter: u32) {
-        if let Some(max) = self.policy.max_iterations {
-            f.instruction(&Instruction::LocalGet(counter));
-            f.instruction(&Instruction::I64Const(1));
+    /// Adds the loop counters in `locals` to the run's total.
+    fn flush(&self, f: &mut Function, locals: std::ops::Range<u32>) {
+        if locals.is_empty() {
+            return;
+        }
+        f.instruction(&Instruction::GlobalGet(self.iterations));
+        for local in locals {
+            f.instruction(&Instruction::LocalGet(local));
             f.instruction(&Instruction::I64Add);
+        }
+        f.instruction(&Instruction::GlobalSet(self.iterations));
+    }
+
+    fn loop_header(&self, f: &mut Function, counter: u32) {
+        f.instruction(&Instruction::LocalGet(counter));
+        f.instruction(&Instruction::I64Const(1));
+        f.instruction(&Instruction::I64Add);
+        if let Some(max) = self.policy.max_iterations {
             f.instruction(&Instruction::LocalTee(counter));
             f.instruction(&Instruction::I64Const(i64::from_ne_bytes(max.to_ne_bytes())));
             f.instruction(&Instruction::I64GtU);
             self.trap_with(f, REASON_ITERATIONS);
+        } else {
+            f.instruction(&Instruction::LocalSet(counter));
         }
-        f.instruction(&Instruction::GlobalGet(self.iterations));
-        f.instruction(&Instruction::I64Const(1));
-        f.instruction(&Instruction::I64Add);
-        f.instruction(&Instruction::GlobalSet(self.iterations));
     }
 }

@@ -180,7 +180,11 @@ async fn execute(
     invocation: &Invocation,
     slot: &mut Option<Instance>,
 ) -> wasmtime::Result<Done> {
-    let instance = prepared.pre.instantiate_async(&mut *store).await?;
+    let instance = if prepared.sync_instantiate {
+        prepared.pre.instantiate(&mut *store)?
+    } else {
+        prepared.pre.instantiate_async(&mut *store).await?
+    };
     *slot = Some(instance);
     match invocation {
         Invocation::Call { function, args } => {

@@ -174,3 +174,20 @@ async fn the_cache_directory_is_private_to_its_owner() {
     let mode = std::fs::metadata(f.cache.path().join("cache")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[tokio::test]
+async fn the_report_counts_every_loop_iteration_of_the_run() {
+    // inner(20) is entered 10 times by outer's loop: 10 + 10 * 20 iterations, plus a second
+    // call of inner(5) from the export itself.
+    let wat = r#"(module
+      (func $inner (param $n i32) (local $i i32)
+        (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+      (func (export "outer") (local $j i32)
+        (loop $l (call $inner (i32.const 20))
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br_if $l (i32.lt_u (local.get $j) (i32.const 10))))
+        (call $inner (i32.const 5))))"#;
+    let r = fixture().call(wat, "outer", &[]).await.unwrap();
+    assert_eq!(r.iterations, 10 + 10 * 20 + 5);
+}
