@@ -40,7 +40,8 @@ pub enum PreparedFrom {
 #[derive(Clone)]
 pub struct Prepared {
     pub(crate) pre: InstancePre<State>,
-    /// No imports and no start function: instantiation runs no code and can skip the fiber.
+    /// No imports: instantiation runs no code (the start function is called afterwards) and
+    /// can skip the fiber.
     pub(crate) sync_instantiate: bool,
     sha256: Arc<str>,
     from: PreparedFrom,
@@ -189,7 +190,7 @@ impl Sandbox {
             Some(m) => (m, PreparedFrom::DiskCache),
             None => (self.compile(&bytes)?, PreparedFrom::Compiled),
         };
-        let sync_instantiate = !instrument::declarations(&bytes)?.imports_or_start;
+        let sync_instantiate = !instrument::declarations(&bytes)?.imports;
         if from == PreparedFrom::Compiled {
             self.inner.disk.store(&key, &module);
         }

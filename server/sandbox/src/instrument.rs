@@ -23,17 +23,20 @@ use std::collections::HashSet;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder, utils};
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, CustomSection, DataCountSection, ExportKind, ExportSection,
-    Function, GlobalSection, GlobalType, Instruction, Module, StartSection, ValType,
+    Function, GlobalSection, GlobalType, Instruction, Module, ValType,
 };
 use wasmparser::{FunctionBody, Operator, Parser, Payload, TypeRef};
 
 use crate::error::PrepareError;
 
 /// Bumped whenever the instrumentation changes, so cached artifacts are not reused.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 pub(crate) const DEPTH_EXPORT: &str = "__sandbox_depth";
 pub(crate) const ITERATIONS_EXPORT: &str = "__sandbox_iterations";
 pub(crate) const REASON_EXPORT: &str = "__sandbox_reason";
+/// The module's start function, exported instead of run by instantiation, so the host calls
+/// it and can still read `reason` if it traps.
+pub(crate) const START_EXPORT: &str = "__sandbox_start";
 pub(crate) const REASON_ITERATIONS: i32 = 1;
 pub(crate) const REASON_DEPTH: i32 = 2;
 
@@ -53,9 +56,10 @@ pub(crate) struct Declarations {
     /// Sum of the initial sizes of the defined memories, in bytes.
     pub memory_initial_bytes: u64,
     pub exports: HashSet<String>,
-    /// Whether the module imports anything or has a start function (either needs the async
-    /// instantiation path).
-    pub imports_or_start: bool,
+    /// Whether the module imports anything (async host functions need async instantiation).
+    pub imports: bool,
+    /// The start function, if any.
+    pub start: Option<u32>,
 }
 
 #[derive(Default)]
@@ -87,10 +91,10 @@ fn scan(bytes: &[u8]) -> Result<Scan, PrepareError> {
                     }
                 }
             }
-            Payload::StartSection { .. } => s.decl.imports_or_start = true,
+            Payload::StartSection { func, .. } => s.decl.start = Some(func),
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
-                    s.decl.imports_or_start = true;
+                    s.decl.imports = true;
                     if let TypeRef::Global(_) = import.map_err(invalid)?.ty {
                         s.imported_globals += 1;
                     }
@@ -135,7 +139,7 @@ pub(crate) fn declarations(bytes: &[u8]) -> Result<Declarations, PrepareError> {
 /// Returns the instrumented module.
 pub(crate) fn instrument(bytes: &[u8], policy: Policy) -> Result<Vec<u8>, PrepareError> {
     let scan = scan(bytes)?;
-    for reserved in [DEPTH_EXPORT, ITERATIONS_EXPORT, REASON_EXPORT] {
+    for reserved in [DEPTH_EXPORT, ITERATIONS_EXPORT, REASON_EXPORT, START_EXPORT] {
         if scan.decl.exports.contains(reserved) {
             return Err(PrepareError::Invalid(format!("the export name `{reserved}` is reserved")));
         }
@@ -258,10 +262,7 @@ impl Emitter {
                     self.module.section(&s);
                     self.stage = Stage::Exports;
                 }
-                Payload::StartSection { func, .. } => {
-                    self.reach(Stage::Exports);
-                    self.module.section(&StartSection { function_index: func });
-                }
+                Payload::StartSection { .. } => self.reach(Stage::Exports),
                 Payload::ElementSection(r) => {
                     self.reach(Stage::Exports);
                     let mut s = wasm_encoder::ElementSection::new();
@@ -338,6 +339,9 @@ impl Emitter {
         s.export(DEPTH_EXPORT, ExportKind::Global, self.depth);
         s.export(ITERATIONS_EXPORT, ExportKind::Global, self.iterations);
         s.export(REASON_EXPORT, ExportKind::Global, self.reason);
+        if let Some(start) = self.scan.decl.start {
+            s.export(START_EXPORT, ExportKind::Func, start);
+        }
     }
 
     fn wrapper_block(&mut self, results: &[wasmparser::ValType]) -> Result<BlockType, PrepareError> {

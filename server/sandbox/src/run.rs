@@ -10,7 +10,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 
 use crate::engine::EPOCH_TICK;
 use crate::error::{SandboxError, Violation};
-use crate::instrument::{ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS};
+use crate::instrument::{
+    ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS, START_EXPORT,
+};
 use crate::limiter::Limiter;
 use crate::output::CappedOutput;
 use crate::wasi::{self, Denials, Io};
@@ -186,10 +188,14 @@ async fn execute(
         prepared.pre.instantiate_async(&mut *store).await?
     };
     *slot = Some(instance);
+    if let Some(start) = instance.get_func(&mut *store, START_EXPORT) {
+        start.call_async(&mut *store, &[], &mut []).await?;
+    }
     match invocation {
         Invocation::Call { function, args } => {
-            let func = instance
-                .get_func(&mut *store, function)
+            let func = Some(function)
+                .filter(|f| !f.starts_with("__sandbox_"))
+                .and_then(|f| instance.get_func(&mut *store, f))
                 .ok_or_else(|| invalid(format!("the module exports no function `{function}`")))?;
             let ty = func.ty(&*store);
             let params: Vec<ValType> = ty.params().collect();
