@@ -80,6 +80,21 @@ fn main() {
     println!("instantiate+call trivial export: plain wasmtime {plain:?}, sandbox {through_sandbox:?}, ratio {:.2}x",
         through_sandbox.as_secs_f64() / plain.as_secs_f64());
 
+    // Attribution: plain wasmtime with the sandbox's engine features (pooling, epochs) and an
+    // async call on a fiber, no WASI, no limiter, no timeout.
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true).allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+    let pooled = Engine::new(&config).unwrap();
+    let pooled_trivial = Module::new(&pooled, TRIVIAL).unwrap();
+    let pooled_linker = Linker::new(&pooled);
+    let async_plain = measure(11, 2000, || {
+        let mut store = Store::new(&pooled, ());
+        store.set_epoch_deadline(1_000_000);
+        let instance = pooled_linker.instantiate(&mut store, &pooled_trivial).unwrap();
+        let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+        black_box(rt.block_on(f.call_async(&mut store, ())).unwrap());
+    });
+    println!("of which plain wasmtime on a pooling+epoch engine with call_async via block_on: {async_plain:?}");
     let wasi_ctx = measure(11, 2000, || {
         black_box(wasmtime_wasi::WasiCtxBuilder::new().build_p1());
     });
