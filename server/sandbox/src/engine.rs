@@ -1,0 +1,262 @@
+//! The shared engine, preparation (validate, check, instrument, compile, cache) and the caches.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig,
+};
+
+use crate::cache::{self, DiskCache};
+use crate::error::PrepareError;
+use crate::instrument::{self, Policy};
+use crate::run::State;
+use crate::{Limits, SandboxOptions};
+
+pub(crate) const MAX_MEMORIES_PER_MODULE: u32 = 4;
+pub(crate) const MAX_TABLES_PER_MODULE: u32 = 4;
+/// How often the epoch advances; the granularity of the wall-clock deadline.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// wasmtime's native stack limit for wasm, the backstop behind the instrumented depth.
+const MAX_WASM_STACK: usize = 1024 * 1024;
+
+/// Where a [`Prepared`] module came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreparedFrom {
+    /// Instrumented and compiled now.
+    Compiled,
+    /// Loaded from the on-disk cache of precompiled code (no compilation).
+    DiskCache,
+    /// Already prepared by this sandbox.
+    Memory,
+}
+
+/// A module ready to run: instrumented, compiled and pre-linked.
+#[derive(Clone)]
+pub struct Prepared {
+    pub(crate) pre: InstancePre<State>,
+    /// No imports: instantiation runs no code (the start function is called afterwards) and
+    /// can skip the fiber.
+    pub(crate) sync_instantiate: bool,
+    sha256: Arc<str>,
+    from: PreparedFrom,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared").field("sha256", &self.sha256).field("from", &self.from).finish()
+    }
+}
+
+impl Prepared {
+    /// Hex sha256 of the original module bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Whether this preparation compiled, loaded from disk or hit the memory cache.
+    pub fn from(&self) -> PreparedFrom {
+        self.from
+    }
+}
+
+/// Stops the epoch ticker thread when the sandbox is dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name("sandbox-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(Self { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) engine: Engine,
+    pub(crate) limits: Limits,
+    linker: Linker<State>,
+    disk: DiskCache,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    _ticker: Ticker,
+}
+
+/// The execution engine. Cheap to clone; share one per process.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("limits", &self.inner.limits).finish_non_exhaustive()
+    }
+}
+
+fn engine_config(options: &SandboxOptions) -> wasmtime::Result<Config> {
+    let limits = &options.limits;
+    let instances = options.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_core_instances(instances)
+        .total_component_instances(instances)
+        .total_stacks(instances)
+        .total_memories(instances * MAX_MEMORIES_PER_MODULE)
+        .total_tables(instances * MAX_TABLES_PER_MODULE)
+        .max_memories_per_module(MAX_MEMORIES_PER_MODULE)
+        .max_tables_per_module(MAX_TABLES_PER_MODULE)
+        .max_memory_size(usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX))
+        .table_elements(limits.max_table_size as usize);
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        // Exceptions, threads (shared memory) and stack switching, whose control flow or
+        // sharing the instrumentation does not account for, stay off: this crate does not
+        // enable wasmtime's `gc`, `threads` or `stack-switching` features, so such modules fail
+        // validation.
+        .wasm_multi_memory(true);
+    Ok(config)
+}
+
+impl Sandbox {
+    /// Builds the engine (pooling allocator, epoch ticker), the WASI linker and the caches.
+    pub fn new(options: SandboxOptions) -> Result<Self, PrepareError> {
+        let err = |e: wasmtime::Error| PrepareError::Compile(format!("{e:#}"));
+        let engine = Engine::new(&engine_config(&options).map_err(err)?).map_err(err)?;
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)
+            .map_err(err)?;
+        let disk = DiskCache::open(&options.cache_dir)
+            .map_err(|e| PrepareError::Compile(format!("cache dir: {e}")))?;
+        let ticker = Ticker::start(engine.clone())
+            .map_err(|e| PrepareError::Compile(format!("epoch ticker: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                limits: options.limits,
+                linker,
+                disk,
+                prepared: Mutex::default(),
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The limits every run of this sandbox is held to.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            max_stack_depth: self.inner.limits.max_stack_depth,
+            max_iterations: self.inner.limits.max_iterations,
+        }
+    }
+
+    /// Validates `bytes` (binary or WAT), checks its declarations against the limits,
+    /// instruments, compiles (or loads the precompiled artifact from disk) and pre-links it.
+    pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, PrepareError> {
+        let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let key = cache::key(&sha256, self.policy(), &self.inner.engine);
+        if let Some(p) = self.inner.prepared.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(Prepared { from: PreparedFrom::Memory, ..p.clone() });
+        }
+        let (module, from) = match self.inner.disk.load(&self.inner.engine, &key) {
+            Some(m) => (m, PreparedFrom::DiskCache),
+            None => (self.compile(&bytes)?, PreparedFrom::Compiled),
+        };
+        let sync_instantiate = !instrument::declarations(&bytes)?.imports;
+        if from == PreparedFrom::Compiled {
+            self.inner.disk.store(&key, &module);
+        }
+        let pre = self.link(&module)?;
+        let prepared = Prepared { pre, sync_instantiate, sha256: sha256.into(), from };
+        self.inner
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, prepared.clone());
+        Ok(prepared)
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Module, PrepareError> {
+        if wasmparser::Parser::is_component(bytes) {
+            return Err(PrepareError::Invalid("components are not supported yet".into()));
+        }
+        Module::validate(&self.inner.engine, bytes)
+            .map_err(|e| PrepareError::Invalid(format!("{e:#}")))?;
+        let limits = &self.inner.limits;
+        let decl = instrument::declarations(bytes)?;
+        if decl.globals > limits.max_globals {
+            return Err(PrepareError::GlobalsLimit { declared: decl.globals, limit: limits.max_globals });
+        }
+        for (index, initial) in decl.table_initials.iter().enumerate() {
+            if *initial > u64::from(limits.max_table_size) {
+                return Err(PrepareError::TableLimit {
+                    index: index as u32,
+                    initial: *initial,
+                    limit: limits.max_table_size,
+                });
+            }
+        }
+        if decl.memory_initial_bytes > limits.max_memory_bytes {
+            return Err(PrepareError::MemoryLimit {
+                initial_bytes: decl.memory_initial_bytes,
+                limit: limits.max_memory_bytes,
+            });
+        }
+        let instrumented = instrument::instrument(bytes, self.policy())?;
+        Module::new(&self.inner.engine, &instrumented)
+            .map_err(|e| PrepareError::Compile(format!("{e:#}")))
+    }
+
+    fn link(&self, module: &Module) -> Result<InstancePre<State>, PrepareError> {
+        for import in module.imports() {
+            let known = import.module() == "wasi_snapshot_preview1"
+                && matches!(import.ty(), wasmtime::ExternType::Func(_));
+            if !known {
+                return Err(PrepareError::BlockedImport {
+                    module: import.module().to_owned(),
+                    name: import.name().to_owned(),
+                });
+            }
+        }
+        self.inner.linker.instantiate_pre(module).map_err(|e| {
+            let first = module.imports().find(|i| {
+                e.to_string().contains(&format!("`{}::{}`", i.module(), i.name()))
+            });
+            match first {
+                Some(i) => PrepareError::BlockedImport {
+                    module: i.module().to_owned(),
+                    name: i.name().to_owned(),
+                },
+                None => PrepareError::Compile(format!("{e:#}")),
+            }
+        })
+    }
+}

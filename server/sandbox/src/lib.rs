@@ -1,0 +1,38 @@
+//! The execution engine: runs untrusted WebAssembly under limits and capabilities.
+//!
+//! One [`Sandbox`] owns one wasmtime `Engine` (pooling allocator, epoch interruption driven by a
+//! 10 ms ticker thread). [`Sandbox::prepare`] validates a module, checks its declarations against
+//! the [`Limits`], instruments it once (call-depth and loop-iteration counters), precompiles it and
+//! caches the artifact on disk and an `InstancePre` in memory. [`Sandbox::run`] instantiates it in
+//! a fresh `Store` and either calls an export or runs it as a WASI preview 1 command, under the
+//! [`Capabilities`] granted for that run. See `README.md` for the guarantees.
+
+mod cache;
+mod config;
+mod engine;
+mod error;
+mod instrument;
+mod limiter;
+mod network;
+mod output;
+mod run;
+mod wasi;
+
+pub use config::{Capabilities, Limits, SandboxOptions};
+pub use engine::{Prepared, PreparedFrom, Sandbox};
+pub use error::{PrepareError, SandboxError};
+pub use network::NetworkPolicy;
+pub use run::{Invocation, RunReport, Value};
+
+/// The transformation [`Sandbox::prepare`] applies before compiling: depth and loop-iteration
+/// counters for `limits` (exposed for tooling and benchmarks).
+pub fn instrument(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, PrepareError> {
+    let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
+    instrument::instrument(
+        &bytes,
+        instrument::Policy {
+            max_stack_depth: limits.max_stack_depth,
+            max_iterations: limits.max_iterations,
+        },
+    )
+}

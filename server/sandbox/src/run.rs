@@ -1,0 +1,271 @@
+//! One run: a fresh `Store` with its limiter, deadline and WASI context, then a call or a command.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use wasmtime::{Instance, Store, Trap, UpdateDeadline, Val, ValType};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::engine::EPOCH_TICK;
+use crate::error::{SandboxError, Violation};
+use crate::instrument::{
+    ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS, START_EXPORT,
+};
+use crate::limiter::Limiter;
+use crate::output::CappedOutput;
+use crate::wasi::{self, Denials, Io};
+use crate::{Capabilities, Prepared, Sandbox};
+
+/// A typed wasm value, as `{"type":"i32","value":2}` on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value", rename_all = "lowercase")]
+pub enum Value {
+    I32(i32),
+    I64(i64),
+    F32(f32),
+    F64(f64),
+}
+
+impl Value {
+    fn to_val(self) -> Val {
+        match self {
+            Value::I32(v) => Val::I32(v),
+            Value::I64(v) => Val::I64(v),
+            Value::F32(v) => Val::F32(v.to_bits()),
+            Value::F64(v) => Val::F64(v.to_bits()),
+        }
+    }
+
+    fn from_val(v: &Val) -> Option<Self> {
+        Some(match v {
+            Val::I32(v) => Value::I32(*v),
+            Val::I64(v) => Value::I64(*v),
+            Val::F32(v) => Value::F32(f32::from_bits(*v)),
+            Val::F64(v) => Value::F64(f64::from_bits(*v)),
+            _ => return None,
+        })
+    }
+
+    fn ty_name(self) -> &'static str {
+        match self {
+            Value::I32(_) => "i32",
+            Value::I64(_) => "i64",
+            Value::F32(_) => "f32",
+            Value::F64(_) => "f64",
+        }
+    }
+
+    fn matches(self, ty: &ValType) -> bool {
+        matches!(
+            (self, ty),
+            (Value::I32(_), ValType::I32)
+                | (Value::I64(_), ValType::I64)
+                | (Value::F32(_), ValType::F32)
+                | (Value::F64(_), ValType::F64)
+        )
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation {
+    /// Call an exported function with typed arguments.
+    Call { function: String, args: Vec<Value> },
+    /// Run a WASI preview 1 command (`_start`). `args` follow `argv[0]` (`"module"`); `env`
+    /// needs `environment_access`.
+    Command { args: Vec<String>, env: BTreeMap<String, String>, stdin: Vec<u8> },
+}
+
+/// The outcome of a successful run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunReport {
+    /// Results of a `Call` (empty for a command).
+    pub results: Vec<Value>,
+    /// Exit code of a `Command` (`None` for a call).
+    pub exit_code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub stdout_truncated: bool,
+    pub stderr_truncated: bool,
+    /// Wall-clock time of instantiation and execution.
+    pub duration: Duration,
+    /// Loop iterations executed, as counted by the instrumentation.
+    pub iterations: u64,
+    /// Largest total size the instance's memories reached.
+    pub peak_memory_bytes: u64,
+}
+
+/// The store data of a run.
+pub(crate) struct State {
+    pub(crate) wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
+enum Done {
+    Results(Vec<Value>),
+    Exit(i32),
+}
+
+impl Sandbox {
+    /// Runs `prepared` once under this sandbox's limits and the given capabilities.
+    pub async fn run(
+        &self,
+        prepared: &Prepared,
+        invocation: Invocation,
+        capabilities: &Capabilities,
+    ) -> Result<RunReport, SandboxError> {
+        let started = Instant::now();
+        let limits = &self.inner.limits;
+        let (stdout, stderr) =
+            (CappedOutput::new(limits.max_output_bytes), CappedOutput::new(limits.max_output_bytes));
+        let denials = Denials::default();
+        let no_env = BTreeMap::new();
+        let (args, env, stdin) = match &invocation {
+            Invocation::Command { args, env, stdin } => (args.as_slice(), env, stdin.clone()),
+            Invocation::Call { .. } => (&[][..], &no_env, Vec::new()),
+        };
+        let io = Io { args, env, stdin, stdout: stdout.clone(), stderr: stderr.clone() };
+        let wasi = wasi::builder(capabilities, io, &denials)?.build_p1();
+        let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+        let mut store = Store::new(&self.inner.engine, State { wasi, limiter });
+        store.limiter(|s| &mut s.limiter);
+        let deadline = started + limits.max_execution_time;
+        let timeout = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
+        let on_epoch = timeout.clone();
+        // Past the deadline the next epoch check traps; before it, wasm yields to the executor
+        // every tick so the tokio timeout below (which covers host calls) can also fire.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(Violation(on_epoch.clone())))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+
+        let mut instance = None;
+        let work = execute(&mut store, prepared, &invocation, &mut instance);
+        let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
+            Ok(r) => r,
+            Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+        };
+        let duration = started.elapsed();
+        if let Some(denied) = denials.first() {
+            return Err(denied);
+        }
+        let done = outcome.map_err(|e| classify(e, &mut store, instance, limits))?;
+        let (stdout, stdout_truncated) = stdout.take();
+        let (stderr, stderr_truncated) = stderr.take();
+        let (results, exit_code) = match done {
+            Done::Results(r) => (r, None),
+            Done::Exit(code) => (Vec::new(), Some(code)),
+        };
+        Ok(RunReport {
+            results,
+            exit_code,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            duration,
+            iterations: instance.map_or(0, |i| read_global(&mut store, i, ITERATIONS_EXPORT) as u64),
+            peak_memory_bytes: store.data().limiter.peak_memory,
+        })
+    }
+}
+
+async fn execute(
+    store: &mut Store<State>,
+    prepared: &Prepared,
+    invocation: &Invocation,
+    slot: &mut Option<Instance>,
+) -> wasmtime::Result<Done> {
+    let instance = if prepared.sync_instantiate {
+        prepared.pre.instantiate(&mut *store)?
+    } else {
+        prepared.pre.instantiate_async(&mut *store).await?
+    };
+    *slot = Some(instance);
+    if let Some(start) = instance.get_func(&mut *store, START_EXPORT) {
+        start.call_async(&mut *store, &[], &mut []).await?;
+    }
+    match invocation {
+        Invocation::Call { function, args } => {
+            let func = Some(function)
+                .filter(|f| !f.starts_with("__sandbox_"))
+                .and_then(|f| instance.get_func(&mut *store, f))
+                .ok_or_else(|| invalid(format!("the module exports no function `{function}`")))?;
+            let ty = func.ty(&*store);
+            let params: Vec<ValType> = ty.params().collect();
+            if params.len() != args.len() || !args.iter().zip(&params).all(|(a, p)| a.matches(p)) {
+                let given: Vec<&str> = args.iter().map(|a| a.ty_name()).collect();
+                return Err(invalid(format!(
+                    "`{function}` takes ({}) but was given ({})",
+                    params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                    given.join(", ")
+                )));
+            }
+            let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
+            if let Some(bad) = ty.results().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
+                return Err(invalid(format!("`{function}` returns an unsupported type {bad}")));
+            }
+            let args: Vec<Val> = args.iter().map(|a| a.to_val()).collect();
+            func.call_async(&mut *store, &args, &mut results).await?;
+            Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
+        }
+        Invocation::Command { .. } => {
+            let start = instance
+                .get_typed_func::<(), ()>(&mut *store, "_start")
+                .map_err(|_| invalid("the module is not a WASI command (no `_start`)".into()))?;
+            match start.call_async(&mut *store, ()).await {
+                Ok(()) => Ok(Done::Exit(0)),
+                Err(e) => match e.downcast_ref::<I32Exit>() {
+                    Some(exit) => Ok(Done::Exit(exit.0)),
+                    None => Err(e),
+                },
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> wasmtime::Error {
+    wasmtime::Error::new(Violation(SandboxError::InvalidInvocation(message)))
+}
+
+fn read_global(store: &mut Store<State>, instance: Instance, name: &str) -> i64 {
+    match instance.get_global(&mut *store, name).map(|g| g.get(&mut *store)) {
+        Some(Val::I32(v)) => i64::from(v),
+        Some(Val::I64(v)) => v,
+        _ => 0,
+    }
+}
+
+/// Maps wasmtime's error of a failed run to its exact [`SandboxError`].
+fn classify(
+    e: wasmtime::Error,
+    store: &mut Store<State>,
+    instance: Option<Instance>,
+    limits: &crate::Limits,
+) -> SandboxError {
+    if let Some(Violation(v)) = e.downcast_ref::<Violation>() {
+        return v.clone();
+    }
+    let message = || format!("{e:#}");
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::UnreachableCodeReached) => {
+            let reason = instance.map_or(0, |i| read_global(store, i, REASON_EXPORT));
+            match i32::try_from(reason) {
+                Ok(REASON_ITERATIONS) => SandboxError::IterationLimit {
+                    limit: limits.max_iterations.unwrap_or(u64::MAX),
+                },
+                Ok(REASON_DEPTH) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
+                _ => SandboxError::Trap(message()),
+            }
+        }
+        Some(Trap::StackOverflow) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
+        Some(Trap::Interrupt) => SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() },
+        _ => SandboxError::Trap(message()),
+    }
+}

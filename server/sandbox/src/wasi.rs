@@ -1,0 +1,117 @@
+//! Builds the WASI context of a run from its [`Capabilities`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
+
+use crate::error::SandboxError;
+use crate::network::NetworkPolicy;
+use crate::output::CappedOutput;
+use crate::Capabilities;
+
+/// Capability refusals observed during a run (the guest saw an error; the run reports them).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Denials(Arc<Mutex<Vec<SandboxError>>>);
+
+impl Denials {
+    fn push(&self, e: SandboxError) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(e);
+    }
+
+    pub(crate) fn first(&self) -> Option<SandboxError> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).first().cloned()
+    }
+}
+
+/// A clock stopped at the Unix epoch (wall) or at zero (monotonic), for runs without
+/// `system_calls`.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// What the guest is given besides capabilities.
+pub(crate) struct Io<'a> {
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub stdin: Vec<u8>,
+    pub stdout: CappedOutput,
+    pub stderr: CappedOutput,
+}
+
+/// The program name the guest sees as `argv[0]`.
+pub(crate) const PROGRAM_NAME: &str = "module";
+
+pub(crate) fn builder(
+    caps: &Capabilities,
+    io: Io<'_>,
+    denials: &Denials,
+) -> Result<WasiCtxBuilder, SandboxError> {
+    let mut b = WasiCtxBuilder::new();
+    b.stdin(MemoryInputPipe::new(io.stdin));
+    b.stdout(io.stdout);
+    b.stderr(io.stderr);
+    b.arg(PROGRAM_NAME);
+    b.args(io.args);
+    if !io.env.is_empty() {
+        if !caps.environment_access {
+            return Err(SandboxError::CapabilityDenied {
+                capability: "environment_access",
+                detail: format!("to {} variable(s)", io.env.len()),
+            });
+        }
+        for (k, v) in io.env {
+            b.env(k, v);
+        }
+    }
+    if caps.file_access {
+        for path in &caps.allowed_paths {
+            let guest = path.to_string_lossy();
+            if let Err(e) = b.preopened_dir(path, guest.as_ref(), FsPerms::ReadWrite) {
+                tracing::warn!(path = %path.display(), error = %e, "allowed path not preopened");
+            }
+        }
+    }
+    let policy = NetworkPolicy::new(caps);
+    let seen = denials.clone();
+    b.socket_addr_check(move |addr, use_| {
+        let policy = policy.clone();
+        let seen = seen.clone();
+        Box::pin(async move {
+            match policy.permit(addr, use_).await {
+                Ok(()) => true,
+                Err(e) => {
+                    seen.push(e);
+                    false
+                }
+            }
+        })
+    });
+    b.allow_ip_name_lookup(caps.network_access);
+    if !caps.system_calls {
+        b.wall_clock(FrozenClock);
+        b.monotonic_clock(FrozenClock);
+        b.secure_random(Deterministic::new(vec![0]));
+        b.insecure_random(Deterministic::new(vec![0]));
+        b.insecure_random_seed(0);
+    }
+    Ok(b)
+}
