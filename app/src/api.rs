@@ -1,6 +1,12 @@
-//! Server functions (one per file, grouped by area), their DTOs, and the error that crosses the wire.
+//! Server functions (grouped by area), their DTOs, and the error that crosses the wire.
 
+pub mod auth;
 pub mod error;
+pub mod modules;
+pub mod roles;
+#[cfg(feature = "ssr")]
+pub mod session;
 pub mod system;
+pub mod users;
 
 pub use error::AppError;

@@ -16,7 +16,16 @@ use leptos_router::{
 
 use crate::ui::{
     layout::Layout,
-    pages::{home::Home, not_found::NotFound, section::SectionPage},
+    pages::{
+        account::AccountPage,
+        home::Home,
+        modules::{ModulesPage, ReviewQueuePage, UploadPage, detail::ModulePage},
+        not_found::NotFound,
+        roles::RolesPage,
+        section::SectionPage,
+        sign_in::{SetupPage, SignInPage},
+        users::{UserPage, UsersPage},
+    },
 };
 
 /// The HTML document around the app.
@@ -51,9 +60,16 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     // Pages with data render whole on the server, so they work without JavaScript.
                     <Route path=path!("/") view=Home ssr=SsrMode::Async />
-                    <Route path=path!("/users") view=|| view! { <SectionPage section="users" /> } />
-                    <Route path=path!("/roles") view=|| view! { <SectionPage section="roles" /> } />
-                    <Route path=path!("/modules") view=|| view! { <SectionPage section="modules" /> } />
+                    <Route path=path!("/login") view=SignInPage />
+                    <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=path!("/users/:id") view=UserPage ssr=SsrMode::Async />
+                    <Route path=path!("/roles") view=RolesPage ssr=SsrMode::Async />
+                    <Route path=path!("/modules") view=ModulesPage ssr=SsrMode::Async />
+                    <Route path=path!("/modules/upload") view=UploadPage />
+                    <Route path=path!("/modules/review") view=ReviewQueuePage ssr=SsrMode::Async />
+                    <Route path=path!("/modules/:id") view=ModulePage ssr=SsrMode::Async />
                     <Route path=path!("/scheduler") view=|| view! { <SectionPage section="scheduler" /> } />
                     <Route path=path!("/snapshots") view=|| view! { <SectionPage section="snapshots" /> } />
                     <Route path=path!("/audit") view=|| view! { <SectionPage section="audit" /> } />

@@ -27,11 +27,11 @@ test("the sidebar leads to each area's page and marks it current", async ({ page
   await page.goto("/");
   await ready(page, javaScriptEnabled);
   const nav = page.getByRole("navigation", { name: "Main" });
-  await nav.getByRole("link", { name: "Modules" }).click();
-  await expect(page).toHaveURL(/\/modules$/);
-  await expect(page.getByRole("heading", { level: 1, name: "Modules" })).toBeVisible();
-  await expect(page.getByRole("heading", { name: "Modules is not available yet" })).toBeVisible();
-  await expect(nav.getByRole("link", { name: "Modules" })).toHaveAttribute("aria-current", "page");
+  await nav.getByRole("link", { name: "Scheduler" }).click();
+  await expect(page).toHaveURL(/\/scheduler$/);
+  await expect(page.getByRole("heading", { level: 1, name: "Scheduler" })).toBeVisible();
+  await expect(page.getByRole("heading", { name: "Scheduler is not available yet" })).toBeVisible();
+  await expect(nav.getByRole("link", { name: "Scheduler" })).toHaveAttribute("aria-current", "page");
   await nav.getByRole("link", { name: "Audit" }).click();
   await expect(page).toHaveURL(/\/audit$/);
   await expect(page).toHaveTitle("Audit · wasm-as-os");

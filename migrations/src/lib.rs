@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_audit_logs;
 mod m20261128_000002_identity;
 mod m20261128_000003_refresh_tokens;
+mod m20261128_000004_sessions;
+mod m20261128_000005_modules;
 
 pub struct Migrator;
 
@@ -15,6 +17,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_audit_logs::Migration),
             Box::new(m20261128_000002_identity::Migration),
             Box::new(m20261128_000003_refresh_tokens::Migration),
+            Box::new(m20261128_000004_sessions::Migration),
+            Box::new(m20261128_000005_modules::Migration),
         ]
     }
 }

@@ -57,6 +57,18 @@ pub struct ServeArgs {
     /// Directory with the built browser assets (pkg/); cargo-leptos sets LEPTOS_SITE_ROOT.
     #[arg(long, env = "WASM_AS_OS_SITE_ROOT")]
     pub site_root: Option<PathBuf>,
+
+    /// Largest module upload accepted (e.g. 100MB); modules over 50MB are quarantined as suspicious.
+    #[arg(long, env = "WASM_AS_OS_MAX_UPLOAD", default_value = "100MB")]
+    pub max_upload: platform::config::units::ByteSize,
+
+    /// A browser session ends after this long without a request (e.g. 30m, 2h).
+    #[arg(long, env = "WASM_AS_OS_SESSION_IDLE", default_value = "30m")]
+    pub session_idle: platform::config::units::Span,
+
+    /// A browser session ends this long after sign-in, however active (e.g. 12h).
+    #[arg(long, env = "WASM_AS_OS_SESSION_MAX_AGE", default_value = "12h")]
+    pub session_max_age: platform::config::units::Span,
 }
 
 #[derive(Debug, Subcommand)]

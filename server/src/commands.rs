@@ -29,6 +29,9 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone().or_else(|| std::env::var("DATABASE_URL").ok()),
         clock: Arc::new(SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     };
     match cli.command {
         Command::Serve(args) => crate::serve::run(options, args).await,

@@ -1,6 +1,7 @@
 //! The HTTP surface: dashboard pages and server functions (Leptos), health checks, request logging.
 
 pub mod api;
+mod dashboard;
 mod health;
 mod request_log;
 
@@ -9,6 +10,7 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use platform::Platform;
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
 /// State shared by every handler.
@@ -18,16 +20,33 @@ pub struct AppState {
     pub platform: Platform,
 }
 
+/// Browser sessions: an HttpOnly, SameSite=Lax cookie (Secure under TLS) naming a row of the
+/// `sessions` table; idle expiry is renewed by each request, the absolute limit is checked by the
+/// platform.
+fn session_layer(platform: &Platform) -> SessionManagerLayer<platform::identity::sessions::DbSessionStore> {
+    let idle = time::Duration::try_from(platform.session_timeouts().idle).unwrap_or(time::Duration::minutes(30));
+    SessionManagerLayer::new(platform.session_store())
+        .with_name("wasm_as_os_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(platform.config().tls.tls.enabled)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
 pub fn router(platform: Platform, leptos: LeptosOptions) -> Router {
     let state = AppState { leptos: leptos.clone(), platform: platform.clone() };
+    let sessions = session_layer(&platform);
     let routes = generate_route_list(app::App);
     let context = move || provide_context(platform.clone());
     Router::<AppState>::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api::router())
+        .route("/modules/upload", axum::routing::post(dashboard::upload).layer(axum::extract::DefaultBodyLimit::disable()))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(sessions)
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

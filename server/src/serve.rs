@@ -6,15 +6,24 @@ use std::path::PathBuf;
 use leptos::config::LeptosOptions;
 use platform::{
     Notice, Platform, StartOptions,
+    identity::sessions::SessionTimeouts,
     audit::{Actor, AuditEvent, EventKind, Outcome},
 };
 
 use crate::{cli::ServeArgs, commands::CommandError, http};
 
-pub async fn run(options: StartOptions, args: ServeArgs) -> Result<(), CommandError> {
+pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), CommandError> {
+    options.max_upload = args.max_upload.bytes();
+    options.run_modules = true;
+    options.sessions = SessionTimeouts { idle: args.session_idle.duration(), absolute: args.session_max_age.duration() };
     let (platform, notices) = Platform::start(options).await?;
     for notice in notices {
         match notice {
+            Notice::GeneratedStorageKey { path } => tracing::warn!(
+                path = %path.display(),
+                "generated a module-storage key into the data dir; back it up with the data dir, or set WASM_AS_OS_STORAGE_KEY (64 hex characters) — without it stored modules cannot be read"
+            ),
+            Notice::Reanalysed { modules } => tracing::info!(modules, "the analysis rules changed: stored modules were analysed again"),
             Notice::GeneratedJwtSecret { path } => tracing::warn!(
                 path = %path.display(),
                 "no JWT secret is configured: generated a random one into the data dir; set auth.jwt.secret (e.g. \"${{JWT_SECRET}}\") in security.yml for production"
@@ -45,14 +54,50 @@ pub async fn run(options: StartOptions, args: ServeArgs) -> Result<(), CommandEr
     tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on http://{addr}");
     // Tests and scripts read the bound address (useful with --listen 127.0.0.1:0) from this line.
     println!("listening on http://{addr}");
+    offer_setup_link(&platform, addr).await;
+    let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
 
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown_signal())
         .await;
     tracing::info!("shutting down");
+    sweeper.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
     platform.close().await;
     served.map_err(CommandError::Serve)
+}
+
+/// With no account yet, prints a one-time link for creating the first administrator. It goes to
+/// the console only (stdout), never to the log.
+async fn offer_setup_link(platform: &Platform, addr: std::net::SocketAddr) {
+    use secrecy::ExposeSecret;
+    match platform.identity().issue_setup_token().await {
+        Ok(Some(setup)) => {
+            let host = if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() };
+            let text = format!(
+                "\nNo account exists yet. Open this one-time link to create the first administrator\n(valid until {}):\n  http://{host}/setup?token={}\nOr run: wasm-as-os admin create-user --username admin --password … --email … --roles admin\n\n",
+                setup.expires_at.format("%Y-%m-%d %H:%M UTC"),
+                setup.token.expose_secret()
+            );
+            // Written directly (not println!), so a closed stdout cannot bring the server down.
+            let mut out = std::io::stdout();
+            let _ = std::io::Write::write_all(&mut out, text.as_bytes()).and_then(|()| std::io::Write::flush(&mut out));
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %platform::error_chain(&e), "could not issue a set-up link"),
+    }
+}
+
+/// Deletes expired browser sessions every ten minutes.
+async fn sweep_sessions(platform: Platform) {
+    let store = platform.session_store();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store.delete_expired(platform.clock().now()).await {
+            tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+    }
 }
 
 async fn record(platform: &Platform, kind: EventKind, details: serde_json::Value) {

@@ -206,3 +206,83 @@ async fn user_endpoints_enforce_roles_on_postgres() {
     users_flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
 }
+
+async fn roles_and_delete_flow(data_dir: &Path, database_url: Option<&str>) {
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
+    let server = Server::start(data_dir, database_url);
+    let http = Client::new();
+    let admin = token(&http, &server, "admin", "SecurePassword123!").await;
+    let dev = token(&http, &server, "dev1", "DevPassword123!").await;
+    let roles = server.url("/api/v1/roles");
+
+    // A custom role, and the 4xx answers around it.
+    let r = http.post(&roles).bearer_auth(&admin).json(&json!({"name": "auditor", "description": "Reads the audit log", "permissions": ["audit:read", "metrics:read"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(r.json::<Value>().await.unwrap()["builtin"], json!(false));
+    for (body, status, code) in [
+        (json!({"name": "auditor", "permissions": ["audit:read"]}), StatusCode::CONFLICT, "conflict"),
+        (json!({"name": "bad", "permissions": ["wizards:cast"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"name": "Bad Name", "permissions": ["audit:read"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"name": "empty", "permissions": []}), StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        (json!({"name": "nope"}), StatusCode::BAD_REQUEST, "invalid_request"),
+    ] {
+        let r = http.post(&roles).bearer_auth(&admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), status, "{body}");
+        assert_error(&r.json().await.unwrap(), code);
+    }
+    let r = http.post(&roles).bearer_auth(&dev).json(&json!({"name": "sneaky", "permissions": ["users:*"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a developer cannot create roles");
+
+    let r = http.patch(server.url("/api/v1/roles/auditor")).bearer_auth(&admin).json(&json!({"permissions": ["audit:read"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["permissions"], json!(["audit:read"]));
+    let r = http.patch(server.url("/api/v1/roles/viewer")).bearer_auth(&admin).json(&json!({"permissions": ["users:*"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CONFLICT, "rbac.yml's roles are edited in the file");
+    let r = http.patch(server.url("/api/v1/roles/ghost")).bearer_auth(&admin).json(&json!({"description": "x"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The role is assignable and its holders show.
+    let users: Value = http.get(server.url("/api/v1/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let dev_id = users.as_array().unwrap().iter().find(|u| u["username"] == "dev1").unwrap()["id"].as_str().unwrap().to_string();
+    let admin_id = users.as_array().unwrap().iter().find(|u| u["username"] == "admin").unwrap()["id"].as_str().unwrap().to_string();
+    let r = http.patch(server.url(&format!("/api/v1/users/{dev_id}"))).bearer_auth(&admin).json(&json!({"add_roles": ["auditor"]})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let listed: Value = http.get(&roles).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let auditor = listed.as_array().unwrap().iter().find(|r| r["name"] == "auditor").unwrap();
+    assert_eq!(auditor["holders"], json!(["dev1"]));
+
+    // Deleting: not oneself, not as a developer; the deleted user's token dies with the account.
+    assert_eq!(http.delete(server.url(&format!("/api/v1/users/{admin_id}"))).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::CONFLICT);
+    assert_eq!(http.delete(server.url(&format!("/api/v1/users/{admin_id}"))).bearer_auth(&dev).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(http.delete(server.url(&format!("/api/v1/users/{dev_id}"))).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(http.get(server.url(&format!("/api/v1/users/{dev_id}"))).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(http.get(server.url("/api/v1/me")).bearer_auth(&dev).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(http.delete(server.url(&format!("/api/v1/users/{dev_id}"))).bearer_auth(&admin).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let db_url = database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string);
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT event FROM audit_logs WHERE event IN ('role_change', 'user_delete') ORDER BY occurred_at"))
+        .await
+        .unwrap();
+    let events: Vec<String> = rows.iter().map(|r| r.try_get::<String>("", "event").unwrap()).collect();
+    assert_eq!(events, ["role_change", "role_change", "role_change", "user_delete"], "create, edit, assignment, delete");
+}
+
+#[tokio::test]
+async fn roles_are_created_edited_and_users_deleted_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    roles_and_delete_flow(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn roles_are_created_edited_and_users_deleted_on_postgres() {
+    let Some(db) = FreshDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    roles_and_delete_flow(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}

@@ -17,8 +17,22 @@ const SERVED: &[(&str, &str)] = &[
     ("post", "/users"),
     ("get", "/users/{id}"),
     ("patch", "/users/{id}"),
+    ("delete", "/users/{id}"),
     ("get", "/roles"),
+    ("post", "/roles"),
+    ("patch", "/roles/{name}"),
     ("get", "/openapi.json"),
+    ("get", "/modules"),
+    ("post", "/modules"),
+    ("get", "/modules/{id}"),
+    ("patch", "/modules/{id}"),
+    ("delete", "/modules/{id}"),
+    ("post", "/modules/{id}/shares"),
+    ("delete", "/modules/{id}/shares"),
+    ("post", "/modules/{id}/release"),
+    ("post", "/modules/{id}/quarantine"),
+    ("post", "/modules/{id}/execute"),
+    ("get", "/modules/{id}/runs"),
 ];
 
 #[tokio::test]
@@ -51,16 +65,19 @@ async fn the_openapi_document_matches_the_served_api() {
     let me: Value = http.get(server.url("/api/v1/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     let id = me["id"].as_str().unwrap();
     for (method, path) in &documented {
-        let url = server.url(&format!("/api/v1{}", path.replace("{id}", id)));
+        let url = server.url(&format!("/api/v1{}", path.replace("{id}", id).replace("{name}", "viewer")));
         let method: Method = method.to_uppercase().parse().unwrap();
         let mut request = http.request(method.clone(), &url).bearer_auth(token);
         if method == Method::POST || method == Method::PATCH {
             request = request.json(&json!({}));
         }
-        let status = request.send().await.unwrap().status();
-        assert!(status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but answers {status}");
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        // A handler may answer 404 for a missing row; the router's own 404 says "no such endpoint".
+        assert!(!body.contains("no such endpoint") && status != StatusCode::METHOD_NOT_ALLOWED, "{method} {path} is documented but answers {status}");
         assert!(!status.is_server_error(), "{method} {path} answers {status}");
     }
-    let undocumented = http.get(server.url("/api/v1/modules")).bearer_auth(token).send().await.unwrap();
+    let undocumented = http.get(server.url("/api/v1/nothing-here")).bearer_auth(token).send().await.unwrap();
     assert_eq!(undocumented.status(), StatusCode::NOT_FOUND, "an undocumented path is not served");
 }

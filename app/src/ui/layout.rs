@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_router::{components::A, hooks::use_location};
 
 use super::{components::Icon, sections::SECTIONS};
+use crate::api::auth::{SignOut, current_user};
 
 const OVERVIEW_ICON: &str = "M3 13h8V3H3zM13 21h8V11h-8zM3 21h8v-6H3zM13 3v6h8V3z";
 const MENU_ICON: &str = "M4 6h16M4 12h16M4 18h16";
@@ -18,6 +19,9 @@ pub fn Layout(children: Children) -> impl IntoView {
         }
     });
     let location = use_location();
+    let sign_out = ServerAction::<SignOut>::new();
+    // Refetched on every navigation, so the header follows sign-in and sign-out.
+    let me = Resource::new(move || (location.pathname.get(), sign_out.version().get()), |_| current_user());
     let current = move |href: &'static str| {
         let path = location.pathname.get();
         let active = if href == "/" { path == "/" } else { path == href || path.starts_with(&format!("{href}/")) };
@@ -67,7 +71,19 @@ pub fn Layout(children: Children) -> impl IntoView {
                     </button>
                     <span class="topbar-title">"Control plane"</span>
                     <span class="topbar-spacer"></span>
-                    <span class="badge">"Not signed in"</span>
+                    <Suspense fallback=|| ()>
+                        {move || Suspend::new(async move {
+                            match me.await {
+                                Ok(Some(user)) => view! {
+                                    <a class="topbar-user" href="/account" data-testid="current-user">{user.username}</a>
+                                    <ActionForm action=sign_out attr:class="form-inline">
+                                        <button class="button button-small" type="submit">"Sign out"</button>
+                                    </ActionForm>
+                                }.into_any(),
+                                _ => view! { <a class="button button-small" href="/login">"Sign in"</a> }.into_any(),
+                            }
+                        })}
+                    </Suspense>
                 </header>
                 <main id="main" class="content" tabindex="-1">
                     {children()}

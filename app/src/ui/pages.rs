@@ -1,5 +1,10 @@
 //! The dashboard's pages.
 
+pub mod account;
 pub mod home;
+pub mod modules;
 pub mod not_found;
+pub mod roles;
 pub mod section;
+pub mod sign_in;
+pub mod users;

@@ -4,8 +4,11 @@
 //! audit event here, so the CLI, the REST API and the dashboard behave the same.
 
 pub mod auth;
-mod entities;
+pub(crate) mod entities;
 pub mod password;
+pub mod roles;
+pub mod sessions;
+pub mod setup;
 pub mod tokens;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -35,6 +38,9 @@ pub enum IdentityError {
     /// No user by that name.
     #[error("no user named \"{0}\"")]
     UnknownUser(String),
+    /// No role by that name.
+    #[error("no role named \"{0}\"")]
+    UnknownRole(String),
     /// Input was rejected; messages per field.
     #[error("{}", format_fields(.0))]
     Invalid(BTreeMap<String, Vec<String>>),
@@ -331,7 +337,10 @@ impl Identity {
             active.token_version = Set(version + 1);
         }
         active.updated_at = Set(self.clock.now());
-        active.update(&self.db).await?;
+        let row = active.update(&self.db).await?;
+        if disabled {
+            self.end_sessions_of(row.id).await?;
+        }
         let user = self.find(username).await?;
         let kind = if disabled { EventKind::UserDisable } else { EventKind::UserEnable };
         self.record(principal, kind, &user, serde_json::json!({ "username": user.username })).await?;
@@ -365,15 +374,66 @@ impl Identity {
     pub async fn list_roles(&self, principal: &Principal) -> Result<Vec<Role>, IdentityError> {
         self.authorize(principal, "users", "read", "roles").await?;
         let rows = role::Entity::find().order_by_asc(role::Column::Name).all(&self.db).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Role {
-                permissions: serde_json::from_value(r.permissions).unwrap_or_default(),
-                name: r.name,
-                description: r.description,
-                builtin: r.builtin,
-            })
-            .collect())
+        Ok(rows.into_iter().map(roles::to_role).collect())
+    }
+
+    /// Deletes an account (`users:delete`), its role links, refresh tokens and sessions; audited as
+    /// `user_delete`. Nobody deletes their own account this way.
+    pub async fn delete_user(&self, principal: &Principal, id: &str) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "delete", id).await?;
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
+        let row = user::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        if principal.id() == Some(id) {
+            return Err(IdentityError::Conflict("you cannot delete your own account".into()));
+        }
+        let gone = self.find(&row.username).await?;
+        let txn = self.db.begin().await?;
+        user_role::Entity::delete_many().filter(user_role::Column::UserId.eq(uuid)).exec(&txn).await?;
+        entities::refresh_token::Entity::delete_many().filter(entities::refresh_token::Column::UserId.eq(uuid)).exec(&txn).await?;
+        entities::session::Entity::delete_many().filter(entities::session::Column::UserId.eq(uuid)).exec(&txn).await?;
+        user::Entity::delete_by_id(uuid).exec(&txn).await?;
+        txn.commit().await?;
+        self.record(principal, EventKind::UserDelete, &gone, serde_json::json!({ "username": gone.username })).await?;
+        Ok(gone)
+    }
+
+    /// Changes the principal's own password after checking the current one (no permission needed
+    /// beyond being signed in). Every other session and token of the user ends; the returned
+    /// [`sessions::SessionUser`] lets the caller keep the current session.
+    pub async fn change_own_password(&self, principal: &Principal, current: &SecretString, new: SecretString) -> Result<sessions::SessionUser, IdentityError> {
+        let Some(id) = principal.id() else { return Err(IdentityError::Forbidden("a user account".into())) };
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
+        let row = user::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        if !self.hasher.verify(current, row.password_hash.clone()).await? {
+            return Err(invalid("current_password", "is not your current password"));
+        }
+        self.check_password(&new, &row.username, &row.email)?;
+        let hash = self.hasher.hash(&new).await?;
+        let version = row.token_version + 1;
+        let mut active: user::ActiveModel = row.clone().into();
+        active.password_hash = Set(Some(hash));
+        active.token_version = Set(version);
+        active.updated_at = Set(self.clock.now());
+        active.update(&self.db).await?;
+        self.end_sessions_of(uuid).await?;
+        let user = self.find(&row.username).await?;
+        self.record(principal, EventKind::UserUpdate, &user, serde_json::json!({ "changed": ["password"], "by": "self" })).await?;
+        Ok(sessions::SessionUser { user_id: id.to_string(), version, signed_in_at: self.clock.now() })
+    }
+
+    /// One page of users whose name or email contains `query` (`users:read`), and the total.
+    pub async fn search_users(&self, principal: &Principal, query: &str, offset: u64, limit: u64) -> Result<(Vec<User>, u64), IdentityError> {
+        let needle = query.trim().to_lowercase();
+        let all = self.list_users(principal).await?;
+        let matching: Vec<User> = all.into_iter().filter(|u| needle.is_empty() || u.username.contains(&needle) || u.email.contains(&needle)).collect();
+        let total = matching.len() as u64;
+        Ok((matching.into_iter().skip(offset as usize).take(limit.clamp(1, 200) as usize).collect(), total))
+    }
+
+    /// How many accounts exist (no permission: used to decide whether set-up is needed).
+    pub async fn user_count(&self) -> Result<u64, sea_orm::DbErr> {
+        use sea_orm::PaginatorTrait;
+        user::Entity::find().count(&self.db).await
     }
 
     /// The account row by username (case-insensitive), if any.

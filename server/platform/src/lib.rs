@@ -7,6 +7,7 @@ pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod identity;
+pub mod modules;
 pub mod secrets;
 pub mod store;
 
@@ -39,7 +40,17 @@ pub struct StartOptions {
     /// Overrides database.yml (`DATABASE_URL`).
     pub database_url: Option<String>,
     pub clock: Arc<dyn Clock>,
+    /// Browser session lifetimes (not in the spec; `serve` flags).
+    pub sessions: identity::sessions::SessionTimeouts,
+    /// Largest module upload accepted, in bytes (not in the spec; a `serve` flag).
+    pub max_upload: u64,
+    /// Start the wasmtime sandbox (the server does; CLI commands need not).
+    pub run_modules: bool,
 }
+
+/// The default upload cap: above ids.yml's 50 MB, so larger modules are quarantined as suspicious
+/// rather than refused.
+pub const DEFAULT_MAX_UPLOAD: u64 = 100 * 1024 * 1024;
 
 /// Why the platform could not start; each reads as one sentence.
 #[derive(Debug, thiserror::Error)]
@@ -59,12 +70,17 @@ pub enum StartError {
     /// A secret kept in the data dir cannot be read or written.
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
+    /// Module storage cannot be prepared, or stored modules cannot be analysed again.
+    #[error("module storage: {0}")]
+    Modules(String),
 }
 
 /// Something start-up wants the operator to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     GeneratedJwtSecret { path: PathBuf },
+    GeneratedStorageKey { path: PathBuf },
+    Reanalysed { modules: u64 },
 }
 
 /// The running platform; cheap to clone.
@@ -80,9 +96,11 @@ struct Inner {
     clock: Arc<dyn Clock>,
     audit: AuditService,
     identity: identity::Identity,
+    modules: modules::Modules,
     /// Set once the schema was seen current; migrations only move forward, so it stays true.
     schema_current: std::sync::atomic::AtomicBool,
     jwt_secret: secrecy::SecretString,
+    sessions: identity::sessions::SessionTimeouts,
 }
 
 /// Health of the platform's dependencies.
@@ -124,7 +142,23 @@ impl Platform {
         let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
         let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret);
         identity.sync_builtin_roles().await?;
-        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, schema_current: false.into(), jwt_secret };
+        let (key, generated) = secrets::storage_key(&options.data_dir)?;
+        if let Some(path) = generated {
+            notices.push(Notice::GeneratedStorageKey { path });
+        }
+        let store = modules::storage::ModuleStore::new(options.data_dir.join("modules"), &key).map_err(|e| StartError::Modules(e.to_string()))?;
+        let executor = if options.run_modules {
+            let cache = options.data_dir.join("cache").join("compiled");
+            Some(Arc::new(modules::execute::Executor::new(&config, cache).map_err(|e| StartError::Modules(format!("cannot start the sandbox: {e}")))?))
+        } else {
+            None
+        };
+        let modules = modules::Modules::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), store, options.max_upload, executor);
+        let reanalysed = modules.reanalyse_stale().await.map_err(|e| StartError::Modules(error_chain(&e)))?;
+        if reanalysed > 0 {
+            notices.push(Notice::Reanalysed { modules: reanalysed });
+        }
+        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, modules, schema_current: false.into(), jwt_secret, sessions: options.sessions };
         Ok((Self(Arc::new(inner)), notices))
     }
 
@@ -154,6 +188,19 @@ impl Platform {
 
     pub fn identity(&self) -> &identity::Identity {
         &self.0.identity
+    }
+
+    pub fn modules(&self) -> &modules::Modules {
+        &self.0.modules
+    }
+
+    pub fn session_timeouts(&self) -> identity::sessions::SessionTimeouts {
+        self.0.sessions
+    }
+
+    /// The tower-sessions store over this platform's database.
+    pub fn session_store(&self) -> identity::sessions::DbSessionStore {
+        identity::sessions::DbSessionStore::new(self.0.db.clone())
     }
 
     pub fn jwt_secret(&self) -> &secrecy::SecretString {

@@ -55,3 +55,30 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()
 }
+
+/// The file holding a generated module-storage key.
+pub const STORAGE_KEY_FILE: &str = "storage_key";
+/// The environment variable that supplies the module-storage key (64 hex characters).
+pub const STORAGE_KEY_ENV: &str = "WASM_AS_OS_STORAGE_KEY";
+
+/// The 256-bit key that encrypts stored modules: from `WASM_AS_OS_STORAGE_KEY`, else from the key
+/// file in the data dir (generated when missing; returned path when new). Never in the database.
+pub fn storage_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
+    let parse = |text: &str, path: &Path| -> Result<[u8; 32], SecretError> {
+        let bytes = hex::decode(text.trim()).map_err(|_| SecretError::File { path: path.to_path_buf(), reason: "must hold 64 hex characters".into() })?;
+        bytes.try_into().map_err(|_| SecretError::File { path: path.to_path_buf(), reason: "must hold 64 hex characters (32 bytes)".into() })
+    };
+    if let Ok(text) = std::env::var(STORAGE_KEY_ENV) {
+        return Ok((parse(&text, Path::new(STORAGE_KEY_ENV))?, None));
+    }
+    let path = data_dir.join(STORAGE_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((parse(&text, &path)?, None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            write_private(&path, &hex::encode(key)).map_err(|e| SecretError::File { path: path.clone(), reason: e.to_string() })?;
+            Ok((key, Some(path)))
+        }
+        Err(e) => Err(SecretError::File { path, reason: e.to_string() }),
+    }
+}

@@ -48,6 +48,9 @@ async fn start(data_dir: &Path, database_url: Option<String>, clock: ManualClock
         data_dir: data_dir.to_path_buf(),
         database_url,
         clock: Arc::new(clock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     };
     Platform::start(options).await.unwrap().0
 }
@@ -101,6 +104,9 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
         data_dir: dir.path().join("data"),
         database_url: None,
         clock: Arc::new(platform::clock::SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     };
     let (platform, _) = Platform::start(options).await.unwrap();
     let audit = platform.audit();
@@ -114,7 +120,7 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
 async fn a_first_start_generates_a_jwt_secret_and_keeps_it() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Utc::now());
-    let options = StartOptions { config_dir: dir.path().join("none"), data_dir: dir.path().to_path_buf(), database_url: None, clock: Arc::new(clock) };
+    let options = StartOptions { config_dir: dir.path().join("none"), data_dir: dir.path().to_path_buf(), database_url: None, clock: Arc::new(clock), sessions: Default::default(), max_upload: platform::DEFAULT_MAX_UPLOAD, run_modules: false };
     let (first, notices) = Platform::start(options.clone()).await.unwrap();
     assert_eq!(notices, vec![platform::Notice::GeneratedJwtSecret { path: dir.path().join("jwt_secret") }]);
     use secrecy::ExposeSecret;
@@ -140,6 +146,9 @@ async fn an_unreachable_postgres_is_one_clear_error() {
         data_dir: dir.path().to_path_buf(),
         database_url: Some("postgres://nobody@127.0.0.1:1/nothing".into()),
         clock: Arc::new(platform::clock::SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     };
     let err = Platform::start(options).await.unwrap_err().to_string();
     assert!(err.starts_with("cannot connect to the PostgreSQL (nothing on 127.0.0.1) database"), "{err}");

@@ -3,6 +3,8 @@
 
 mod auth;
 mod error;
+pub mod modules;
+mod roles;
 mod users;
 
 use axum::{
@@ -26,8 +28,16 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get).patch(users::update))
-        .route("/roles", get(users::roles))
+        .route("/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route("/roles", get(roles::list).post(roles::create))
+        .route("/roles/{name}", axum::routing::patch(roles::update))
+        .route("/modules", get(modules::list).post(modules::upload).layer(DefaultBodyLimit::disable()))
+        .route("/modules/{id}", get(modules::get).patch(modules::update).delete(modules::delete))
+        .route("/modules/{id}/shares", post(modules::share).delete(modules::unshare))
+        .route("/modules/{id}/execute", post(modules::execute))
+        .route("/modules/{id}/runs", get(modules::runs))
+        .route("/modules/{id}/release", post(modules::release))
+        .route("/modules/{id}/quarantine", post(modules::quarantine))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

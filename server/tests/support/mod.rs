@@ -50,6 +50,7 @@ pub struct Server {
     child: Child,
     base: String,
     stderr: std::sync::mpsc::Receiver<String>,
+    stdout: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -58,9 +59,18 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
+        Self::start_full(data_dir, database_url, global_args, &[])
+    }
+
+    /// Starts with extra `serve` flags (after the subcommand).
+    pub fn start_serve_args(data_dir: &Path, database_url: Option<&str>, serve_args: &[&str]) -> Self {
+        Self::start_full(data_dir, database_url, &[], serve_args)
+    }
+
+    fn start_full(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], serve_args: &[&str]) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(global_args);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).env_remove("DATABASE_URL").env("RUST_LOG", "info");
+        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args).env_remove("DATABASE_URL").env("RUST_LOG", "info");
         if let Some(url) = database_url {
             cmd.env("WASM_AS_OS_DATABASE_URL", url);
         }
@@ -73,8 +83,15 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
+        // Stdout is read to the end (the server prints the set-up link after the address).
+        let (out_tx, out_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = out_tx.send(line);
+            }
+        });
         let mut base = None;
-        for line in stdout.lines().map_while(Result::ok) {
+        while let Ok(line) = out_rx.recv_timeout(Duration::from_secs(60)) {
             if let Some(addr) = line.strip_prefix("listening on ") {
                 base = Some(addr.to_string());
                 break;
@@ -84,7 +101,20 @@ impl Server {
             let log: Vec<String> = rx.try_iter().collect();
             panic!("the server did not start: {log:#?}")
         });
-        Self { child, base, stderr: rx }
+        Self { child, base, stderr: rx, stdout: out_rx }
+    }
+
+    /// The first line of stdout containing `needle`, waiting up to ten seconds.
+    pub fn stdout_line(&self, needle: &str) -> Option<String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -58,8 +58,28 @@ impl Identity {
         Ok(())
     }
 
-    /// Signs in with username and password; audited as `login_success` or `login_failure`.
+    /// Signs in with username and password for the API; audited as `login_success` or
+    /// `login_failure`.
     pub async fn login(&self, username: &str, password: &SecretString, client: &Client) -> Result<TokenPair, AuthError> {
+        let row = self.check_credentials(username, password, client, "password").await?;
+        self.issue_pair(&row, uuid::Uuid::now_v7()).await
+    }
+
+    /// Signs in with username and password for a browser session; audited like [`Self::login`].
+    /// The caller stores the returned [`SessionUser`] in a fresh session.
+    pub async fn sign_in(&self, username: &str, password: &SecretString, client: &Client) -> Result<super::sessions::SessionUser, AuthError> {
+        let row = self.check_credentials(username, password, client, "session").await?;
+        Ok(super::sessions::SessionUser { user_id: row.id.to_string(), version: row.token_version, signed_in_at: self.clock.now() })
+    }
+
+    /// Records the end of a browser session as `logout`.
+    pub async fn sign_out(&self, principal: &Principal, client: &Client) -> Result<(), AuthError> {
+        let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
+        self.audit_auth(EventKind::Logout, Outcome::Success, actor, client, serde_json::json!({ "method": "session" })).await
+    }
+
+    /// Verifies a password, records the outcome, and returns the enabled account it belongs to.
+    async fn check_credentials(&self, username: &str, password: &SecretString, client: &Client, method: &str) -> Result<user::Model, AuthError> {
         let name = username.trim().to_lowercase();
         let row = self.find_row(&name).await?;
         let hash = row.as_ref().and_then(|r| r.password_hash.clone());
@@ -80,10 +100,9 @@ impl Identity {
         let mut active: user::ActiveModel = row.clone().into();
         active.last_login_at = Set(Some(self.clock.now()));
         active.update(&self.db).await?;
-        let pair = self.issue_pair(&row, uuid::Uuid::now_v7()).await?;
         let actor = Actor::user(row.id.to_string(), row.username.clone());
-        self.audit_auth(EventKind::LoginSuccess, Outcome::Success, actor, client, serde_json::json!({ "method": "password" })).await?;
-        Ok(pair)
+        self.audit_auth(EventKind::LoginSuccess, Outcome::Success, actor, client, serde_json::json!({ "method": method })).await?;
+        Ok(row)
     }
 
     async fn issue_pair(&self, row: &user::Model, family: uuid::Uuid) -> Result<TokenPair, AuthError> {
@@ -173,6 +192,11 @@ impl Identity {
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
         let user = self.live_user(&claims).await?;
+        Ok(self.principal_of(user).await?)
+    }
+
+    /// The principal of an account: its roles and the union of their permissions.
+    pub(super) async fn principal_of(&self, user: user::Model) -> Result<Principal, sea_orm::DbErr> {
         let roles: Vec<String> = user_role::Entity::find()
             .filter(user_role::Column::UserId.eq(user.id))
             .all(&self.db)

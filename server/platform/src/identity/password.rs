@@ -40,7 +40,19 @@ pub fn check(policy: &PasswordPolicy, password: &str, username: &str, email: &st
     if !email.is_empty() && lowered == email.to_lowercase() {
         problems.push("must not be the email address".to_string());
     }
+    if is_common(&lowered) {
+        problems.push("is one of the 10,000 most common passwords; choose another".to_string());
+    }
     problems
+}
+
+/// The shipped list of common passwords (zxcvbn's frequency list), one per line.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Whether `lowered` (already lowercase) is on the common-password list.
+fn is_common(lowered: &str) -> bool {
+    static LIST: std::sync::OnceLock<std::collections::HashSet<&'static str>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| COMMON_PASSWORDS.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).collect()).contains(lowered)
 }
 
 /// Errors of hashing and verification.
@@ -141,6 +153,21 @@ mod tests {
         let policy = PasswordPolicy { min_length: 8, require_uppercase: false, require_lowercase: false, require_numbers: false, require_symbols: false };
         assert_eq!(check(&policy, "Alice-2026", "alice-2026", "a@x.io"), ["must not be the username"]);
         assert_eq!(check(&policy, "a@example.com", "al", "A@example.com"), ["must not be the email address"]);
+    }
+
+    #[test]
+    fn a_common_password_is_rejected_whatever_its_case() {
+        let policy = PasswordPolicy { min_length: 8, require_uppercase: false, require_lowercase: false, require_numbers: false, require_symbols: false };
+        let message = "is one of the 10,000 most common passwords; choose another";
+        assert_eq!(check(&policy, "baseball", "u", "u@x.io"), [message]);
+        assert_eq!(check(&policy, "TrustNo1", "u", "u@x.io"), [message]);
+        assert!(check(&policy, "violet-anchor-harbour", "u", "u@x.io").is_empty());
+    }
+
+    #[test]
+    fn the_common_password_list_holds_ten_thousand_entries() {
+        let entries = COMMON_PASSWORDS.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+        assert_eq!(entries, 10_000);
     }
 
     #[test]

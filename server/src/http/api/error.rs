@@ -6,7 +6,10 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use platform::identity::{IdentityError, auth::AuthError};
+use platform::{
+    identity::{IdentityError, auth::AuthError},
+    modules::ModuleError,
+};
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -22,6 +25,14 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     pub fn not_found() -> Self {
@@ -63,10 +74,40 @@ impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match &e {
             IdentityError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-            IdentityError::UnknownUser(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
             IdentityError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.to_string()),
             IdentityError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             IdentityError::Hash(_) | IdentityError::Token(_) | IdentityError::Db(_) | IdentityError::Audit(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<ModuleError> for ApiError {
+    fn from(e: ModuleError) -> Self {
+        match &e {
+            ModuleError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            ModuleError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            ModuleError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.to_string()),
+            ModuleError::InvalidWasm(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_module", e.to_string()),
+            ModuleError::Empty => Self::new(StatusCode::BAD_REQUEST, "empty_module", e.to_string()),
+            ModuleError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
+            ModuleError::Quarantined(_) => Self::new(StatusCode::CONFLICT, "module_quarantined", e.to_string()),
+            ModuleError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ModuleError::Storage(_) | ModuleError::Db(_) | ModuleError::Audit(_) => Self::internal(&e),
+        }
+    }
+}
+
+impl From<platform::modules::execute::ExecuteError> for ApiError {
+    fn from(e: platform::modules::execute::ExecuteError) -> Self {
+        use platform::modules::execute::ExecuteError;
+        match e {
+            ExecuteError::Module(inner) => inner.into(),
+            ref sandboxed => {
+                let code = sandboxed.sandbox_code().unwrap_or("sandbox.trap");
+                let run = sandboxed.run_id().map(|r| format!(" (run {r})")).unwrap_or_default();
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{sandboxed}{run}"))
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `GET/POST /users`, `GET/PATCH /users/{id}`, `GET /roles`: thin adapters over the identity service.
+//! `GET/POST /users`, `GET/PATCH/DELETE /users/{id}`: thin adapters over the identity service.
 
 use axum::{
     Json,
@@ -7,7 +7,7 @@ use axum::{
 };
 use platform::{
     Platform,
-    identity::{NewUser, Role, User, UserChanges},
+    identity::{NewUser, User, UserChanges},
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -64,6 +64,7 @@ pub async fn update(
     Ok(Json(platform.identity().update_user_by_id(&caller, &id, changes, req.disabled).await?))
 }
 
-pub async fn roles(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<Role>>, ApiError> {
-    Ok(Json(platform.identity().list_roles(&caller).await?))
+pub async fn delete(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    platform.identity().delete_user(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

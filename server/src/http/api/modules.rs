@@ -1,0 +1,228 @@
+//! `/modules`: upload (raw `application/wasm` or multipart), list, detail, rename, delete, shares,
+//! quarantine and release — thin adapters over the module service.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::JsonRejection},
+    http::{StatusCode, header},
+};
+use futures_util::TryStreamExt;
+use platform::{
+    Platform,
+    modules::{Grantee, ModuleFilter, ModuleInfo, ModuleStatus, UploadMeta, storage::Staged},
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::io::StreamReader;
+
+use super::{ApiError, Caller};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadQuery {
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+}
+
+fn io_error<E: std::fmt::Display>(e: E) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Streams the module out of a multipart form (`name`, `description`, `file`) or a raw body.
+pub async fn staged_upload(platform: &Platform, request: Request, query: UploadQuery) -> Result<(UploadMeta, Staged), ApiError> {
+    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    if content_type.starts_with("multipart/form-data") {
+        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        let mut meta = UploadMeta { name: query.name.unwrap_or_default(), description: query.description };
+        let mut staged = None;
+        while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))? {
+            match field.name() {
+                Some("name") => meta.name = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
+                Some("description") => meta.description = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
+                Some("file") => {
+                    if meta.name.trim().is_empty() {
+                        meta.name = field.file_name().unwrap_or_default().trim_end_matches(".wasm").to_string();
+                    }
+                    let reader = StreamReader::new(field.map_err(io_error));
+                    staged = Some(platform.modules().stage(reader).await?);
+                }
+                _ => {}
+            }
+        }
+        let staged = staged.ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the form has no \"file\" field"))?;
+        Ok((meta, staged))
+    } else {
+        let meta = UploadMeta { name: query.name.unwrap_or_default(), description: query.description };
+        let reader = StreamReader::new(request.into_body().into_data_stream().map_err(io_error));
+        Ok((meta, platform.modules().stage(reader).await?))
+    }
+}
+
+pub async fn upload(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request<Body>,
+) -> Result<(StatusCode, Json<ModuleInfo>), ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    // Refuse before reading the body (the service records the denial).
+    platform.modules().check_can_upload(&caller).await?;
+    let (meta, staged) = staged_upload(&platform, request, query).await?;
+    Ok((StatusCode::CREATED, Json(platform.modules().upload(&caller, meta, staged).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    owner: Option<String>,
+    q: Option<String>,
+    #[serde(default)]
+    page: Option<u64>,
+    #[serde(default)]
+    per_page: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct ModulePage {
+    modules: Vec<ModuleInfo>,
+    total: u64,
+    page: u64,
+    per_page: u64,
+}
+
+pub async fn list(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ModulePage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(ModuleStatus::parse(s).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("status must be active, review or quarantined, not \"{s}\"")))?),
+    };
+    let (page, per_page) = (q.page.unwrap_or(1).max(1), q.per_page.unwrap_or(50).clamp(1, 200));
+    let filter = ModuleFilter { status, owner: q.owner, q: q.q };
+    let (modules, total) = platform.modules().list(&caller, &filter, (page - 1) * per_page, per_page).await?;
+    Ok(Json(ModulePage { modules, total, page, per_page }))
+}
+
+pub async fn get(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<ModuleInfo>, ApiError> {
+    Ok(Json(platform.modules().get(&caller, &id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateModule {
+    name: Option<String>,
+    description: Option<String>,
+}
+
+pub async fn update(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<UpdateModule>, JsonRejection>,
+) -> Result<Json<ModuleInfo>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().update(&caller, &id, req.name, req.description).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+pub async fn delete(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>, Query(q): Query<Reason>) -> Result<StatusCode, ApiError> {
+    platform.modules().delete(&caller, &id, q.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    user: Option<String>,
+    role: Option<String>,
+}
+
+fn grantee(req: ShareRequest) -> Result<Grantee, ApiError> {
+    match (req.user, req.role) {
+        (Some(u), None) => Ok(Grantee::User(u)),
+        (None, Some(r)) => Ok(Grantee::Role(r)),
+        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "give exactly one of \"user\" or \"role\"")),
+    }
+}
+
+pub async fn share(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<ShareRequest>, JsonRejection>,
+) -> Result<Json<ModuleInfo>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().share(&caller, &id, grantee(req)?).await?))
+}
+
+pub async fn unshare(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<ShareRequest>, JsonRejection>,
+) -> Result<Json<ModuleInfo>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().unshare(&caller, &id, grantee(req)?).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    reason: String,
+}
+
+pub async fn release(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<ReviewRequest>, JsonRejection>,
+) -> Result<Json<ModuleInfo>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().set_quarantine(&caller, &id, false, &req.reason).await?))
+}
+
+pub async fn quarantine(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<ReviewRequest>, JsonRejection>,
+) -> Result<Json<ModuleInfo>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().set_quarantine(&caller, &id, true, &req.reason).await?))
+}
+
+pub async fn execute(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Result<Json<platform::modules::execute::ExecuteRequest>, JsonRejection>,
+) -> Result<Json<platform::modules::execute::RunResult>, ApiError> {
+    let Json(req) = body?;
+    Ok(Json(platform.modules().execute(&caller, &id, req).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    limit: Option<u64>,
+}
+
+pub async fn runs(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<platform::modules::execute::RunSummary>>, ApiError> {
+    Ok(Json(platform.modules().runs(&caller, &id, q.limit.unwrap_or(50)).await?))
+}

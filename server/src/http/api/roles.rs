@@ -1,0 +1,58 @@
+//! `GET/POST /roles`, `PATCH /roles/{name}`: thin adapters over the identity service.
+
+use axum::{
+    Json,
+    extract::{Path, State, rejection::JsonRejection},
+    http::StatusCode,
+};
+use platform::{
+    Platform,
+    identity::{
+        Role,
+        roles::{NewRole, RoleChanges, RoleWithHolders},
+    },
+};
+use serde::Deserialize;
+
+use super::{ApiError, Caller};
+
+pub async fn list(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<RoleWithHolders>>, ApiError> {
+    Ok(Json(platform.identity().roles_with_holders(&caller).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRole {
+    name: String,
+    #[serde(default)]
+    description: String,
+    permissions: Vec<String>,
+}
+
+pub async fn create(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    body: Result<Json<CreateRole>, JsonRejection>,
+) -> Result<(StatusCode, Json<Role>), ApiError> {
+    let Json(req) = body?;
+    let new = NewRole { name: req.name, description: req.description, permissions: req.permissions };
+    Ok((StatusCode::CREATED, Json(platform.identity().create_role(&caller, new).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRole {
+    description: Option<String>,
+    permissions: Option<Vec<String>>,
+}
+
+pub async fn update(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(name): Path<String>,
+    body: Result<Json<UpdateRole>, JsonRejection>,
+) -> Result<Json<Role>, ApiError> {
+    let Json(req) = body?;
+    let changes = RoleChanges { description: req.description, permissions: req.permissions };
+    Ok(Json(platform.identity().update_role(&caller, &name, changes).await?))
+}

@@ -1,0 +1,65 @@
+//! The dashboard's one plain HTTP endpoint: module upload from the browser. A multipart form works
+//! without JavaScript (answered with a redirect); the hydrated page sends the same form with
+//! `XMLHttpRequest` to show upload progress and gets JSON back.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Query, Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Redirect, Response},
+};
+use platform::{
+    Platform,
+    access::Principal,
+    identity::sessions::{SESSION_USER_KEY, SessionUser},
+};
+use tower_sessions::Session;
+
+use super::api::{ApiError, modules::{UploadQuery, staged_upload}};
+
+/// The signed-in principal of a browser session, if it still stands.
+pub async fn session_principal(platform: &Platform, session: &Session) -> Option<Principal> {
+    let user = session.get::<SessionUser>(SESSION_USER_KEY).await.ok().flatten()?;
+    platform.identity().session_principal(&user, platform.session_timeouts()).await.ok().flatten()
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+}
+
+/// `POST /modules/upload`.
+pub async fn upload(
+    State(platform): State<Platform>,
+    session: Session,
+    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    request: Request<Body>,
+) -> Response {
+    let json = wants_json(request.headers());
+    let result = async {
+        let Some(principal) = session_principal(&platform, &session).await else {
+            return Err(ApiError::unauthorized("please sign in"));
+        };
+        let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        platform.modules().check_can_upload(&principal).await?;
+        let (meta, staged) = staged_upload(&platform, request, query).await?;
+        Ok(platform.modules().upload(&principal, meta, staged).await?)
+    }
+    .await;
+    match (result, json) {
+        (Ok(module), true) => (StatusCode::CREATED, Json(module)).into_response(),
+        (Ok(module), false) => Redirect::to(&format!("/modules/{}?uploaded=1", module.id)).into_response(),
+        (Err(e), true) => e.into_response(),
+        (Err(e), false) if e.status() == StatusCode::UNAUTHORIZED => Redirect::to("/login?next=/modules/upload").into_response(),
+        (Err(e), false) => Redirect::to(&format!("/modules/upload?error={}", urlencode(e.message()))).into_response(),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
