@@ -4,6 +4,7 @@ pub mod auth;
 pub mod error;
 pub mod modules;
 pub mod roles;
+pub mod security;
 #[cfg(feature = "ssr")]
 pub mod session;
 pub mod system;

@@ -3,6 +3,8 @@
 //! Built twice: with `ssr` for the server (server functions then call the `platform` services) and
 //! with `hydrate` for the browser.
 
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod ui;
 
@@ -23,6 +25,7 @@ use crate::ui::{
         not_found::NotFound,
         roles::RolesPage,
         section::SectionPage,
+        security::SecurityPage,
         sign_in::{SetupPage, SignInPage},
         users::{UserPage, UsersPage},
     },
@@ -73,7 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/scheduler") view=|| view! { <SectionPage section="scheduler" /> } />
                     <Route path=path!("/snapshots") view=|| view! { <SectionPage section="snapshots" /> } />
                     <Route path=path!("/audit") view=|| view! { <SectionPage section="audit" /> } />
-                    <Route path=path!("/security") view=|| view! { <SectionPage section="security" /> } />
+                    <Route path=path!("/security") view=SecurityPage ssr=SsrMode::Async />
                     <Route path=path!("/compliance") view=|| view! { <SectionPage section="compliance" /> } />
                 </Routes>
             </Layout>

@@ -120,3 +120,18 @@ test("garbage is refused with the parser's reason", async ({ page, javaScriptEna
   await form.getByRole("button", { name: "Upload and analyse" }).click();
   await expect(page.getByTestId("upload-error")).toContainText("invalid WebAssembly");
 });
+
+test("the security dashboard charts the recorded events", async ({ page, javaScriptEnabled }) => {
+  await signIn(page, javaScriptEnabled, "/security");
+  await expect(page.getByRole("heading", { level: 1, name: "Security" })).toBeVisible();
+  for (const event of ["login_failure", "permission_denied", "module_execute", "sandbox_violation"]) {
+    await expect(page.getByTestId(`chart-${event}`)).toBeVisible();
+  }
+  // Earlier tests ran modules, so the executions chart has bars with a height.
+  const counters = page.getByTestId("security-counters");
+  await expect(counters).toContainText("Module executions");
+  const executions = page.getByTestId("chart-module_execute").locator("rect.bar");
+  expect(await executions.count()).toBe(24);
+  const heights = await executions.evaluateAll((bars) => bars.map((b) => Number(b.getAttribute("height"))));
+  expect(Math.max(...heights)).toBeGreaterThan(0);
+});

@@ -31,10 +31,10 @@ async fn exercise(server: &Server) {
     }
     assert!(html.contains("up to date"), "the status panel is rendered on the server: {html}");
 
-    let users = http.get(server.url("/users")).send().await.unwrap();
+    let users = http.get(server.url("/scheduler")).send().await.unwrap();
     assert_eq!(users.status(), 200);
     let html = users.text().await.unwrap();
-    assert!(html.contains("Users is not available yet"), "{html}");
+    assert!(html.contains("Scheduler is not available yet"), "{html}");
     assert!(html.contains("aria-current=\"page\""), "the current area is marked in the sidebar");
 
     let missing = http.get(server.url("/no/such/page")).send().await.unwrap();

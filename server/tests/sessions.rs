@@ -40,7 +40,8 @@ fn session_cookie(r: &reqwest::Response) -> String {
 }
 
 async fn page(http: &Client, server: &Server, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
-    let mut request = http.get(server.url(path));
+    // Browsers ask for HTML; the dashboard answers a missing session with a 302 to sign-in.
+    let mut request = http.get(server.url(path)).header(ACCEPT, "text/html");
     if let Some(c) = cookie {
         request = request.header(COOKIE, c);
     }

@@ -6,5 +6,6 @@ pub mod modules;
 pub mod not_found;
 pub mod roles;
 pub mod section;
+pub mod security;
 pub mod sign_in;
 pub mod users;

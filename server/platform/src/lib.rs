@@ -9,6 +9,7 @@ pub mod config;
 pub mod identity;
 pub mod modules;
 pub mod secrets;
+pub mod security;
 pub mod store;
 
 use std::{
@@ -192,6 +193,12 @@ impl Platform {
 
     pub fn modules(&self) -> &modules::Modules {
         &self.0.modules
+    }
+
+    /// The security overview over the last `hours` hours, in hourly buckets (`metrics:read`).
+    pub async fn security_overview(&self, principal: &access::Principal, hours: usize) -> Result<security::Overview, security::SecurityError> {
+        let hours = hours.clamp(1, 24 * 14);
+        security::overview(&self.0.db, principal, self.0.clock.now(), chrono::Duration::hours(1), hours).await
     }
 
     pub fn session_timeouts(&self) -> identity::sessions::SessionTimeouts {

@@ -117,12 +117,15 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
 }
 
 #[tokio::test]
-async fn a_first_start_generates_a_jwt_secret_and_keeps_it() {
+async fn a_first_start_generates_a_jwt_secret_and_a_storage_key_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Utc::now());
     let options = StartOptions { config_dir: dir.path().join("none"), data_dir: dir.path().to_path_buf(), database_url: None, clock: Arc::new(clock), sessions: Default::default(), max_upload: platform::DEFAULT_MAX_UPLOAD, run_modules: false };
     let (first, notices) = Platform::start(options.clone()).await.unwrap();
-    assert_eq!(notices, vec![platform::Notice::GeneratedJwtSecret { path: dir.path().join("jwt_secret") }]);
+    assert_eq!(notices, vec![
+        platform::Notice::GeneratedJwtSecret { path: dir.path().join("jwt_secret") },
+        platform::Notice::GeneratedStorageKey { path: dir.path().join("storage_key") },
+    ]);
     use secrecy::ExposeSecret;
     let secret = first.jwt_secret().expose_secret().to_string();
     assert!(secret.len() >= 64);
@@ -133,8 +136,10 @@ async fn a_first_start_generates_a_jwt_secret_and_keeps_it() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("jwt_secret")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        for file in ["jwt_secret", "storage_key"] {
+            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
     }
 }
 

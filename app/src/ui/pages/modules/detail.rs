@@ -54,7 +54,7 @@ fn ModuleView(
     review: ServerAction<ReviewModule>,
     group: ServerAction<SetCapabilityGroup>,
     delete: ServerAction<DeleteModule>,
-) -> impl IntoView {
+) -> AnyView {
     let m = d.module.clone();
     let share_error = Signal::derive(move || share.value().get().and_then(Result::err));
     let review_error = Signal::derive(move || review.value().get().and_then(Result::err));
@@ -212,10 +212,11 @@ fn ModuleView(
             })}
         </div>
     }
+    .into_any()
 }
 
 #[component]
-fn RunPanel(id: String, can_execute: bool, exec: ServerAction<ExecuteModule>) -> impl IntoView {
+fn RunPanel(id: String, can_execute: bool, exec: ServerAction<ExecuteModule>) -> AnyView {
     let runs_id = id.clone();
     let runs = Resource::new(move || (runs_id.clone(), exec.version().get()), |(id, _)| module_runs(id));
     let error = Signal::derive(move || exec.value().get().and_then(Result::err));
@@ -302,4 +303,5 @@ fn RunPanel(id: String, can_execute: bool, exec: ServerAction<ExecuteModule>) ->
             </section>
         </div>
     }
+    .into_any()
 }

@@ -1,0 +1,154 @@
+//! Running modules over HTTP: results, limits as 422 `sandbox.<kind>` while the server keeps
+//! serving, quarantine and permission refusals, run history and audit events.
+
+mod support;
+
+use std::path::Path;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::{BIN, FreshDb, Server, repo_config};
+
+fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
+    match database_url {
+        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
+        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn token(http: &Client, server: &Server, username: &str, password: &str) -> String {
+    let r: Value = http.post(server.url("/api/v1/auth/login")).json(&json!({"username": username, "password": password})).send().await.unwrap().json().await.unwrap();
+    r["access_token"].as_str().unwrap().to_string()
+}
+
+async fn upload(http: &Client, server: &Server, token: &str, name: &str, wat: &str) -> Value {
+    let r = http
+        .post(server.url(&format!("/api/v1/modules?name={name}")))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(wat::parse_str(wat).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+async fn execute(http: &Client, server: &Server, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
+    let r = http.post(server.url(&format!("/api/v1/modules/{id}/execute"))).bearer_auth(token).json(&body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn healthy(http: &Client, server: &Server) {
+    assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK, "the server keeps serving");
+}
+
+const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
+const SPIN: &str = r#"(module (func (export "spin") (loop $l (br $l))))"#;
+const GROW: &str = r#"(module (memory 1) (func (export "grow") (loop $l (drop (memory.grow (i32.const 16))) (br $l))))"#;
+const DEEP: &str = r#"(module (func $f (export "deep") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0)) (else (i32.add (i32.const 1) (call $f (i32.sub (local.get 0) (i32.const 1))))))))"#;
+const HELLO: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (data (i32.const 16) "hello\n")
+    (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 6))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+async fn flow(data_dir: &Path, database_url: Option<&str>) {
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "viewer1", "--password", "ViewPassword123!", "--email", "v1@company.com", "--roles", "viewer"]);
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
+    let server = Server::start(data_dir, database_url);
+    let http = Client::new();
+    let dev = token(&http, &server, "dev1", "DevPassword123!").await;
+    let viewer = token(&http, &server, "viewer1", "ViewPassword123!").await;
+    let admin = token(&http, &server, "admin", "SecurePassword123!").await;
+
+    let add = upload(&http, &server, &dev, "add", ADD).await;
+    let add_id = add["id"].as_str().unwrap();
+    let (status, run) = execute(&http, &server, &dev, add_id, json!({"function": "add", "args": [{"type": "i32", "value": 2}, {"type": "i32", "value": 3}]})).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["results"], json!([{"type": "i32", "value": 5}]));
+    for key in ["duration_ms", "iterations", "peak_memory_bytes", "run_id"] {
+        assert!(run.get(key).is_some(), "{key} in {run}");
+    }
+    let (status, body) = execute(&http, &server, &dev, add_id, json!({"function": "nope"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.invalid_invocation")));
+
+    // WASI command output.
+    let hello = upload(&http, &server, &dev, "hello", HELLO).await;
+    let (status, run) = execute(&http, &server, &dev, hello["id"].as_str().unwrap(), json!({"args": []})).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!((run["exit_code"].clone(), run["stdout"].clone()), (json!(0), json!("hello\n")));
+
+    // Limits end the run with their own code; the server keeps serving.
+    for (name, wat, function, code) in [
+        ("spin", SPIN, "spin", "sandbox.iteration_limit"),
+        ("grow", GROW, "grow", "sandbox.memory_limit"),
+    ] {
+        let module = upload(&http, &server, &dev, name, wat).await;
+        if module["status"] == "quarantined" {
+            let r = http.post(server.url(&format!("/api/v1/modules/{}/release", module["id"].as_str().unwrap()))).bearer_auth(&admin).json(&json!({"reason": "testing the sandbox limits"})).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        let (status, body) = execute(&http, &server, &dev, module["id"].as_str().unwrap(), json!({"function": function})).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(code)), "{name}: {body}");
+        healthy(&http, &server).await;
+    }
+    let deep = upload(&http, &server, &dev, "deep", DEEP).await;
+    let deep_id = deep["id"].as_str().unwrap();
+    let (status, run) = execute(&http, &server, &dev, deep_id, json!({"function": "deep", "args": [{"type": "i32", "value": 500}]})).await;
+    assert_eq!((status, run["results"][0]["value"].clone()), (StatusCode::OK, json!(500)), "within max_stack_depth (1000)");
+    let (status, body) = execute(&http, &server, &dev, deep_id, json!({"function": "deep", "args": [{"type": "i32", "value": 5000}]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.stack_overflow")));
+    healthy(&http, &server).await;
+
+    // Who may run what.
+    let r = http.post(server.url(&format!("/api/v1/modules/{add_id}/shares"))).bearer_auth(&dev).json(&json!({"user": "viewer1"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, _) = execute(&http, &server, &viewer, add_id, json!({"function": "add", "args": []})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer lacks modules:execute");
+    let r = http.post(server.url(&format!("/api/v1/modules/{add_id}/quarantine"))).bearer_auth(&admin).json(&json!({"reason": "suspected"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (status, body) = execute(&http, &server, &dev, add_id, json!({"function": "add", "args": [{"type": "i32", "value": 1}, {"type": "i32", "value": 1}]})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("module_quarantined")));
+
+    // History.
+    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
+    let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["sandbox.invalid_invocation", "success"]);
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let db_url = database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string);
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    use sea_orm::ConnectionTrait;
+    let count = |sql: &'static str| {
+        let db = db.clone();
+        async move { db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().len() }
+    };
+    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 8, "every run and the refused one");
+    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await, 3);
+}
+
+#[tokio::test]
+async fn modules_run_in_the_sandbox_over_http_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    flow(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn modules_run_in_the_sandbox_over_http_on_postgres() {
+    let Some(db) = FreshDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    flow(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}
