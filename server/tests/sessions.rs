@@ -91,7 +91,7 @@ async fn browser_flow(data_dir: &Path, database_url: Option<&str>) {
 
     // Sign-in: wrong password is an error on the form; the right one opens a new session.
     let wrong = form(&http, &server, "/api/auth/sign_in", "/login", None, &[("username", "viewer1"), ("password", "nope")]).await;
-    assert!(location(&wrong).starts_with("/login?") && location(&wrong).contains("__err="));
+    assert!(location(&wrong).contains("/login?") && location(&wrong).contains("__err="), "{}", location(&wrong));
     assert!(wrong.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("wasm_as_os_session=") || c.to_str().unwrap().contains("Max-Age=0")));
     let ok = form(&http, &server, "/api/auth/sign_in", "/login?next=/account", None, &[("username", "viewer1"), ("password", "ViewPass123!"), ("next", "/account")]).await;
     assert_eq!((ok.status(), location(&ok)), (StatusCode::FOUND, "/account".to_string()));
