@@ -36,19 +36,22 @@ pub async fn staged_upload(platform: &Platform, request: Request, query: UploadQ
         let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
         let mut meta = UploadMeta { name: query.name.unwrap_or_default(), description: query.description };
         let mut staged = None;
+        let mut file_name = String::new();
         while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))? {
             match field.name() {
                 Some("name") => meta.name = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
                 Some("description") => meta.description = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
                 Some("file") => {
-                    if meta.name.trim().is_empty() {
-                        meta.name = field.file_name().unwrap_or_default().trim_end_matches(".wasm").to_string();
-                    }
+                    file_name = field.file_name().unwrap_or_default().trim_end_matches(".wasm").to_string();
                     let reader = StreamReader::new(field.map_err(io_error));
                     staged = Some(platform.modules().stage(reader).await?);
                 }
                 _ => {}
             }
+        }
+        // A form's empty name field (in whatever order the fields came) falls back to the file name.
+        if meta.name.trim().is_empty() {
+            meta.name = file_name;
         }
         let staged = staged.ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the form has no \"file\" field"))?;
         Ok((meta, staged))
