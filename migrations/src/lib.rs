@@ -7,6 +7,7 @@ mod m20261128_000002_identity;
 mod m20261128_000003_refresh_tokens;
 mod m20261128_000004_sessions;
 mod m20261128_000005_modules;
+mod m20261128_000010_audit_chain;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000003_refresh_tokens::Migration),
             Box::new(m20261128_000004_sessions::Migration),
             Box::new(m20261128_000005_modules::Migration),
+            Box::new(m20261128_000010_audit_chain::Migration),
         ]
     }
 }

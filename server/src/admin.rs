@@ -6,6 +6,7 @@ use platform::{
     identity::{NewUser, User, UserChanges},
 };
 use secrecy::SecretString;
+use platform::audit::verify::{self, Verification};
 
 use crate::{
     cli::{CreateUserArgs, ListFormat, UpdateUserArgs},
@@ -93,4 +94,31 @@ fn csv_field(s: &str) -> String {
     // Quote when needed; a leading formula character is neutralised so spreadsheets do not run it.
     let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+}
+
+/// `admin audit verify --file PATH`: the file and its rotated predecessors, oldest first.
+pub fn verify_files(path: Option<&std::path::Path>) -> Result<(), CommandError> {
+    let Some(path) = path else { return Ok(()) };
+    let files = verify::rotated_set(path);
+    if files.is_empty() {
+        return Err(CommandError::Usage(format!("no audit log at {}", path.display())));
+    }
+    report(verify::files(&files)?, &format!("in {} file(s)", files.len()))
+}
+
+/// `admin audit verify`: the database's chain.
+pub async fn verify_database(platform: &Platform) -> Result<(), CommandError> {
+    let result = platform.audit().verify_database().await?;
+    let note = if result.unchained > 0 { format!("in the database ({} older events predate the chain)", result.unchained) } else { "in the database".to_string() };
+    report(result, &note)
+}
+
+fn report(result: Verification, place: &str) -> Result<(), CommandError> {
+    match result.broken {
+        None => {
+            println!("{} events verified {place}", result.verified);
+            Ok(())
+        }
+        Some(broken) => Err(CommandError::AuditBroken { broken, verified: result.verified }),
+    }
 }

@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// A browser session ends this long after sign-in, however active (e.g. 12h).
     #[arg(long, env = "WASM_AS_OS_SESSION_MAX_AGE", default_value = "12h")]
     pub session_max_age: platform::config::units::Span,
+    /// Addresses or networks that may read /metrics without a token, comma-separated; `none`
+    /// requires a bearer token with metrics:read from everyone (use it behind a local proxy).
+    #[arg(long, env = "WASM_AS_OS_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
+    pub metrics_allow: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +95,23 @@ pub enum AdminCommand {
     ListUsers(ListUsersArgs),
     /// Show the state of the installation: configuration, database and schema.
     Status,
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain and report the first broken link (exit status 1).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Verify this audit log file, with its rotated (and compressed) predecessors, instead of the
+    /// database.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

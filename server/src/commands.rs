@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use platform::{Platform, StartOptions, clock::SystemClock, config, store};
 
-use crate::cli::{AdminCommand, Cli, Command, ConfigCommand};
+use crate::cli::{AdminCommand, AuditCommand, Cli, Command, ConfigCommand};
 
 /// A command failure, printed as one line after `error: `.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,12 @@ pub enum CommandError {
     Identity(#[from] platform::identity::IdentityError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Audit(#[from] platform::audit::AuditError),
+    #[error("the audit log's hash chain is broken at {broken} ({verified} events verified before it)")]
+    AuditBroken { broken: platform::audit::verify::Broken, verified: u64 },
+    #[error("{0}")]
+    Usage(String),
 }
 
 pub async fn run(cli: Cli) -> Result<(), CommandError> {
@@ -37,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Serve(args) => crate::serve::run(options, args).await,
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options),
+        Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => crate::admin::verify_files(args.file.as_deref()),
         Command::Admin(command) => admin(options, command).await,
     }
 }
@@ -50,6 +57,7 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
         AdminCommand::EnableUser(args) => crate::admin::set_disabled(&platform, &args.username, false).await,
         AdminCommand::ListUsers(args) => crate::admin::list_users(&platform, args.format).await,
         AdminCommand::Status => status(&platform).await,
+        AdminCommand::Audit(AuditCommand::Verify(_)) => crate::admin::verify_database(&platform).await,
     };
     platform.close().await;
     result

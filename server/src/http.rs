@@ -1,8 +1,10 @@
-//! The HTTP surface: dashboard pages and server functions (Leptos), health checks, request logging.
+//! The HTTP surface: dashboard pages and server functions (Leptos), health checks, request logging,
+//! Prometheus metrics.
 
 pub mod api;
 mod dashboard;
 mod health;
+pub mod metrics;
 mod request_log;
 
 use axum::{Router, routing::get};
@@ -34,7 +36,7 @@ fn session_layer(platform: &Platform) -> SessionManagerLayer<platform::identity:
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
-pub fn router(platform: Platform, leptos: LeptosOptions) -> Router {
+pub fn router(platform: Platform, leptos: LeptosOptions, metrics_allow: metrics::MetricsAllow) -> Router {
     let state = AppState { leptos: leptos.clone(), platform: platform.clone() };
     let sessions = session_layer(&platform);
     let routes = generate_route_list(app::App);
@@ -44,9 +46,11 @@ pub fn router(platform: Platform, leptos: LeptosOptions) -> Router {
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api::router())
         .route("/modules/upload", axum::routing::post(dashboard::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .merge(metrics::router(metrics_allow))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(state.platform.clone(), metrics::track))
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -16,7 +16,9 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     options.max_upload = args.max_upload.bytes();
     options.run_modules = true;
     options.sessions = SessionTimeouts { idle: args.session_idle.duration(), absolute: args.session_max_age.duration() };
+    let metrics_allow = http::metrics::MetricsAllow::parse(&args.metrics_allow).map_err(CommandError::Usage)?;
     let (platform, notices) = Platform::start(options).await?;
+    crate::logging::set_redactor(platform.audit().redactor().clone());
     for notice in notices {
         match notice {
             Notice::GeneratedStorageKey { path } => tracing::warn!(
@@ -48,9 +50,14 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     if !site_root.join("pkg").is_dir() {
         tracing::warn!(site_root = %site_root.display(), "browser assets not found: pages render, but without styles or interactivity (build with `cargo leptos build`)");
     }
-    let router = http::router(platform.clone(), leptos);
+    let router = http::router(platform.clone(), leptos, metrics_allow);
 
     record(&platform, EventKind::ServiceStart, serde_json::json!({ "listen": addr.to_string(), "version": env!("CARGO_PKG_VERSION") })).await;
+    match platform.audit().note_config(platform.data_dir()).await {
+        Ok(true) => tracing::info!("the configuration changed since the last start: recorded config_change"),
+        Ok(false) => {}
+        Err(e) => tracing::error!(error = %e, "could not record config_change"),
+    }
     tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on http://{addr}");
     // Tests and scripts read the bound address (useful with --listen 127.0.0.1:0) from this line.
     println!("listening on http://{addr}");
@@ -63,6 +70,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     tracing::info!("shutting down");
     sweeper.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
+    // Delivers every buffered audit event (service_stop included) before the pool closes.
     platform.close().await;
     served.map_err(CommandError::Serve)
 }

@@ -1,17 +1,38 @@
-//! The audit core: the event model and the service that records events.
+//! The audit pipeline: the event model, the service every other service records through, and the
+//! destinations of audit.yml (file, syslog, database).
 //!
-//! Every state change in the platform records its event here, from the service that made it.
-//! Destinations other than the database, redaction and the dashboard build on this (audit.yml).
+//! `record` redacts the event's sensitive fields, appends it to this process's write-ahead journal
+//! (one `write(2)`: it survives the process from then on) and returns; background consumers, one
+//! per destination, deliver the journal in batches, retrying a failing destination without
+//! blocking requests or the other destinations. Journals of processes that died are delivered at
+//! the next start. The file and the database carry a hash chain (`admin audit verify`). See
+//! docs/audit.md.
 
 mod entity;
 mod event;
+mod journal;
+pub mod line;
+mod pipeline;
+pub mod query;
+pub mod redact;
+pub mod sink;
+pub mod verify;
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc, time::Duration};
 
-use sea_orm::{ActiveModelTrait, DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
+use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
 
-pub use self::event::{Actor, AuditEvent, EventKind, Outcome, Target};
-use crate::{clock::Clock, config::Config};
+pub use self::{
+    event::{Actor, AuditEvent, EventKind, Outcome, Target},
+    query::{AuditPage, AuditQuery},
+    redact::Redactor,
+};
+use crate::{access::Principal, clock::Clock, config::Config, metrics::Metrics};
+
+/// How long `recent` and `search` wait for the database destination to catch up.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+/// How long shutdown waits for the destinations to deliver what is buffered.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Errors of the audit service.
 #[derive(Debug, thiserror::Error)]
@@ -22,10 +43,25 @@ pub enum AuditError {
     /// A stored row could not be read back as an event.
     #[error("stored audit event {id} is malformed: {reason}")]
     Malformed { id: uuid::Uuid, reason: String },
+    /// The event could not be made durable in the journal (disk full, data dir removed, shut down).
+    #[error("could not accept the audit event: {0}")]
+    Journal(std::io::Error),
+    /// The journal under the data dir could not be opened at start.
+    #[error("cannot open the audit journal under {path}: {source}")]
+    Open { path: std::path::PathBuf, source: std::io::Error },
+    /// A verification could not run (unreadable file, missing chain head).
+    #[error("cannot verify the audit log: {0}")]
+    Verify(String),
+    /// A query was malformed.
+    #[error("invalid audit query: {0}")]
+    Query(String),
+    /// The caller may not read the audit log.
+    #[error("reading the audit log needs the system:audit permission")]
+    Forbidden,
 }
 
 /// An event as stored, with its id and time.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RecordedEvent {
     pub id: uuid::Uuid,
     pub timestamp: chrono::DateTime<chrono::Utc>,
@@ -34,43 +70,138 @@ pub struct RecordedEvent {
 }
 
 #[derive(Debug, Clone)]
-pub struct AuditService {
+pub struct AuditService(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    redactor: Redactor,
+    metrics: Metrics,
+    /// `None` when auditing is off.
+    pipeline: Option<pipeline::Pipeline>,
 }
 
 impl AuditService {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>) -> Self {
-        Self { db, clock, config }
+    /// Starts the destinations of audit.yml; the journal lives under `data_dir/audit-journal`.
+    pub fn start(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, data_dir: &Path, metrics: Metrics) -> Result<Self, AuditError> {
+        let settings = &config.audit.audit;
+        let redactor = Redactor::new(settings.filter_sensitive_data, &settings.sensitive_fields);
+        let pipeline = if settings.enabled {
+            let root = data_dir.join("audit-journal");
+            let sinks = sink::Sink::from_config(&settings.destinations, &db, data_dir);
+            Some(pipeline::Pipeline::start(&root, sinks, &metrics).map_err(|source| AuditError::Open { path: root, source })?)
+        } else {
+            None
+        };
+        Ok(Self(Arc::new(Inner { db, clock, config, redactor, metrics, pipeline })))
     }
 
-    /// Records `event` unless audit.yml leaves it out; returns the stored event.
-    pub async fn record(&self, event: AuditEvent) -> Result<Option<RecordedEvent>, AuditError> {
+    /// Records `event` unless audit.yml leaves it out; returns the event as it will be stored.
+    ///
+    /// Sensitive fields of `details` are redacted first. The call returns once the event is in the
+    /// journal (microseconds); the destinations receive it in the background.
+    pub async fn record(&self, mut event: AuditEvent) -> Result<Option<RecordedEvent>, AuditError> {
+        self.0.metrics.observe_event(&event);
         if !self.wants(event.kind) {
             return Ok(None);
         }
-        let recorded = RecordedEvent { id: uuid::Uuid::now_v7(), timestamp: self.clock.now(), event };
-        entity::ActiveModel::from(&recorded).insert(&self.db).await?;
+        let Some(pipeline) = &self.0.pipeline else { return Ok(None) };
+        self.0.redactor.redact(&mut event.details);
+        let now = self.0.clock.now();
+        // Both databases keep microseconds; the chain hashes what they keep.
+        let timestamp = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let recorded = RecordedEvent { id: uuid::Uuid::now_v7(), timestamp, event };
+        let mut line = serde_json::to_vec(&recorded).map_err(|e| AuditError::Journal(e.into()))?;
+        line.push(b'\n');
+        if let Err(e) = pipeline.append(&line) {
+            self.0.metrics.audit_dropped("journal", 1);
+            tracing::error!(error = %e, event = recorded.event.kind.as_str(), "an audit event could not be accepted");
+            return Err(AuditError::Journal(e));
+        }
         Ok(Some(recorded))
     }
 
     /// Whether audit.yml asks for this kind of event. Events the spec names are recorded only when
     /// listed under `events`; the platform's further security events are always recorded.
     pub fn wants(&self, kind: EventKind) -> bool {
-        let settings = &self.config.audit.audit;
+        let settings = &self.0.config.audit.audit;
         settings.enabled && (!kind.named_in_spec() || settings.records(kind))
     }
 
-    /// The newest events first.
+    /// The redaction rule of audit.yml (the application logs use it too).
+    pub fn redactor(&self) -> &Redactor {
+        &self.0.redactor
+    }
+
+    /// Waits until every destination has delivered what was recorded so far (or `timeout`).
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        match &self.0.pipeline {
+            Some(p) => p.flush(None, timeout).await,
+            None => true,
+        }
+    }
+
+    /// Delivers what is buffered and stops accepting events; called by [`crate::Platform::close`].
+    pub async fn shutdown(&self) {
+        if let Some(p) = &self.0.pipeline {
+            p.shutdown(SHUTDOWN_TIMEOUT).await;
+        }
+    }
+
+    async fn caught_up(&self) {
+        if let Some(p) = &self.0.pipeline {
+            p.flush(Some("database"), READ_YOUR_WRITES).await;
+        }
+    }
+
+    /// The newest events first, from the database (after it caught up with this process).
     pub async fn recent(&self, limit: u64) -> Result<Vec<RecordedEvent>, AuditError> {
+        self.caught_up().await;
         let rows = entity::Entity::find()
             .order_by_desc(entity::Column::OccurredAt)
             .order_by_desc(entity::Column::Id)
             .limit(limit)
-            .all(&self.db)
+            .all(&self.0.db)
             .await?;
         rows.into_iter().map(RecordedEvent::try_from).collect()
     }
-}
 
+    /// The audit dashboard's query (`system:audit`); a refusal is itself audited.
+    pub async fn search(&self, principal: &Principal, query: &AuditQuery) -> Result<AuditPage, AuditError> {
+        if !principal.can("system", "audit") {
+            let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
+            let denied = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied).with_details(serde_json::json!({ "permission": "system:audit" }));
+            self.record(denied).await?;
+            return Err(AuditError::Forbidden);
+        }
+        self.caught_up().await;
+        query::run(&self.0.db, query).await
+    }
+
+    /// Records `config_change` when the effective configuration differs from the one the previous
+    /// start of this data dir saw (its sha256 is kept in `<data dir>/config-fingerprint`; secrets
+    /// are not part of it). Returns whether it changed.
+    pub async fn note_config(&self, data_dir: &Path) -> Result<bool, AuditError> {
+        let config = &self.0.config;
+        // Debug output is deterministic (no hash maps) and shows secrets as [REDACTED].
+        let text = format!("{config:?}").replacen(&format!("dir: {:?}", config.dir), "", 1);
+        let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        let path = data_dir.join("config-fingerprint");
+        let previous = std::fs::read_to_string(&path).ok().map(|s| s.trim().to_string());
+        if previous.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(false);
+        }
+        let details = serde_json::json!({ "config_fingerprint": fingerprint, "previous_fingerprint": previous, "config_dir": config.dir.display().to_string() });
+        self.record(AuditEvent::new(EventKind::ConfigChange, Actor::system(), Outcome::Success).with_details(details)).await?;
+        std::fs::write(&path, &fingerprint).map_err(AuditError::Journal)?;
+        Ok(true)
+    }
+
+    /// Checks the database's hash chain.
+    pub async fn verify_database(&self) -> Result<verify::Verification, AuditError> {
+        self.caught_up().await;
+        verify::database(&self.0.db).await
+    }
+}

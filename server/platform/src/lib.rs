@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod identity;
 pub mod modules;
+pub mod metrics;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -74,6 +75,9 @@ pub enum StartError {
     /// Module storage cannot be prepared, or stored modules cannot be analysed again.
     #[error("module storage: {0}")]
     Modules(String),
+    /// The audit journal cannot be opened.
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
 }
 
 /// Something start-up wants the operator to know.
@@ -96,6 +100,7 @@ struct Inner {
     engine: store::Engine,
     clock: Arc<dyn Clock>,
     audit: AuditService,
+    metrics: metrics::Metrics,
     identity: identity::Identity,
     modules: modules::Modules,
     /// Set once the schema was seen current; migrations only move forward, so it stays true.
@@ -140,7 +145,8 @@ impl Platform {
         let db = store::connect(&config, &url, &engine).await?;
         store::migrate(&db).await?;
         let config = Arc::new(config);
-        let audit = AuditService::new(db.clone(), options.clock.clone(), config.clone());
+        let metrics = metrics::Metrics::new();
+        let audit = AuditService::start(db.clone(), options.clock.clone(), config.clone(), &options.data_dir, metrics.clone())?;
         let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret);
         identity.sync_builtin_roles().await?;
         let (key, generated) = secrets::storage_key(&options.data_dir)?;
@@ -159,7 +165,7 @@ impl Platform {
         if reanalysed > 0 {
             notices.push(Notice::Reanalysed { modules: reanalysed });
         }
-        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, identity, modules, schema_current: false.into(), jwt_secret, sessions: options.sessions };
+        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, metrics, identity, modules, schema_current: false.into(), jwt_secret, sessions: options.sessions };
         Ok((Self(Arc::new(inner)), notices))
     }
 
@@ -185,6 +191,11 @@ impl Platform {
 
     pub fn audit(&self) -> &AuditService {
         &self.0.audit
+    }
+
+    /// The Prometheus registry services count in.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
     }
 
     pub fn identity(&self) -> &identity::Identity {
@@ -227,8 +238,9 @@ impl Platform {
         Readiness { database, migrations }
     }
 
-    /// Closes the connection pool.
+    /// Delivers the buffered audit events, then closes the connection pool.
     pub async fn close(&self) {
+        self.0.audit.shutdown().await;
         if let Err(e) = self.0.db.clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");
         }

@@ -59,16 +59,22 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
-        Self::start_full(data_dir, database_url, global_args, &[])
+        Self::start_full(data_dir, database_url, global_args, &[], &[])
+    }
+
+    /// Like [`Self::start_with`], with extra environment variables for the server.
+    pub fn start_with_env(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::start_full(data_dir, database_url, global_args, &[], envs)
     }
 
     /// Starts with extra `serve` flags (after the subcommand).
     pub fn start_serve_args(data_dir: &Path, database_url: Option<&str>, serve_args: &[&str]) -> Self {
-        Self::start_full(data_dir, database_url, &[], serve_args)
+        Self::start_full(data_dir, database_url, &[], serve_args, &[])
     }
 
-    fn start_full(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], serve_args: &[&str]) -> Self {
+    fn start_full(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], serve_args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
+        cmd.envs(envs.iter().copied());
         cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(global_args);
         cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args).env_remove("DATABASE_URL").env("RUST_LOG", "info");
         if let Some(url) = database_url {
@@ -115,6 +121,12 @@ impl Server {
             }
         }
         None
+    }
+
+    /// Kills the process with SIGKILL: no shutdown, no flush.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,4 +1,4 @@
-//! The `audit_logs` table.
+//! The `audit_logs` table (and its chain columns; see `sink/database.rs`).
 
 use sea_orm::{ActiveValue::Set, entity::prelude::*};
 
@@ -19,6 +19,10 @@ pub struct Model {
     pub target_id: Option<String>,
     pub outcome: String,
     pub details: Json,
+    /// Place in the hash chain (1, 2, …); `None` for rows written before the chain existed.
+    pub seq: Option<i64>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -41,6 +45,9 @@ impl From<&RecordedEvent> for ActiveModel {
             target_id: Set(e.target.as_ref().map(|t| t.id.clone())),
             outcome: Set(e.outcome.as_str().to_string()),
             details: Set(e.details.clone()),
+            seq: Set(None),
+            prev_hash: Set(None),
+            hash: Set(None),
         }
     }
 }

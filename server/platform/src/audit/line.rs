@@ -1,0 +1,220 @@
+//! The shape of an event as written to the file and to syslog, and the hash chain over it.
+//!
+//! A line is one JSON object: `timestamp` (UTC, RFC 3339), `event`, `id`, `actor` {id, username},
+//! `ip`, `user_agent`, `outcome`, the resource id at top level (`user_id`, `module_id`, …, named
+//! after the target's type), `details`, then `prev_hash` and `hash`.
+//!
+//! `hash` = hex(sha256(prev_hash ‖ "\n" ‖ canonical JSON of the line without `prev_hash` and
+//! `hash`)), where canonical JSON sorts object keys and has no whitespace. The database chain uses
+//! the same function over the same shape, rebuilt from the row.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::RecordedEvent;
+
+/// The `prev_hash` of the first event of a chain.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Serialize)]
+struct ActorShape<'a> {
+    id: Option<&'a str>,
+    username: &'a str,
+}
+
+/// The line without its chain fields, in the order it is written.
+#[derive(Serialize)]
+struct Shape<'a> {
+    timestamp: String,
+    event: &'static str,
+    id: String,
+    actor: ActorShape<'a>,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    outcome: &'static str,
+    #[serde(flatten)]
+    resources: BTreeMap<String, &'a str>,
+    details: &'a Value,
+}
+
+#[derive(Serialize)]
+struct Chained<'a> {
+    #[serde(flatten)]
+    shape: &'a Shape<'a>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+/// The top-level name of a target's id: `user` → `user_id`; other characters become `_`.
+fn resource_key(kind: &str) -> String {
+    let mut key: String = kind.chars().take(48).map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    if key.is_empty() {
+        key.push_str("resource");
+    }
+    key.push_str("_id");
+    key
+}
+
+/// RFC 3339 in UTC with microseconds, the precision both databases keep.
+pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn shape(r: &RecordedEvent) -> Shape<'_> {
+    let e = &r.event;
+    let resources = e.target.iter().map(|t| (resource_key(&t.kind), t.id.as_str())).collect();
+    Shape {
+        timestamp: timestamp(&r.timestamp),
+        event: e.kind.as_str(),
+        id: r.id.to_string(),
+        actor: ActorShape { id: e.actor.id.as_deref(), username: &e.actor.name },
+        ip: e.ip.as_deref(),
+        user_agent: e.user_agent.as_deref(),
+        outcome: e.outcome.as_str(),
+        resources,
+        details: &e.details,
+    }
+}
+
+/// The hash of `event` linked to `prev`.
+pub fn link(prev: &str, event: &RecordedEvent) -> String {
+    let value = serde_json::to_value(shape(event)).unwrap_or(Value::Null);
+    hash_value(prev, &value)
+}
+
+/// The hash of a line's object (without its chain fields) linked to `prev`.
+pub fn hash_value(prev: &str, value: &Value) -> String {
+    let mut text = String::with_capacity(512);
+    canonical(value, &mut text);
+    let mut hasher = Sha256::new();
+    hasher.update(prev.as_bytes());
+    hasher.update(b"\n");
+    hasher.update(text.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// The line for `event` linked to `prev`, ending in `\n`; returns it and its hash.
+pub fn render(prev: &str, event: &RecordedEvent) -> (String, String) {
+    let shape = shape(event);
+    let value = serde_json::to_value(&shape).unwrap_or(Value::Null);
+    let hash = hash_value(prev, &value);
+    let json = serde_json::to_string(&Chained { shape: &shape, prev_hash: prev, hash: &hash }).unwrap_or_default();
+    let mut line = escape_separators(&json);
+    line.push('\n');
+    (line, hash)
+}
+
+/// The line of `event` without chain fields (syslog messages), on one line.
+pub fn render_unchained(event: &RecordedEvent) -> String {
+    escape_separators(&serde_json::to_string(&shape(event)).unwrap_or_default())
+}
+
+/// JSON already escapes C0 controls, `"` and `\`; this also escapes DEL, the C1 controls (NEL
+/// among them) and the Unicode line and paragraph separators, so no tool reading the file or a
+/// syslog stream sees a line break inside an event. The result is still the same JSON value.
+pub fn escape_separators(json: &str) -> String {
+    if !json.chars().any(needs_escape) {
+        return json.to_string();
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs_escape(c) {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn needs_escape(c: char) -> bool {
+    matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Sorted keys, no whitespace; strings and numbers as serde_json writes them.
+pub fn canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key).unwrap_or_default());
+                out.push(':');
+                canonical(&map[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&serde_json::to_string(other).unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Actor, AuditEvent, EventKind, Outcome};
+
+    fn event(name: &str) -> RecordedEvent {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z").unwrap().to_utc();
+        RecordedEvent {
+            id: uuid::Uuid::nil(),
+            timestamp: at,
+            event: AuditEvent::new(EventKind::ModuleExecute, Actor::user("u1", name), Outcome::Success)
+                .with_target("module", "m-7")
+                .with_client(Some("10.0.0.1".into()), Some("curl/8".into()))
+                .with_details(serde_json::json!({"b": 1, "a": [true, null]})),
+        }
+    }
+
+    #[test]
+    fn a_line_has_the_specs_fields_at_top_level() {
+        let (line, hash) = render(GENESIS, &event("alice"));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["timestamp"], "2026-01-02T03:04:05.123456Z");
+        assert_eq!(v["event"], "module_execute");
+        assert_eq!(v["actor"], serde_json::json!({"id": "u1", "username": "alice"}));
+        assert_eq!(v["module_id"], "m-7");
+        assert_eq!((v["ip"].as_str(), v["user_agent"].as_str(), v["outcome"].as_str()), (Some("10.0.0.1"), Some("curl/8"), Some("success")));
+        assert_eq!((v["prev_hash"].as_str(), v["hash"].as_str()), (Some(GENESIS), Some(hash.as_str())));
+        assert!(line.starts_with("{\"timestamp\":") && line.ends_with("}\n") && line.matches('\n').count() == 1);
+    }
+
+    #[test]
+    fn the_hash_covers_every_field_and_the_previous_hash() {
+        let (line, hash) = render(GENESIS, &event("alice"));
+        let mut v: Value = serde_json::from_str(&line).unwrap();
+        let map = v.as_object_mut().unwrap();
+        map.remove("hash");
+        map.remove("prev_hash");
+        assert_eq!(hash_value(GENESIS, &v), hash, "a line verifies from its own text");
+        assert_eq!(link(GENESIS, &event("alice")), hash);
+        assert_ne!(link(GENESIS, &event("mallory")), hash);
+        assert_ne!(link(&hash, &event("alice")), hash);
+    }
+
+    #[test]
+    fn no_user_value_can_break_a_line() {
+        let forged = "bob\n{\"event\":\"login_success\"}\r\u{85}\u{2028}\u{7f}\u{1b}[31m";
+        let (line, _) = render(GENESIS, &event(forged));
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(!line.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}', '\u{1b}']), "{line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["actor"]["username"], forged, "the value is kept, escaped");
+    }
+}
