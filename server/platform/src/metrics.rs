@@ -81,22 +81,22 @@ impl Metrics {
         let metrics = Self { recorder: Arc::new(recorder), handle };
         // The spec's counters are shown from the start, at zero.
         for reason in AUTH_REASONS {
-            metrics.counter("authentication_failures_total", vec![Label::new("reason", *reason)]);
+            metrics.counter("authentication_failures_total", vec![Label::new("reason", *reason)]).increment(0);
         }
         for resource in RESOURCES {
-            metrics.counter("authorization_denials_total", vec![Label::new("resource", *resource)]);
+            metrics.counter("authorization_denials_total", vec![Label::new("resource", *resource)]).increment(0);
         }
         for severity in SEVERITIES {
-            metrics.counter("suspicious_modules_detected_total", vec![Label::new("severity", *severity)]);
+            metrics.counter("suspicious_modules_detected_total", vec![Label::new("severity", *severity)]).increment(0);
         }
         for scope in SCOPES {
-            metrics.counter("rate_limit_violations_total", vec![Label::new("scope", *scope)]);
+            metrics.counter("rate_limit_violations_total", vec![Label::new("scope", *scope)]).increment(0);
         }
         for kind in SANDBOX_KINDS {
-            metrics.counter("sandbox_violations_total", vec![Label::new("kind", *kind)]);
+            metrics.counter("sandbox_violations_total", vec![Label::new("kind", *kind)]).increment(0);
         }
         for outcome in ["success", "failure"] {
-            metrics.counter("module_executions_total", vec![Label::new("outcome", outcome)]);
+            metrics.counter("module_executions_total", vec![Label::new("outcome", outcome)]).increment(0);
         }
         metrics
     }

@@ -27,7 +27,6 @@ const BEHIND_BYTES: u64 = 8 << 20;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 struct Consumer {
-    name: String,
     kind: &'static str,
     delivered: watch::Receiver<Position>,
 }
@@ -86,7 +85,7 @@ impl Pipeline {
         let mut tasks = Vec::new();
         for (name, sink) in sinks {
             let (delivered, rx) = watch::channel(Position::default());
-            consumers.push(Consumer { name: name.clone(), kind: sink.kind(), delivered: rx });
+            consumers.push(Consumer { kind: sink.kind(), delivered: rx });
             let cx = Context {
                 name,
                 sink,

@@ -57,7 +57,7 @@ fn like_pattern(text: &str) -> LikeExpr {
 pub(super) async fn run(db: &sea_orm::DatabaseConnection, q: &AuditQuery) -> Result<AuditPage, super::AuditError> {
     let limit = match q.limit {
         0 => 50,
-        n => n.min(500),
+        n => std::cmp::Ord::min(n, 500),
     };
     let mut cond = Condition::all();
     if !q.events.is_empty() {
