@@ -74,7 +74,7 @@ async fn the_server_serves_pages_health_and_server_functions_on_sqlite() {
     exercise(&server).await;
     assert_clean_stop(server);
     let db = format!("sqlite://{}?mode=ro", dir.path().join("wasm-as-os.db").display());
-    assert_eq!(lifecycle_events(&db).await, ["service_start", "service_stop"]);
+    assert_eq!(lifecycle_events(&db).await, ["service_start", "config_change", "service_stop"]);
     assert!(dir.path().join("jwt_secret").is_file(), "a first local run generates its JWT secret");
 }
 
@@ -85,7 +85,7 @@ async fn the_server_serves_pages_health_and_server_functions_on_postgres() {
     let server = Server::start(dir.path(), Some(db.url.as_str()));
     exercise(&server).await;
     assert_clean_stop(server);
-    assert_eq!(lifecycle_events(&db.url).await, ["service_start", "service_stop"]);
+    assert_eq!(lifecycle_events(&db.url).await, ["service_start", "config_change", "service_stop"]);
     assert!(!dir.path().join("wasm-as-os.db").exists(), "PostgreSQL was used, not the embedded file");
     db.drop_db().await;
 }
