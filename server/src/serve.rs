@@ -58,6 +58,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
         Ok(false) => {}
         Err(e) => tracing::error!(error = %e, "could not record config_change"),
     }
+    let shutdown = shutdown_signal();
     tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on http://{addr}");
     // Tests and scripts read the bound address (useful with --listen 127.0.0.1:0) from this line.
     println!("listening on http://{addr}");
@@ -65,7 +66,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
 
     let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await;
     tracing::info!("shutting down");
     sweeper.abort();
@@ -123,29 +124,37 @@ fn listen_reason(e: &std::io::Error) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let interrupt = async {
+/// Registers for SIGINT and SIGTERM at once (before the address is announced, so a signal sent
+/// right after cannot kill the process without its shutdown), then waits for either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let streams = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::interrupt(), SignalKind::terminate()].map(|kind| {
+            signal(kind).map_err(|e| tracing::error!(error = %e, "cannot listen for a shutdown signal")).ok()
+        })
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = streams;
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
     }
 }
