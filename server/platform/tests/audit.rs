@@ -83,7 +83,7 @@ async fn the_file_rotates_compresses_and_keeps_one_chain() {
     }
     assert!(!PathBuf::from(format!("{}.4.gz", log.display())).exists(), "max_files older files are kept");
     assert!(!PathBuf::from(format!("{}.1", log.display())).exists(), "the rotated file is compressed");
-    let gunzipped = sh("gzip -dc audit.log.1.gz | head -n 1", &log.parent().unwrap().to_path_buf());
+    let gunzipped = sh("gzip -dc audit.log.1.gz | head -n 1", log.parent().unwrap());
     assert!(gunzipped.contains("\"event\":\"login_failure\""), "{gunzipped}");
 
     let files = verify::rotated_set(&log);
@@ -167,18 +167,18 @@ async fn an_edited_line_is_named_by_verify() {
         platform.audit().record(login_failure("alice", n)).await.unwrap();
     }
     platform.close().await;
-    assert_eq!(verify::files(&[log.clone()]).unwrap().broken, None);
+    assert_eq!(verify::files(std::slice::from_ref(&log)).unwrap().broken, None);
 
     let text = std::fs::read_to_string(&log).unwrap();
     let edited: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == 6 { l.replace("alice", "bob") } else { l.to_string() }).collect();
     std::fs::write(&log, edited.join("\n") + "\n").unwrap();
-    let result = verify::files(&[log.clone()]).unwrap();
+    let result = verify::files(std::slice::from_ref(&log)).unwrap();
     assert_eq!(result.verified, 6);
     assert!(matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })), "{:?}", result.broken);
 
     let removed: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l).collect();
     std::fs::write(&log, removed.join("\n") + "\n").unwrap();
-    let result = verify::files(&[log.clone()]).unwrap();
+    let result = verify::files(std::slice::from_ref(&log)).unwrap();
     assert!(matches!(result.broken, Some(verify::Broken::Line { line: 4, .. })), "a removed line breaks the next link: {:?}", result.broken);
 }
 
