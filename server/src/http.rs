@@ -46,6 +46,7 @@ pub fn router(platform: Platform, leptos: LeptosOptions, metrics_allow: metrics:
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api::router())
         .route("/modules/upload", axum::routing::post(dashboard::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route("/audit/export", get(dashboard::audit_export))
         .merge(metrics::router(metrics_allow))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))

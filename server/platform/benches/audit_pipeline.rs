@@ -31,7 +31,7 @@ async fn platform(dir: &std::path::Path, database: bool) -> Platform {
         ),
     )
     .unwrap();
-    let options = StartOptions { config_dir: config, data_dir: dir.join("data"), database_url: None, clock: Arc::new(SystemClock) };
+    let options = StartOptions { config_dir: config, data_dir: dir.join("data"), database_url: None, clock: Arc::new(SystemClock), sessions: Default::default(), max_upload: platform::DEFAULT_MAX_UPLOAD, run_modules: false };
     Platform::start(options).await.unwrap().0
 }
 

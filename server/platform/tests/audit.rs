@@ -46,6 +46,9 @@ async fn start(root: &Path, destinations: &str, database_url: Option<String>) ->
         data_dir: root.join("data"),
         database_url,
         clock: Arc::new(SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     };
     Platform::start(options).await.unwrap().0
 }
@@ -231,6 +234,9 @@ async fn database_chain(database_url: Option<String>) {
         data_dir: dir.path().join("data"),
         database_url: Some(url),
         clock: Arc::new(SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
     })
     .await
     .unwrap()
