@@ -63,7 +63,7 @@ fn pick(value: Option<&str>, known: &[&'static str]) -> &'static str {
 const AUTH_REASONS: &[&str] = &["unknown_user", "wrong_password", "account_disabled", "account_locked", "refresh_token_reused", "invalid_token", "mfa_failed"];
 const RESOURCES: &[&str] = &["modules", "users", "system", "scheduler", "metrics", "snapshots", "tasks"];
 const SEVERITIES: &[&str] = &["critical", "high", "medium", "low"];
-const SANDBOX_KINDS: &[&str] = &["memory_limit", "time_limit", "fuel_exhausted", "capability_denied", "trap"];
+const SANDBOX_KINDS: &[&str] = &["memory_limit", "timeout", "stack_overflow", "iteration_limit", "table_limit", "globals_limit", "capability_denied", "blocked_import"];
 const SCOPES: &[&str] = &["ip", "user", "endpoint", "global"];
 
 impl Metrics {
@@ -120,8 +120,16 @@ impl Metrics {
         match (e.kind, e.outcome) {
             (EventKind::LoginFailure, _) | (EventKind::TokenRefresh, Outcome::Failure) => self.authentication_failure(detail("reason")),
             (EventKind::PermissionDenied, _) => self.authorization_denial(detail("permission").and_then(|p| p.split(':').next())),
-            (EventKind::ModuleQuarantine, _) => self.suspicious_module(detail("severity")),
-            (EventKind::SandboxViolation, _) => self.sandbox_violation(detail("kind")),
+            // Only quarantines made by the analysis count as detections; an admin's manual one does not.
+            (EventKind::ModuleQuarantine, _) if e.details.get("automatic").and_then(|v| v.as_bool()) == Some(true) => {
+                self.suspicious_module(detail("severity"))
+            }
+            (EventKind::SandboxViolation, _) => self.sandbox_violation(detail("violation").or(detail("kind")).map(|v| v.trim_start_matches("sandbox."))),
+            // Refused before running (no permission, quarantined): not an execution.
+            (EventKind::ModuleExecute, Outcome::Success | Outcome::Failure) => {
+                let ms = e.details.get("duration_ms").and_then(|v| v.as_f64()).unwrap_or_default();
+                self.module_execution(e.outcome == Outcome::Success, Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+            }
             _ => {}
         }
     }
@@ -196,5 +204,25 @@ mod tests {
         assert!(text.contains("authorization_denials_total{resource=\"users\"} 1"), "{text}");
         assert!(text.contains("sandbox_violations_total{kind=\"memory_limit\"} 0"), "{text}");
         assert!(text.contains("# HELP rate_limit_violations_total security:"), "{text}");
+    }
+
+    #[test]
+    fn module_events_count_detections_violations_and_executions() {
+        let m = Metrics::new();
+        let module = |kind, outcome, details| AuditEvent::new(kind, Actor::system(), outcome).with_details(details);
+        m.observe_event(&module(EventKind::ModuleQuarantine, Outcome::Success, serde_json::json!({"automatic": true, "severity": "critical"})));
+        // An admin's manual quarantine is not a detection.
+        m.observe_event(&module(EventKind::ModuleQuarantine, Outcome::Success, serde_json::json!({"reason": "manual"})));
+        m.observe_event(&module(EventKind::SandboxViolation, Outcome::Denied, serde_json::json!({"violation": "sandbox.iteration_limit"})));
+        m.observe_event(&module(EventKind::ModuleExecute, Outcome::Success, serde_json::json!({"duration_ms": 12.5})));
+        m.observe_event(&module(EventKind::ModuleExecute, Outcome::Failure, serde_json::json!({"duration_ms": 3.0})));
+        // Refused before running: no execution.
+        m.observe_event(&module(EventKind::ModuleExecute, Outcome::Denied, serde_json::json!({})));
+        let text = m.render();
+        assert!(text.contains("suspicious_modules_detected_total{severity=\"critical\"} 1"), "{text}");
+        assert!(text.contains("sandbox_violations_total{kind=\"iteration_limit\"} 1"), "{text}");
+        assert!(text.contains("module_executions_total{outcome=\"success\"} 1"), "{text}");
+        assert!(text.contains("module_executions_total{outcome=\"failure\"} 1"), "{text}");
+        assert!(text.contains("module_execution_duration_seconds_count{outcome=\"success\"} 1"), "{text}");
     }
 }

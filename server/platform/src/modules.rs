@@ -302,8 +302,13 @@ impl Modules {
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
         self.record(principal, EventKind::ModuleUpload, Outcome::Success, &row, details).await?;
         if status == ModuleStatus::Quarantined {
-            let reason = if report.suspicious { "suspicious upload (ids.yml suspicious_module_upload)" } else { "risk score at or above high_risk_threshold" };
-            self.record(principal, EventKind::ModuleQuarantine, Outcome::Success, &row, serde_json::json!({ "reason": reason, "automatic": true })).await?;
+            let (reason, severity) = if report.suspicious {
+                ("suspicious upload (ids.yml suspicious_module_upload)", "critical")
+            } else {
+                ("risk score at or above high_risk_threshold", "high")
+            };
+            let details = serde_json::json!({ "reason": reason, "severity": severity, "automatic": true });
+            self.record(principal, EventKind::ModuleQuarantine, Outcome::Success, &row, details).await?;
         }
         self.info(row).await
     }
@@ -391,11 +396,7 @@ impl Modules {
             .limit(limit.clamp(1, 200))
             .all(&self.db)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.info(row).await?);
-        }
-        Ok((out, total))
+        Ok((self.infos(rows).await?, total))
     }
 
     /// Renames or re-describes a module (`modules:update`).
@@ -485,11 +486,7 @@ impl Modules {
             .order_by_desc(module::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            out.push(self.info(row).await?);
-        }
-        Ok(out)
+        self.infos(rows).await
     }
 
     /// Releases a module from review or quarantine, or quarantines it (`modules:*`), with a reason;
@@ -572,20 +569,47 @@ impl Modules {
     }
 
     async fn info(&self, row: module::Model) -> Result<ModuleInfo, ModuleError> {
+        let id = row.id;
+        self.infos(vec![row]).await?.pop().ok_or_else(|| ModuleError::NotFound(id.to_string()))
+    }
+
+    /// The views of several modules: owners, shares and share users in three queries in all.
+    async fn infos(&self, rows: Vec<module::Model>) -> Result<Vec<ModuleInfo>, ModuleError> {
         use crate::identity::entities::user;
-        let owner = user::Entity::find_by_id(row.owner_id).one(&self.db).await?.map_or_else(|| "(deleted user)".to_string(), |u| u.username);
-        let mut shares = Vec::new();
-        for s in share::Entity::find().filter(share::Column::ModuleId.eq(row.id)).order_by_asc(share::Column::Grantee).all(&self.db).await? {
-            if s.grantee_kind == "role" {
-                shares.push(Grantee::Role(s.grantee));
-            } else if let Ok(uid) = uuid::Uuid::parse_str(&s.grantee)
-                && let Some(u) = user::Entity::find_by_id(uid).one(&self.db).await?
-            {
-                shares.push(Grantee::User(u.username));
-            }
+        use std::collections::HashMap;
+        if rows.is_empty() {
+            return Ok(Vec::new());
         }
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let shares = share::Entity::find().filter(share::Column::ModuleId.is_in(ids)).order_by_asc(share::Column::Grantee).all(&self.db).await?;
+        let mut user_ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.owner_id).collect();
+        user_ids.extend(shares.iter().filter(|s| s.grantee_kind != "role").filter_map(|s| uuid::Uuid::parse_str(&s.grantee).ok()));
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let names: HashMap<uuid::Uuid, String> =
+            user::Entity::find().filter(user::Column::Id.is_in(user_ids)).all(&self.db).await?.into_iter().map(|u| (u.id, u.username)).collect();
+        let mut by_module: HashMap<uuid::Uuid, Vec<Grantee>> = HashMap::new();
+        for s in shares {
+            let grantee = if s.grantee_kind == "role" {
+                Some(Grantee::Role(s.grantee))
+            } else {
+                uuid::Uuid::parse_str(&s.grantee).ok().and_then(|uid| names.get(&uid)).map(|n| Grantee::User(n.clone()))
+            };
+            by_module.entry(s.module_id).or_default().extend(grantee);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let owner = names.get(&row.owner_id).cloned().unwrap_or_else(|| "(deleted user)".to_string());
+                let shares = by_module.remove(&row.id).unwrap_or_default();
+                Self::view(row, owner, shares)
+            })
+            .collect())
+    }
+
+    fn view(row: module::Model, owner: String, shares: Vec<Grantee>) -> ModuleInfo {
         let report: StoredAnalysis = serde_json::from_value(row.analysis.clone()).unwrap_or_default();
-        Ok(ModuleInfo {
+        ModuleInfo {
             id: row.id.to_string(),
             name: row.name,
             description: row.description,
@@ -607,7 +631,7 @@ impl Modules {
             shares,
             created_at: row.created_at,
             last_run_at: row.last_run_at,
-        })
+        }
     }
 }
 
