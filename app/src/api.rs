@@ -1,5 +1,6 @@
 //! Server functions (grouped by area), their DTOs, and the error that crosses the wire.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod modules;

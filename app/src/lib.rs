@@ -20,6 +20,7 @@ use crate::ui::{
     layout::Layout,
     pages::{
         account::AccountPage,
+        audit::AuditPage,
         home::Home,
         modules::{ModulesPage, ReviewQueuePage, UploadPage, detail::ModulePage},
         not_found::NotFound,
@@ -75,7 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/modules/:id") view=ModulePage ssr=SsrMode::Async />
                     <Route path=path!("/scheduler") view=|| view! { <SectionPage section="scheduler" /> } />
                     <Route path=path!("/snapshots") view=|| view! { <SectionPage section="snapshots" /> } />
-                    <Route path=path!("/audit") view=|| view! { <SectionPage section="audit" /> } />
+                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/security") view=SecurityPage ssr=SsrMode::Async />
                     <Route path=path!("/compliance") view=|| view! { <SectionPage section="compliance" /> } />
                 </Routes>

@@ -1,24 +1,6 @@
-import { expect, test, type Page } from "@playwright/test";
+import { expect, test } from "@playwright/test";
 import * as path from "node:path";
-
-const ADMIN = process.env.E2E_ADMIN_USER ?? "admin";
-const ADMIN_PASSWORD = process.env.E2E_ADMIN_PASSWORD ?? "SecurePassword123!";
-
-async function ready(page: Page, javaScriptEnabled: boolean) {
-  if (javaScriptEnabled) {
-    await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
-  }
-}
-
-async function signIn(page: Page, javaScriptEnabled: boolean, next: string) {
-  await page.goto(`/login?next=${next}`);
-  await ready(page, javaScriptEnabled);
-  const form = page.getByTestId("sign-in-form");
-  await form.getByLabel("Username").fill(ADMIN);
-  await form.getByLabel("Password", { exact: true }).fill(ADMIN_PASSWORD);
-  await form.getByRole("button", { name: "Sign in" }).click();
-  await expect(page).toHaveURL(new RegExp(`${next}$`));
-}
+import { ready, signInAs as signIn } from "./helpers";
 
 function leb(n: number): number[] {
   const out: number[] = [];

@@ -32,9 +32,10 @@ test("the sidebar leads to each area's page and marks it current", async ({ page
   await expect(page.getByRole("heading", { level: 1, name: "Scheduler" })).toBeVisible();
   await expect(page.getByRole("heading", { name: "Scheduler is not available yet" })).toBeVisible();
   await expect(nav.getByRole("link", { name: "Scheduler" })).toHaveAttribute("aria-current", "page");
-  await nav.getByRole("link", { name: "Audit" }).click();
-  await expect(page).toHaveURL(/\/audit$/);
-  await expect(page).toHaveTitle("Audit · wasm-as-os");
+  await nav.getByRole("link", { name: "Snapshots" }).click();
+  await expect(page).toHaveURL(/\/snapshots$/);
+  await expect(page).toHaveTitle("Snapshots · wasm-as-os");
+  await expect(nav.getByRole("link", { name: "Snapshots" })).toHaveAttribute("aria-current", "page");
 });
 
 test("an unknown address shows the 404 page with status 404", async ({ page }) => {

@@ -9,23 +9,13 @@ use std::{
     collections::BTreeSet,
     io::Write,
     path::Path,
-    process::{Command, Output, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use sea_orm::{ConnectionTrait, Database};
-use support::{BIN, FreshDb, Server, repo_config};
-
-fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
-    match database_url {
-        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
-        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
-    };
-    cmd.output().unwrap()
-}
+use support::{FreshDb, Server, run_cli};
 
 fn db_url(data_dir: &Path, database_url: Option<&str>) -> String {
     database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string)
@@ -78,11 +68,11 @@ async fn kill9_during_a_burst(data_dir: &Path, database_url: Option<&str>) {
     assert!(lost.is_empty(), "{} of {} acknowledged events lost: {lost:?}", lost.len(), acknowledged.len());
 
     // Both chains are intact and verifiable from the command line.
-    let out = cli(data_dir, database_url, &["admin", "audit", "verify"]);
+    let out = run_cli(data_dir, database_url, &["admin", "audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("events verified in the database"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     let file = data_dir.join("audit.log");
-    let out = cli(data_dir, database_url, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
+    let out = run_cli(data_dir, database_url, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let file_lines = std::fs::read_to_string(&file).unwrap();
     for name in &acknowledged {
@@ -121,7 +111,7 @@ async fn verify_names_the_edited_line_of_the_file() {
     assert!(lines.len() >= 7, "service_start, config_change, 5 logins, service_stop: {text}");
     let edited: Vec<String> = lines.iter().enumerate().map(|(i, l)| if i == 3 { l.replace("someone", "nobody") } else { l.to_string() }).collect();
     std::fs::write(&file, edited.join("\n") + "\n").unwrap();
-    let out = cli(dir.path(), None, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
+    let out = run_cli(dir.path(), None, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("audit.log:4:") && stderr.contains("3 events verified"), "{stderr}");
@@ -166,7 +156,7 @@ async fn metrics_pass_promtool_and_count_security_events() {
 #[tokio::test]
 async fn metrics_need_a_token_from_an_address_not_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let out = cli(dir.path(), None, &["admin", "create-user", "--username", "ops", "--password", "Correct-Horse-9!", "--email", "ops@example.com", "--roles", "viewer"]);
+    let out = run_cli(dir.path(), None, &["admin", "create-user", "--username", "ops", "--password", "Correct-Horse-9!", "--email", "ops@example.com", "--roles", "viewer"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let server = Server::start_with_env(dir.path(), None, &[], &[("WASM_AS_OS_METRICS_ALLOW", "none")]);
     let http = reqwest::Client::new();
@@ -188,4 +178,106 @@ async fn metrics_need_a_token_from_an_address_not_allowed() {
     assert_eq!(r.status(), 200, "a viewer has metrics:read");
     let (status, _) = server.terminate();
     assert!(status.success());
+}
+
+async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>) {
+    use reqwest::StatusCode;
+    support::cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
+    support::cli(data_dir, database_url, &["admin", "create-user", "--username", "watcher", "--password", "Correct-Horse-9!", "--email", "w@example.com", "--roles", "viewer"]);
+    let server = Server::start(data_dir, database_url);
+    let http = reqwest::Client::new();
+    let admin = support::token(&http, &server, "admin", "SecurePassword123!").await;
+    let viewer = support::token(&http, &server, "watcher", "Correct-Horse-9!").await;
+    // 520 refusals: more than one export page (500).
+    const DENIED: usize = 520;
+    for n in 0..DENIED {
+        let body = serde_json::json!({ "username": format!("u{n}"), "password": "Correct-Horse-9!", "email": format!("u{n}@example.com"), "roles": ["viewer"] });
+        let r = http.post(server.url("/api/v1/users")).bearer_auth(&viewer).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    }
+
+    // Keyset pages: every refusal once, newest first, then no cursor.
+    let mut seen = Vec::new();
+    let mut after = String::new();
+    loop {
+        let url = server.url(&format!("/api/v1/audit/events?event=permission_denied&actor=watcher&limit=200&after={after}"));
+        let r = http.get(url).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let page: serde_json::Value = r.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        assert!(events.len() <= 200);
+        for e in events {
+            assert_eq!(e["event"], "permission_denied");
+            assert_eq!(e["actor"]["name"], "watcher");
+            seen.push((e["timestamp"].as_str().unwrap().to_string(), e["id"].as_str().unwrap().to_string()));
+        }
+        match page["next"].as_str() {
+            Some(next) => after = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), DENIED);
+    let unique: BTreeSet<&String> = seen.iter().map(|(_, id)| id).collect();
+    assert_eq!(unique.len(), DENIED, "no event twice across pages");
+    assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
+
+    // Free text and the outcome filter.
+    let r: serde_json::Value = http.get(server.url("/api/v1/audit/events?q=WATCHER&outcome=denied&limit=5")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["events"].as_array().unwrap().len(), 5);
+    let r: serde_json::Value = http.get(server.url("/api/v1/audit/events?q=no-such-text-anywhere")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["events"].as_array().unwrap().len(), 0);
+    assert!(r["next"].is_null());
+
+    // Bad filters are 400 with the field named; a viewer may not read the log.
+    for (query, field) in [("event=login_party", "event:"), ("from=yesterday", "from:"), ("outcome=maybe", "outcome:"), ("after=garbage", "after:")] {
+        let r = http.get(server.url(&format!("/api/v1/audit/events?{query}"))).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_query");
+        assert!(body["error"]["message"].as_str().unwrap().contains(field), "{body}");
+    }
+    let r = http.get(server.url("/api/v1/audit/events")).bearer_auth(&viewer).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(http.get(server.url("/api/v1/audit/export")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+    // Exports of the filter: all rows, across pages, as CSV and as JSON.
+    let r = http.get(server.url("/api/v1/audit/export?format=csv&event=permission_denied&actor=watcher")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"audit-"));
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines[0], "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id");
+    assert_eq!(lines.len(), DENIED + 1);
+    assert!(lines[1..].iter().all(|l| l.contains(",permission_denied,denied,")), "{}", lines[1]);
+    let json: Vec<serde_json::Value> = http
+        .get(server.url("/api/v1/audit/export?format=json&event=permission_denied&actor=watcher"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(json.len(), DENIED);
+    let exported: BTreeSet<&str> = json.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(exported, unique.iter().map(|s| s.as_str()).collect());
+    let r = http.get(server.url("/api/v1/audit/export?format=xml")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn audit_query_pages_filters_and_exports_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    query_and_export(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn audit_query_pages_filters_and_exports_on_postgres() {
+    let Some(db) = FreshDb::create().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    query_and_export(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
 }

@@ -6,18 +6,7 @@ use std::path::Path;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use support::{BIN, FreshDb, Server, repo_config};
-
-fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
-    match database_url {
-        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
-        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
-    };
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
+use support::{FreshDb, Server, cli, token};
 
 async fn post(http: &Client, url: String, body: Value) -> (StatusCode, Value) {
     let r = http.post(url).json(&body).send().await.unwrap();
@@ -121,12 +110,6 @@ async fn sign_in_refresh_logout_and_disable_over_http_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     auth_flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
-}
-
-async fn token(http: &Client, server: &Server, username: &str, password: &str) -> String {
-    let (s, pair) = post(http, server.url("/api/v1/auth/login"), json!({"username": username, "password": password})).await;
-    assert_eq!(s, StatusCode::OK, "{pair}");
-    pair["access_token"].as_str().unwrap().to_string()
 }
 
 async fn users_flow(data_dir: &Path, database_url: Option<&str>) {

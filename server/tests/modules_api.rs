@@ -7,23 +7,7 @@ use std::path::Path;
 
 use reqwest::{Client, StatusCode, multipart};
 use serde_json::{Value, json};
-use support::{BIN, FreshDb, Server, repo_config};
-
-fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
-    let mut cmd = std::process::Command::new(BIN);
-    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
-    match database_url {
-        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
-        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
-    };
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
-async fn token(http: &Client, server: &Server, username: &str, password: &str) -> String {
-    let r: Value = http.post(server.url("/api/v1/auth/login")).json(&json!({"username": username, "password": password})).send().await.unwrap().json().await.unwrap();
-    r["access_token"].as_str().unwrap().to_string()
-}
+use support::{FreshDb, Server, cli, token};
 
 async fn upload(http: &Client, server: &Server, token: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
     let r = http

@@ -1,6 +1,7 @@
 //! The dashboard's pages.
 
 pub mod account;
+pub mod audit;
 pub mod home;
 pub mod modules;
 pub mod not_found;

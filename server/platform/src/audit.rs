@@ -24,7 +24,7 @@ use sea_orm::{DatabaseConnection, EntityTrait, QueryOrder, QuerySelect};
 
 pub use self::{
     event::{Actor, AuditEvent, EventKind, Outcome, Target},
-    query::{AuditPage, AuditQuery},
+    query::{AuditPage, AuditParams, AuditQuery},
     redact::Redactor,
 };
 use crate::{access::Principal, clock::Clock, config::Config, metrics::Metrics};

@@ -1,6 +1,7 @@
 //! The REST API under `/api/v1`: JSON in and out, bearer tokens, errors as
 //! `{"error":{"code":"…","message":"…"}}`.
 
+pub mod audit;
 mod auth;
 mod error;
 pub mod modules;
@@ -33,11 +34,13 @@ pub fn router() -> Router<AppState> {
         .route("/roles/{name}", axum::routing::patch(roles::update))
         .route("/modules", get(modules::list).post(modules::upload).layer(DefaultBodyLimit::disable()))
         .route("/modules/{id}", get(modules::get).patch(modules::update).delete(modules::delete))
-        .route("/modules/{id}/shares", post(modules::share).delete(modules::unshare))
+        .route("/modules/{id}/shares", post(modules::shares::<true>).delete(modules::shares::<false>))
         .route("/modules/{id}/execute", post(modules::execute))
         .route("/modules/{id}/runs", get(modules::runs))
-        .route("/modules/{id}/release", post(modules::release))
-        .route("/modules/{id}/quarantine", post(modules::quarantine))
+        .route("/modules/{id}/release", post(modules::review::<false>))
+        .route("/modules/{id}/quarantine", post(modules::review::<true>))
+        .route("/audit/events", get(audit::events))
+        .route("/audit/export", get(audit::export_api))
         .route("/openapi.json", get(openapi))
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -63,3 +63,24 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// `GET /audit/export?format=csv|json&<filters>`: the Audit page's export link, with the browser
+/// session. Signed-out browsers are sent to sign in and come back.
+pub async fn audit_export(
+    State(platform): State<Platform>,
+    session: Session,
+    query: Result<Query<super::api::audit::ExportQuery>, axum::extract::rejection::QueryRejection>,
+    uri: axum::http::Uri,
+) -> Response {
+    let Some(principal) = session_principal(&platform, &session).await else {
+        let back = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/audit");
+        return Redirect::to(&format!("/login?next={}", urlencode(back))).into_response();
+    };
+    let result = async {
+        let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        let (params, format) = query.into_parts();
+        super::api::audit::export(platform, principal, params, format).await
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

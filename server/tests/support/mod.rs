@@ -155,3 +155,28 @@ impl Drop for Server {
     }
 }
 
+
+/// Runs the CLI against a data dir (and PostgreSQL when given), returning its output.
+pub fn run_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
+    match database_url {
+        Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
+        None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
+    };
+    cmd.output().unwrap()
+}
+
+/// Runs the CLI and asserts it succeeded.
+pub fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
+    let out = run_cli(data_dir, database_url, args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Signs in over the API and returns the access token.
+pub async fn token(http: &reqwest::Client, server: &Server, username: &str, password: &str) -> String {
+    let r = http.post(server.url("/api/v1/auth/login")).json(&serde_json::json!({"username": username, "password": password})).send().await.unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK, "signing in as {username}");
+    let pair: serde_json::Value = r.json().await.unwrap();
+    pair["access_token"].as_str().unwrap().to_string()
+}

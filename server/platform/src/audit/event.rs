@@ -34,6 +34,36 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// Every kind, the spec's first.
+    pub const ALL: [Self; 26] = [
+        Self::LoginSuccess,
+        Self::LoginFailure,
+        Self::Logout,
+        Self::TokenRefresh,
+        Self::PermissionDenied,
+        Self::RoleChange,
+        Self::ModuleUpload,
+        Self::ModuleDelete,
+        Self::ModuleExecute,
+        Self::ConfigChange,
+        Self::UserCreate,
+        Self::UserDelete,
+        Self::ServiceStart,
+        Self::ServiceStop,
+        Self::UserUpdate,
+        Self::UserDisable,
+        Self::UserEnable,
+        Self::ModuleQuarantine,
+        Self::ModuleRelease,
+        Self::ModuleShare,
+        Self::SandboxViolation,
+        Self::SnapshotCreate,
+        Self::SnapshotRestore,
+        Self::DataExport,
+        Self::DataErasure,
+        Self::IpBlocked,
+    ];
+
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
     pub const fn named_in_spec(self) -> bool {
         (self as u8) <= (Self::ServiceStop as u8)

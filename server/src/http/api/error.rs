@@ -111,3 +111,14 @@ impl From<platform::modules::execute::ExecuteError> for ApiError {
         }
     }
 }
+
+impl From<platform::audit::AuditError> for ApiError {
+    fn from(e: platform::audit::AuditError) -> Self {
+        use platform::audit::AuditError;
+        match &e {
+            AuditError::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
+            AuditError::Query(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()),
+            _ => Self::internal(&e),
+        }
+    }
+}
