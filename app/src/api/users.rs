@@ -90,20 +90,9 @@ pub async fn create_user(username: String, email: String, password: String, #[se
 /// Sets a user's roles to exactly the checked ones.
 #[server(endpoint = "users/set_roles")]
 pub async fn set_user_roles(id: String, #[server(default)] roles: BTreeMap<String, String>) -> Result<UserView, AppError> {
-    use platform::identity::UserChanges;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let current = platform.identity().get_user(&principal, &id).await?;
-    let wanted = checked(roles);
-    if wanted.is_empty() {
-        return Err(AppError::Validation([("roles".to_string(), vec!["give at least one role".to_string()])].into()));
-    }
-    let changes = UserChanges {
-        add_roles: wanted.iter().filter(|r| !current.roles.contains(r)).cloned().collect(),
-        remove_roles: current.roles.iter().filter(|r| !wanted.contains(r)).cloned().collect(),
-        ..UserChanges::default()
-    };
-    let user = platform.identity().update_user_by_id(&principal, &id, changes, None).await?;
+    let user = platform.identity().set_roles(&principal, &id, &checked(roles)).await?;
     Ok(user.into())
 }
 

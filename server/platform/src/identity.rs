@@ -423,11 +423,33 @@ impl Identity {
 
     /// One page of users whose name or email contains `query` (`users:read`), and the total.
     pub async fn search_users(&self, principal: &Principal, query: &str, offset: u64, limit: u64) -> Result<(Vec<User>, u64), IdentityError> {
+        use sea_orm::{PaginatorTrait, QuerySelect, sea_query::ExprTrait};
+        self.authorize(principal, "users", "read", "*").await?;
+        // Usernames and emails are stored lower-case, so a lower-cased needle matches case-insensitively.
         let needle = query.trim().to_lowercase();
-        let all = self.list_users(principal).await?;
-        let matching: Vec<User> = all.into_iter().filter(|u| needle.is_empty() || u.username.contains(&needle) || u.email.contains(&needle)).collect();
-        let total = matching.len() as u64;
-        Ok((matching.into_iter().skip(offset as usize).take(limit.clamp(1, 200) as usize).collect(), total))
+        let mut find = user::Entity::find();
+        if !needle.is_empty() {
+            let escaped = needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = sea_orm::sea_query::LikeExpr::new(format!("%{escaped}%")).escape('\\');
+            find = find.filter(
+                sea_orm::Condition::any()
+                    .add(sea_orm::sea_query::Expr::col(user::Column::Username).like(pattern.clone()))
+                    .add(sea_orm::sea_query::Expr::col(user::Column::Email).like(pattern)),
+            );
+        }
+        let total = find.clone().count(&self.db).await?;
+        let rows = find.order_by_asc(user::Column::Username).offset(offset).limit(limit.clamp(1, 200)).all(&self.db).await?;
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        let links = user_role::Entity::find().filter(user_role::Column::UserId.is_in(ids)).order_by_asc(user_role::Column::RoleName).all(&self.db).await?;
+        let mut roles: BTreeMap<uuid::Uuid, Vec<String>> = BTreeMap::new();
+        for link in links {
+            roles.entry(link.user_id).or_default().push(link.role_name);
+        }
+        let users = rows.into_iter().map(|r| {
+            let roles = roles.remove(&r.id).unwrap_or_default();
+            to_user(r, roles)
+        }).collect();
+        Ok((users, total))
     }
 
     /// How many accounts exist (no permission: used to decide whether set-up is needed).
@@ -458,6 +480,21 @@ impl Identity {
             user = self.set_disabled(principal, &row.username, disabled).await?;
         }
         Ok(user)
+    }
+
+    /// Sets the roles of the user with this id to exactly `roles` (`users:update`); the roles added
+    /// and removed are audited as by [`Self::update_user`]. At least one role is required.
+    pub async fn set_roles(&self, principal: &Principal, id: &str, roles: &[String]) -> Result<User, IdentityError> {
+        if roles.is_empty() {
+            return Err(invalid("roles", "give at least one role"));
+        }
+        let current = self.get_user(principal, id).await?;
+        let changes = UserChanges {
+            add_roles: roles.iter().filter(|r| !current.roles.contains(r)).cloned().collect(),
+            remove_roles: current.roles.iter().filter(|r| !roles.contains(r)).cloned().collect(),
+            ..UserChanges::default()
+        };
+        self.update_user_by_id(principal, id, changes, None).await
     }
 
     async fn find(&self, username: &str) -> Result<User, IdentityError> {

@@ -159,3 +159,56 @@ async fn an_unreachable_postgres_is_one_clear_error() {
     assert!(err.starts_with("cannot connect to the PostgreSQL (nothing on 127.0.0.1) database"), "{err}");
     assert!(!err.contains('\n'), "{err}");
 }
+
+/// The security dashboard's counts come from the recorded events, per hour, inside the window only.
+async fn security_overview_counts_per_hour(database_url: Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 1, 2, 1, 30, 0).unwrap());
+    let platform = start(dir.path(), database_url, clock.clone()).await;
+    let record = |kind: EventKind, outcome: Outcome| {
+        let platform = platform.clone();
+        async move { platform.audit().record(AuditEvent::new(kind, Actor::user("u-1", "alice"), outcome)).await.unwrap() }
+    };
+    record(EventKind::LoginFailure, Outcome::Failure).await; // 01:30, before the window
+    clock.advance(chrono::Duration::minutes(95)); // 03:05
+    record(EventKind::LoginFailure, Outcome::Failure).await;
+    record(EventKind::LoginFailure, Outcome::Failure).await;
+    record(EventKind::PermissionDenied, Outcome::Denied).await;
+    record(EventKind::LoginSuccess, Outcome::Success).await; // not charted
+    clock.advance(chrono::Duration::minutes(54)); // 03:59, still the 03:00 bucket
+    record(EventKind::PermissionDenied, Outcome::Denied).await;
+    clock.advance(chrono::Duration::minutes(66)); // 05:05
+    for _ in 0..3 {
+        record(EventKind::ModuleExecute, Outcome::Success).await;
+    }
+    record(EventKind::SandboxViolation, Outcome::Denied).await;
+    platform.audit().recent(1).await.unwrap(); // the database destination has caught up
+
+    // Four hourly buckets ending with the current hour: 02:00, 03:00, 04:00, 05:00.
+    let overview = platform.security_overview(&platform::access::Principal::System, 4).await.unwrap();
+    assert_eq!(overview.buckets.first().copied(), Some(Utc.with_ymd_and_hms(2026, 1, 2, 2, 0, 0).unwrap()));
+    let counts = |event: &str| {
+        let s = overview.series.iter().find(|s| s.event == event).unwrap();
+        (s.counts.clone(), s.total)
+    };
+    assert_eq!(counts("login_failure"), (vec![0, 2, 0, 0], 2));
+    assert_eq!(counts("permission_denied"), (vec![0, 2, 0, 0], 2));
+    assert_eq!(counts("module_execute"), (vec![0, 0, 0, 3], 3));
+    assert_eq!(counts("sandbox_violation"), (vec![0, 0, 0, 1], 1));
+
+    let nobody = platform::access::Principal::User { id: "u-2".into(), username: "bob".into(), roles: vec![], permissions: Default::default() };
+    assert!(matches!(platform.security_overview(&nobody, 4).await, Err(platform::security::SecurityError::Forbidden)));
+    platform.close().await;
+}
+
+#[tokio::test]
+async fn security_overview_counts_per_hour_on_sqlite() {
+    security_overview_counts_per_hour(None).await;
+}
+
+#[tokio::test]
+async fn security_overview_counts_per_hour_on_postgres() {
+    let Some(pg) = PgDb::create().await else { return };
+    security_overview_counts_per_hour(Some(pg.url())).await;
+    pg.drop_db().await;
+}

@@ -159,24 +159,18 @@ fn grantee(req: ShareRequest) -> Result<Grantee, ApiError> {
     }
 }
 
-pub async fn share(
+/// `POST` (share, `SHARE = true`) and `DELETE` (unshare) `/modules/{id}/shares`.
+pub async fn shares<const SHARE: bool>(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<ShareRequest>, JsonRejection>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
     let Json(req) = body?;
-    Ok(Json(platform.modules().share(&caller, &id, grantee(req)?).await?))
-}
-
-pub async fn unshare(
-    State(platform): State<Platform>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    body: Result<Json<ShareRequest>, JsonRejection>,
-) -> Result<Json<ModuleInfo>, ApiError> {
-    let Json(req) = body?;
-    Ok(Json(platform.modules().unshare(&caller, &id, grantee(req)?).await?))
+    let grantee = grantee(req)?;
+    let modules = platform.modules();
+    let info = if SHARE { modules.share(&caller, &id, grantee).await? } else { modules.unshare(&caller, &id, grantee).await? };
+    Ok(Json(info))
 }
 
 #[derive(Deserialize)]
@@ -185,24 +179,15 @@ pub struct ReviewRequest {
     reason: String,
 }
 
-pub async fn release(
+/// `POST /modules/{id}/quarantine` (`QUARANTINE = true`) and `POST /modules/{id}/release`.
+pub async fn review<const QUARANTINE: bool>(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Result<Json<ReviewRequest>, JsonRejection>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
     let Json(req) = body?;
-    Ok(Json(platform.modules().set_quarantine(&caller, &id, false, &req.reason).await?))
-}
-
-pub async fn quarantine(
-    State(platform): State<Platform>,
-    Caller(caller): Caller,
-    Path(id): Path<String>,
-    body: Result<Json<ReviewRequest>, JsonRejection>,
-) -> Result<Json<ModuleInfo>, ApiError> {
-    let Json(req) = body?;
-    Ok(Json(platform.modules().set_quarantine(&caller, &id, true, &req.reason).await?))
+    Ok(Json(platform.modules().set_quarantine(&caller, &id, QUARANTINE, &req.reason).await?))
 }
 
 pub async fn execute(
