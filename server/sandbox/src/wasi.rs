@@ -112,7 +112,7 @@ pub(crate) fn builder(
     b.allow_tcp(true);
     b.allow_udp(true);
     // Name lookup has no per-address hook: it is available only with the grant (without it the
-    // guest gets `access-denied`; nothing is recorded).
+    // guest gets `permanent-resolver-failure`; nothing is recorded).
     b.allow_ip_name_lookup(caps.network_access);
     if !caps.system_calls {
         b.wall_clock(FrozenClock);

@@ -224,7 +224,10 @@ async fn a_file_outside_the_preopens_is_refused_and_one_inside_is_read() {
         .unwrap();
     assert_eq!(r.stdout, [0], "{r:?}");
 
-    for outside in ["../secret.txt".to_string(), secret.to_string_lossy().into_owned()] {
+    for outside in [
+        "../secret.txt".to_string(),
+        secret.to_string_lossy().into_owned(),
+    ] {
         let r = run_component(&f, &adapt(&open_errno(&outside)), &[], &caps)
             .await
             .unwrap();
@@ -232,7 +235,11 @@ async fn a_file_outside_the_preopens_is_refused_and_one_inside_is_read() {
         let r = run_component(&f, &adapt(&read_file_module(&outside)), &[], &caps)
             .await
             .unwrap();
-        assert_eq!((r.exit_code, r.stdout.len()), (Some(1), 0), "{outside}: {r:?}");
+        assert_eq!(
+            (r.exit_code, r.stdout.len()),
+            (Some(1), 0),
+            "{outside}: {r:?}"
+        );
     }
 
     let none = Capabilities::default();
@@ -431,6 +438,11 @@ interface tcp {
     subscribe: func() -> pollable;
   }
 }
+interface ip-name-lookup {
+  use network.{network, error-code};
+  resource resolve-address-stream;
+  resolve-addresses: func(network: borrow<network>, name: string) -> result<resolve-address-stream, error-code>;
+}
 interface tcp-create-socket {
   use network.{error-code, ip-address-family};
   use tcp.{tcp-socket};
@@ -440,6 +452,9 @@ interface tcp-create-socket {
 const WIT_CLI: &str = r#"package wasi:cli@0.2.0;
 interface run {
   run: func() -> result;
+}
+interface exit {
+  exit-with-code: func(status-code: u8);
 }"#;
 
 const WIT_WORLD: &str = r#"package sandbox:test;
@@ -448,6 +463,12 @@ world connect {
   import wasi:sockets/tcp-create-socket@0.2.0;
   import wasi:sockets/tcp@0.2.0;
   import wasi:io/poll@0.2.0;
+  export wasi:cli/run@0.2.0;
+}
+world lookup {
+  import wasi:sockets/instance-network@0.2.0;
+  import wasi:sockets/ip-name-lookup@0.2.0;
+  import wasi:cli/exit@0.2.0;
   export wasi:cli/run@0.2.0;
 }"#;
 
@@ -491,13 +512,18 @@ fn connect_component(ip: Ipv4Addr, port: u16) -> Vec<u8> {
           (return (i32.const 1)))))
     (i32.const 0)))"#
     );
-    let mut module = wat::parse_str(&wat).unwrap();
+    encode(&wat, "connect")
+}
+
+/// The core module `wat` with the WIT `world` embedded, encoded as a component.
+fn encode(wat: &str, world: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).unwrap();
     let mut resolve = wit_parser::Resolve::default();
     resolve.push_source("io.wit", WIT_IO).unwrap();
     resolve.push_source("sockets.wit", WIT_SOCKETS).unwrap();
     resolve.push_source("cli.wit", WIT_CLI).unwrap();
     let pkg = resolve.push_source("world.wit", WIT_WORLD).unwrap();
-    let world = resolve.select_world(&[pkg], Some("connect")).unwrap();
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
     wit_component::embed_component_metadata(
         &mut module,
         &resolve,
@@ -511,6 +537,41 @@ fn connect_component(ip: Ipv4Addr, port: u16) -> Vec<u8> {
         .validate(true)
         .encode()
         .unwrap()
+}
+
+/// A command component that resolves `name` with `ip-name-lookup` and exits 0 if that
+/// succeeded, or with 10 + the `error-code` if it failed.
+fn lookup_component(name: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+  (import "wasi:sockets/instance-network@0.2.0" "instance-network" (func $instance_network (result i32)))
+  (import "wasi:sockets/ip-name-lookup@0.2.0" "resolve-addresses" (func $resolve (param i32 i32 i32 i32)))
+  (import "wasi:cli/exit@0.2.0" "exit-with-code" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{name}")
+  (func (export "wasi:cli/run@0.2.0#run") (result i32)
+    (call $resolve (call $instance_network) (i32.const 256) (i32.const {len}) (i32.const 16))
+    (if (i32.load8_u (i32.const 16))
+      (then (call $exit (i32.add (i32.const 10) (i32.load8_u (i32.const 20))))))
+    (i32.const 0)))"#,
+        len = name.len()
+    );
+    encode(&wat, "lookup")
+}
+
+#[tokio::test]
+async fn name_lookup_is_available_only_with_network_access() {
+    const PERMANENT_RESOLVER_FAILURE: i32 = 20;
+    let f = fixture();
+    let component = lookup_component("127.0.0.1");
+    let r = run_component(&f, &component, &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(10 + PERMANENT_RESOLVER_FAILURE), "{r:?}");
+    let r = run_component(&f, &component, &[], &network(&[]))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
 }
 
 /// A listener on 127.0.0.1 and the number of connections it accepted so far.
