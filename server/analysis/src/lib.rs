@@ -42,6 +42,14 @@ pub fn wasmtime_default_features() -> WasmFeatures {
         | WasmFeatures::CM_ASYNC
 }
 
+/// Whether an import (a component's import name, or a core `module.name`) is a network
+/// interface: a WASI 0.2 `wasi:sockets` or `wasi:http` interface, whatever its version.
+pub fn is_network_import(name: &str) -> bool {
+    ["wasi:sockets/", "wasi:http/"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
 /// Validate `bytes` and apply `policy`'s rules.
 ///
 /// Returns [`InvalidModule`] with the parser's reason and offset for empty, malformed, truncated
@@ -65,9 +73,16 @@ pub fn analyze_with_threads(
         max_threads.max(1),
     )?;
     let risk_score = risk_score(&scanned.findings);
+    let network_imports = scanned
+        .imports
+        .iter()
+        .filter(|i| is_network_import(i))
+        .cloned()
+        .collect();
     Ok(Report {
         kind: scanned.kind,
         size_bytes,
+        network_imports,
         imports: scanned.imports,
         exports: scanned.exports,
         verdict: verdict(

@@ -90,6 +90,11 @@ pub struct Report {
     pub imports: Vec<String>,
     /// Export names.
     pub exports: Vec<String>,
+    /// The imports that reach the network (`wasi:sockets/*`, `wasi:http/*`, any version): the
+    /// module needs the sandbox's `network_access` capability to use them (see
+    /// [`crate::is_network_import`]).
+    #[serde(default)]
+    pub network_imports: Vec<String>,
     /// Findings in the order found.
     pub findings: Vec<Finding>,
     /// 0..=10, see [`risk_score`].

@@ -10,6 +10,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::instrument::{self, Policy};
@@ -56,6 +57,15 @@ impl DiskCache {
 
     /// The cached module, if a file with an intact checksum is there and wasmtime accepts it.
     pub(crate) fn load(&self, engine: &Engine, key: &str) -> Option<Module> {
+        self.load_with(key, |artifact| deserialize(engine, artifact))
+    }
+
+    /// The cached component, under the same conditions as [`DiskCache::load`].
+    pub(crate) fn load_component(&self, engine: &Engine, key: &str) -> Option<Component> {
+        self.load_with(key, |artifact| deserialize_component(engine, artifact))
+    }
+
+    fn load_with<T>(&self, key: &str, deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>) -> Option<T> {
         let path = self.path(key);
         let file = fs::read(&path).ok()?;
         let (sum, artifact) = file.split_at_checked(32)?;
@@ -64,7 +74,7 @@ impl DiskCache {
             let _ = fs::remove_file(&path);
             return None;
         }
-        match deserialize(engine, artifact) {
+        match deserialize(artifact) {
             Ok(m) => Some(m),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "stale cache entry removed");
@@ -74,9 +84,10 @@ impl DiskCache {
         }
     }
 
-    /// Stores `module`'s artifact; failures only cost a recompilation later.
-    pub(crate) fn store(&self, key: &str, module: &Module) {
-        let result = module.serialize().map_err(|e| e.to_string()).and_then(|artifact| {
+    /// Stores a module's or component's artifact (its `serialize()`); failures only cost a
+    /// recompilation later.
+    pub(crate) fn store(&self, key: &str, serialized: wasmtime::Result<Vec<u8>>) {
+        let result = serialized.map_err(|e| e.to_string()).and_then(|artifact| {
             let mut file = Sha256::digest(&artifact).to_vec();
             file.extend_from_slice(&artifact);
             let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
@@ -102,4 +113,15 @@ impl DiskCache {
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Module> {
     unsafe { Module::deserialize(engine, artifact) }
+}
+
+/// Loads a precompiled component artifact.
+///
+/// SAFETY: as for [`deserialize`]: the bytes come only from this cache, written from
+/// `Component::serialize` of a component this process compiled, under the same key, directory
+/// and checksum protections; wasmtime checks the engine version, configuration and that the
+/// artifact is a component.
+#[allow(unsafe_code)]
+fn deserialize_component(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {
+    unsafe { Component::deserialize(engine, artifact) }
 }

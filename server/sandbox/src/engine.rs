@@ -13,6 +13,7 @@ use wasmtime::{
 };
 
 use crate::cache::{self, DiskCache};
+use crate::component::{self, ComponentState};
 use crate::error::PrepareError;
 use crate::instrument::{self, Policy};
 use crate::run::State;
@@ -20,6 +21,11 @@ use crate::{Limits, SandboxOptions};
 
 pub(crate) const MAX_MEMORIES_PER_MODULE: u32 = 4;
 pub(crate) const MAX_TABLES_PER_MODULE: u32 = 4;
+/// Most core instances one component may create (a preview 1 program adapted to a component
+/// has about four: the program, the adapter and two small shims).
+pub(crate) const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Most tables one component may contain, across its core instances.
+pub(crate) const MAX_TABLES_PER_COMPONENT: u32 = 16;
 /// How often the epoch advances; the granularity of the wall-clock deadline.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// wasmtime's native stack limit for wasm, the backstop behind the instrumented depth.
@@ -36,20 +42,33 @@ pub enum PreparedFrom {
     Memory,
 }
 
-/// A module ready to run: instrumented, compiled and pre-linked.
+/// What a [`Prepared`] holds: a core module or a WASI 0.2 command component.
+#[derive(Clone)]
+pub(crate) enum Kind {
+    Core {
+        pre: InstancePre<State>,
+        /// No imports: instantiation runs no code (the start function is called afterwards)
+        /// and can skip the fiber.
+        sync_instantiate: bool,
+    },
+    Component(wasmtime_wasi::p2::bindings::CommandPre<ComponentState>),
+}
+
+/// A module (or component) ready to run: checked, compiled and pre-linked.
 #[derive(Clone)]
 pub struct Prepared {
-    pub(crate) pre: InstancePre<State>,
-    /// No imports: instantiation runs no code (the start function is called afterwards) and
-    /// can skip the fiber.
-    pub(crate) sync_instantiate: bool,
+    pub(crate) kind: Kind,
     sha256: Arc<str>,
     from: PreparedFrom,
 }
 
 impl std::fmt::Debug for Prepared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared").field("sha256", &self.sha256).field("from", &self.from).finish()
+        f.debug_struct("Prepared")
+            .field("sha256", &self.sha256)
+            .field("component", &self.is_component())
+            .field("from", &self.from)
+            .finish()
     }
 }
 
@@ -57,6 +76,11 @@ impl Prepared {
     /// Hex sha256 of the original module bytes.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// Whether this is a WASI 0.2 component (run only as a command) rather than a core module.
+    pub fn is_component(&self) -> bool {
+        matches!(self.kind, Kind::Component(_))
     }
 
     /// Whether this preparation compiled, loaded from disk or hit the memory cache.
@@ -98,6 +122,7 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
     linker: Linker<State>,
+    component_linker: wasmtime::component::Linker<ComponentState>,
     disk: DiskCache,
     prepared: Mutex<HashMap<String, Prepared>>,
     _ticker: Ticker,
@@ -119,13 +144,19 @@ fn engine_config(options: &SandboxOptions) -> wasmtime::Result<Config> {
     let limits = &options.limits;
     let instances = options.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(instances)
+    // A component's core instances come from the same pool as core modules': a run of a
+    // component takes up to MAX_CORE_INSTANCES_PER_COMPONENT slots, but memories stay capped at
+    // MAX_MEMORIES_PER_MODULE per run, component or not.
+    pool.total_core_instances(instances * MAX_CORE_INSTANCES_PER_COMPONENT)
         .total_component_instances(instances)
         .total_stacks(instances)
         .total_memories(instances * MAX_MEMORIES_PER_MODULE)
-        .total_tables(instances * MAX_TABLES_PER_MODULE)
+        .total_tables(instances * MAX_TABLES_PER_COMPONENT)
         .max_memories_per_module(MAX_MEMORIES_PER_MODULE)
         .max_tables_per_module(MAX_TABLES_PER_MODULE)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_MODULE)
+        .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
         .max_memory_size(usize::try_from(limits.max_memory_bytes).unwrap_or(usize::MAX))
         .table_elements(limits.max_table_size as usize);
     let mut config = Config::new();
@@ -149,6 +180,7 @@ impl Sandbox {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)
             .map_err(err)?;
+        let component_linker = component::linker(&engine).map_err(err)?;
         let disk = DiskCache::open(&options.cache_dir)
             .map_err(|e| PrepareError::Compile(format!("cache dir: {e}")))?;
         let ticker = Ticker::start(engine.clone())
@@ -158,6 +190,7 @@ impl Sandbox {
                 engine,
                 limits: options.limits,
                 linker,
+                component_linker,
                 disk,
                 prepared: Mutex::default(),
                 _ticker: ticker,
@@ -179,6 +212,9 @@ impl Sandbox {
 
     /// Validates `bytes` (binary or WAT), checks its declarations against the limits,
     /// instruments, compiles (or loads the precompiled artifact from disk) and pre-links it.
+    ///
+    /// A WASI 0.2 component is checked (the declarations of its core modules), compiled (or
+    /// loaded from disk) and pre-linked as a `wasi:cli/command`, without instrumentation.
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, PrepareError> {
         let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -186,16 +222,11 @@ impl Sandbox {
         if let Some(p) = self.inner.prepared.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
             return Ok(Prepared { from: PreparedFrom::Memory, ..p.clone() });
         }
-        let (module, from) = match self.inner.disk.load(&self.inner.engine, &key) {
-            Some(m) => (m, PreparedFrom::DiskCache),
-            None => (self.compile(&bytes)?, PreparedFrom::Compiled),
+        let prepared = if wasmparser::Parser::is_component(&bytes) {
+            self.prepare_component(&bytes, &key, sha256)?
+        } else {
+            self.prepare_core(&bytes, &key, sha256)?
         };
-        let sync_instantiate = !instrument::declarations(&bytes)?.imports;
-        if from == PreparedFrom::Compiled {
-            self.inner.disk.store(&key, &module);
-        }
-        let pre = self.link(&module)?;
-        let prepared = Prepared { pre, sync_instantiate, sha256: sha256.into(), from };
         self.inner
             .prepared
             .lock()
@@ -204,10 +235,36 @@ impl Sandbox {
         Ok(prepared)
     }
 
-    fn compile(&self, bytes: &[u8]) -> Result<Module, PrepareError> {
-        if wasmparser::Parser::is_component(bytes) {
-            return Err(PrepareError::Invalid("components are not supported yet".into()));
+    fn prepare_component(&self, bytes: &[u8], key: &str, sha256: String) -> Result<Prepared, PrepareError> {
+        let engine = &self.inner.engine;
+        // Checked even when the compiled artifact is on disk: it is cheap, and the limits may
+        // have changed since it was cached.
+        component::check_limits(bytes, &self.inner.limits)?;
+        let (component, from) = match self.inner.disk.load_component(engine, key) {
+            Some(c) => (c, PreparedFrom::DiskCache),
+            None => (component::compile(engine, bytes)?, PreparedFrom::Compiled),
+        };
+        let pre = component::link(&self.inner.component_linker, &component)?;
+        if from == PreparedFrom::Compiled {
+            self.inner.disk.store(key, component.serialize());
         }
+        Ok(Prepared { kind: Kind::Component(pre), sha256: sha256.into(), from })
+    }
+
+    fn prepare_core(&self, bytes: &[u8], key: &str, sha256: String) -> Result<Prepared, PrepareError> {
+        let (module, from) = match self.inner.disk.load(&self.inner.engine, key) {
+            Some(m) => (m, PreparedFrom::DiskCache),
+            None => (self.compile(bytes)?, PreparedFrom::Compiled),
+        };
+        let sync_instantiate = !instrument::declarations(bytes)?.imports;
+        if from == PreparedFrom::Compiled {
+            self.inner.disk.store(key, module.serialize());
+        }
+        let pre = self.link(&module)?;
+        Ok(Prepared { kind: Kind::Core { pre, sync_instantiate }, sha256: sha256.into(), from })
+    }
+
+    fn compile(&self, bytes: &[u8]) -> Result<Module, PrepareError> {
         Module::validate(&self.inner.engine, bytes)
             .map_err(|e| PrepareError::Invalid(format!("{e:#}")))?;
         let limits = &self.inner.limits;

@@ -5,9 +5,11 @@
 //! the [`Limits`], instruments it once (call-depth and loop-iteration counters), precompiles it and
 //! caches the artifact on disk and an `InstancePre` in memory. [`Sandbox::run`] instantiates it in
 //! a fresh `Store` and either calls an export or runs it as a WASI preview 1 command, under the
-//! [`Capabilities`] granted for that run. See `README.md` for the guarantees.
+//! [`Capabilities`] granted for that run. WASI 0.2 command components are prepared and run too
+//! (checked and compiled, not instrumented; see `README.md`). See `README.md` for the guarantees.
 
 mod cache;
+mod component;
 mod config;
 mod engine;
 mod error;

@@ -12,11 +12,31 @@ pub(crate) struct Limiter {
     max_table: u32,
     memory_total: u64,
     pub(crate) peak_memory: u64,
+    /// Core instances and tables the store may hold: one module's, or one component's.
+    instances: usize,
+    tables: usize,
 }
 
 impl Limiter {
+    /// The limiter of a core module's store (one instance).
     pub(crate) fn new(max_memory: u64, max_table: u32) -> Self {
-        Self { max_memory, max_table, memory_total: 0, peak_memory: 0 }
+        Self {
+            max_memory,
+            max_table,
+            memory_total: 0,
+            peak_memory: 0,
+            instances: 1,
+            tables: crate::engine::MAX_TABLES_PER_MODULE as usize,
+        }
+    }
+
+    /// The limiter of a component's store (its core instances; memories are capped alike).
+    pub(crate) fn for_component(max_memory: u64, max_table: u32) -> Self {
+        Self {
+            instances: crate::engine::MAX_CORE_INSTANCES_PER_COMPONENT as usize,
+            tables: crate::engine::MAX_TABLES_PER_COMPONENT as usize,
+            ..Self::new(max_memory, max_table)
+        }
     }
 }
 
@@ -55,11 +75,11 @@ impl ResourceLimiter for Limiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.instances
     }
 
     fn tables(&self) -> usize {
-        crate::engine::MAX_TABLES_PER_MODULE as usize
+        self.tables
     }
 
     fn memories(&self) -> usize {

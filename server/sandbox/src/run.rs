@@ -4,11 +4,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use wasmtime::{Instance, Store, Trap, UpdateDeadline, Val, ValType};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Instance, InstancePre, Store, Trap, UpdateDeadline, Val, ValType};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::engine::EPOCH_TICK;
+use crate::component::{self, ComponentState};
+use crate::engine::{EPOCH_TICK, Kind};
 use crate::error::{SandboxError, Violation};
 use crate::instrument::{
     ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS, START_EXPORT,
@@ -103,13 +105,15 @@ pub(crate) struct State {
     limiter: Limiter,
 }
 
-enum Done {
+pub(crate) enum Done {
     Results(Vec<Value>),
     Exit(i32),
 }
 
 impl Sandbox {
     /// Runs `prepared` once under this sandbox's limits and the given capabilities.
+    ///
+    /// A component runs only as a command (`Invocation::Command`, through `wasi:cli/run`).
     pub async fn run(
         &self,
         prepared: &Prepared,
@@ -127,35 +131,42 @@ impl Sandbox {
             Invocation::Call { .. } => (&[][..], &no_env, Vec::new()),
         };
         let io = Io { args, env, stdin, stdout: stdout.clone(), stderr: stderr.clone() };
-        let wasi = wasi::builder(capabilities, io, &denials)?.build_p1();
-        let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
-        let mut store = Store::new(&self.inner.engine, State { wasi, limiter });
-        store.limiter(|s| &mut s.limiter);
-        let deadline = started + limits.max_execution_time;
+        let mut builder = wasi::builder(capabilities, io, &denials)?;
         let timeout = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
-        let on_epoch = timeout.clone();
-        // Past the deadline the next epoch check traps; before it, wasm yields to the executor
-        // every tick so the tokio timeout below (which covers host calls) can also fire.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(Violation(on_epoch.clone())))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
+        let (outcome, iterations, peak_memory_bytes) = match &prepared.kind {
+            Kind::Core { pre, sync_instantiate } => {
+                let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+                let state = State { wasi: builder.build_p1(), limiter };
+                let mut store = self.store(state, started, |s| &mut s.limiter);
+                let mut instance = None;
+                let work = execute(&mut store, pre, *sync_instantiate, &invocation, &mut instance);
+                let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+                };
+                let outcome = outcome.map_err(|e| classify(e, &mut store, instance, limits));
+                let iterations =
+                    instance.map_or(0, |i| read_global(&mut store, i, ITERATIONS_EXPORT) as u64);
+                (outcome, iterations, store.data().limiter.peak_memory)
             }
-        });
-        store.set_epoch_deadline(1);
-
-        let mut instance = None;
-        let work = execute(&mut store, prepared, &invocation, &mut instance);
-        let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
-            Ok(r) => r,
-            Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+            Kind::Component(pre) => {
+                let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
+                let state = ComponentState { ctx: builder.build(), table: ResourceTable::new(), limiter };
+                let mut store = self.store(state, started, |s| &mut s.limiter);
+                let work = component::execute(&mut store, pre, &invocation);
+                let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
+                    Ok(r) => r,
+                    Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+                };
+                let outcome = outcome.map_err(|e| classify_trap(e, limits));
+                (outcome, 0, store.data().limiter.peak_memory)
+            }
         };
         let duration = started.elapsed();
         if let Some(denied) = denials.first() {
             return Err(denied);
         }
-        let done = outcome.map_err(|e| classify(e, &mut store, instance, limits))?;
+        let done = outcome?;
         let (stdout, stdout_truncated) = stdout.take();
         let (stderr, stderr_truncated) = stderr.take();
         let (results, exit_code) = match done {
@@ -170,22 +181,48 @@ impl Sandbox {
             stdout_truncated,
             stderr_truncated,
             duration,
-            iterations: instance.map_or(0, |i| read_global(&mut store, i, ITERATIONS_EXPORT) as u64),
-            peak_memory_bytes: store.data().limiter.peak_memory,
+            iterations,
+            peak_memory_bytes,
         })
+    }
+
+    /// A fresh store with the run's limiter and its deadline: past the deadline the next epoch
+    /// check traps; before it, wasm yields to the executor every tick so the tokio timeout
+    /// around the run (which covers host calls) can also fire.
+    fn store<T: 'static>(
+        &self,
+        data: T,
+        started: Instant,
+        limiter: fn(&mut T) -> &mut Limiter,
+    ) -> Store<T> {
+        let limits = &self.inner.limits;
+        let mut store = Store::new(&self.inner.engine, data);
+        store.limiter(move |s| limiter(s));
+        let deadline = started + limits.max_execution_time;
+        let on_epoch = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(Violation(on_epoch.clone())))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        store
     }
 }
 
 async fn execute(
     store: &mut Store<State>,
-    prepared: &Prepared,
+    pre: &InstancePre<State>,
+    sync_instantiate: bool,
     invocation: &Invocation,
     slot: &mut Option<Instance>,
 ) -> wasmtime::Result<Done> {
-    let instance = if prepared.sync_instantiate {
-        prepared.pre.instantiate(&mut *store)?
+    let instance = if sync_instantiate {
+        pre.instantiate(&mut *store)?
     } else {
-        prepared.pre.instantiate_async(&mut *store).await?
+        pre.instantiate_async(&mut *store).await?
     };
     *slot = Some(instance);
     if let Some(start) = instance.get_func(&mut *store, START_EXPORT) {
@@ -264,8 +301,18 @@ fn classify(
                 _ => SandboxError::Trap(message()),
             }
         }
+        _ => classify_trap(e, limits),
+    }
+}
+
+/// Maps the error of a run without instrumentation (a component's) to its [`SandboxError`].
+fn classify_trap(e: wasmtime::Error, limits: &crate::Limits) -> SandboxError {
+    if let Some(Violation(v)) = e.downcast_ref::<Violation>() {
+        return v.clone();
+    }
+    match e.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
         Some(Trap::Interrupt) => SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() },
-        _ => SandboxError::Trap(message()),
+        _ => SandboxError::Trap(format!("{e:#}")),
     }
 }

@@ -105,6 +105,14 @@ pub(crate) fn builder(
             }
         })
     });
+    // wasmtime-wasi refuses TCP and UDP unless allowed. They are allowed whatever the grant so
+    // that every address a guest uses reaches the check above, which refuses all of them without
+    // `network_access` and records the refusal (the run then ends in `capability_denied`).
+    // Creating a socket is harmless; binding is limited to the ephemeral wildcard by the policy.
+    b.allow_tcp(true);
+    b.allow_udp(true);
+    // Name lookup has no per-address hook: it is available only with the grant (without it the
+    // guest gets `permanent-resolver-failure`; nothing is recorded).
     b.allow_ip_name_lookup(caps.network_access);
     if !caps.system_calls {
         b.wall_clock(FrozenClock);

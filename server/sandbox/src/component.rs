@@ -1,0 +1,152 @@
+//! WASI 0.2 command components: the checks applied at `prepare`, the store data and the run.
+//!
+//! A component is validated and compiled by wasmtime and pre-linked against the WASI 0.2
+//! (`wasi:cli/command`) implementation of wasmtime-wasi. Its inner core modules are checked
+//! against the declared-size limits (globals and initial tables per module, initial memory summed
+//! over all of them) but not instrumented: for components `max_stack_depth` is enforced by
+//! wasmtime's native stack limit and loop iterations are not counted (the epoch deadline bounds
+//! them). Memory, tables, the deadline, output caps and capabilities apply as for core modules.
+
+use std::ops::Range;
+
+use wasmparser::{Parser, Payload};
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::bindings::{Command, CommandPre};
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use crate::error::{PrepareError, SandboxError, Violation};
+use crate::instrument;
+use crate::limiter::Limiter;
+use crate::run::Done;
+use crate::{Invocation, Limits};
+
+/// The store data of a component run.
+pub(crate) struct ComponentState {
+    pub(crate) ctx: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: Limiter,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The WASI 0.2 linker: every `wasi:cli/command` interface (`exit-with-code`, which the
+/// preview 1 adapter uses for exit codes other than 0 and 1, is stable since 0.2.12).
+pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
+/// The byte ranges of every core module inside `bytes` (at any nesting depth).
+fn core_modules(bytes: &[u8]) -> Result<Vec<Range<usize>>, PrepareError> {
+    let mut modules = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        if let Payload::ModuleSection {
+            unchecked_range, ..
+        } = payload.map_err(|e| PrepareError::Invalid(e.to_string()))?
+        {
+            modules.push(unchecked_range);
+        }
+    }
+    Ok(modules)
+}
+
+/// Checks the declarations of the component's core modules against `limits`.
+pub(crate) fn check_limits(bytes: &[u8], limits: &Limits) -> Result<(), PrepareError> {
+    let mut memory_initial_bytes = 0u64;
+    for range in core_modules(bytes)? {
+        let module = bytes.get(range).ok_or_else(|| {
+            PrepareError::Invalid("a core module lies outside the component".into())
+        })?;
+        let decl = instrument::declarations(module)?;
+        if decl.globals > limits.max_globals {
+            return Err(PrepareError::GlobalsLimit {
+                declared: decl.globals,
+                limit: limits.max_globals,
+            });
+        }
+        for (index, initial) in decl.table_initials.iter().enumerate() {
+            if *initial > u64::from(limits.max_table_size) {
+                return Err(PrepareError::TableLimit {
+                    index: index as u32,
+                    initial: *initial,
+                    limit: limits.max_table_size,
+                });
+            }
+        }
+        memory_initial_bytes = memory_initial_bytes.saturating_add(decl.memory_initial_bytes);
+    }
+    if memory_initial_bytes > limits.max_memory_bytes {
+        return Err(PrepareError::MemoryLimit {
+            initial_bytes: memory_initial_bytes,
+            limit: limits.max_memory_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Validates and compiles a component (its limits are checked by [`check_limits`]).
+pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, PrepareError> {
+    Component::new(engine, bytes).map_err(|e| PrepareError::Invalid(format!("{e:#}")))
+}
+
+/// Pre-links `component` as a `wasi:cli/command`: every import must be a WASI 0.2 interface the
+/// sandbox provides, and it must export `wasi:cli/run`.
+pub(crate) fn link(
+    linker: &Linker<ComponentState>,
+    component: &Component,
+) -> Result<CommandPre<ComponentState>, PrepareError> {
+    let engine = component.engine();
+    let ty = component.component_type();
+    let pre: InstancePre<ComponentState> = linker.instantiate_pre(component).map_err(|e| {
+        let text = format!("{e:#}");
+        let first = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_owned())
+            .find(|name| text.contains(name.as_str()));
+        match first {
+            Some(name) => PrepareError::BlockedImport {
+                module: name,
+                name: "*".into(),
+            },
+            None => PrepareError::Compile(text),
+        }
+    })?;
+    CommandPre::new(pre).map_err(|e| {
+        PrepareError::Invalid(format!(
+            "the component is not a WASI command (no `wasi:cli/run`): {e:#}"
+        ))
+    })
+}
+
+/// Instantiates the command and runs `wasi:cli/run`.
+pub(crate) async fn execute(
+    store: &mut Store<ComponentState>,
+    pre: &CommandPre<ComponentState>,
+    invocation: &Invocation,
+) -> wasmtime::Result<Done> {
+    if let Invocation::Call { .. } = invocation {
+        return Err(wasmtime::Error::new(Violation(
+            SandboxError::InvalidInvocation(
+                "a component runs only as a command (`wasi:cli/run`)".into(),
+            ),
+        )));
+    }
+    let command: Command = pre.instantiate_async(&mut *store).await?;
+    match command.wasi_cli_run().call_run(&mut *store).await {
+        Ok(Ok(())) => Ok(Done::Exit(0)),
+        Ok(Err(())) => Ok(Done::Exit(1)),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(Done::Exit(exit.0)),
+            None => Err(e),
+        },
+    }
+}

@@ -1,0 +1,689 @@
+//! WASI 0.2 command components, built in the test: preview 1 programs (WAT) adapted with
+//! `wit-component` and the preview 1 command adapter released with wasmtime 48, and a guest that
+//! imports `wasi:sockets` directly (a core module whose imports follow the canonical ABI, with
+//! its WIT world embedded, encoded by `wit-component`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Duration;
+
+use common::{Fixture, WASI_IMPORTS, code, fixture, fixture_with, limits, read_file_module};
+use sandbox::{
+    Capabilities, Invocation, PreparedFrom, RunReport, Sandbox, SandboxError, SandboxOptions,
+};
+use wasi_preview1_component_adapter_provider::{
+    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+};
+
+/// A preview 1 command (WAT) as a WASI 0.2 command component.
+fn adapt(wat: &str) -> Vec<u8> {
+    let module = wat::parse_str(wat).unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+async fn run_component(
+    f: &Fixture,
+    component: &[u8],
+    env: &[(&str, &str)],
+    caps: &Capabilities,
+) -> Result<RunReport, SandboxError> {
+    let prepared = f.sandbox.prepare(component).unwrap();
+    assert!(prepared.is_component());
+    let invocation = Invocation::Command {
+        args: vec!["a".into(), "bc".into()],
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+        stdin: b"input".to_vec(),
+    };
+    f.sandbox.run(&prepared, invocation, caps).await
+}
+
+/// Prints "hello\n", then its stdin, then exits 0.
+fn hello() -> String {
+    format!(
+        r#"(module {WASI_IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 100) "hello\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 6))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 0) (i32.const 200))
+    (i32.store (i32.const 4) (i32.const 64))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (i32.store (i32.const 4) (i32.load (i32.const 8)))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#
+    )
+}
+
+#[tokio::test]
+async fn a_hello_world_component_prints_to_stdout_and_exits_zero() {
+    let f = fixture();
+    let r = run_component(&f, &adapt(&hello()), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "hello\ninput");
+    assert!(!r.stdout_truncated);
+    assert!(r.peak_memory_bytes >= 65536, "{r:?}");
+    assert!(r.duration > Duration::ZERO);
+}
+
+#[tokio::test]
+async fn output_beyond_the_cap_is_dropped_and_flagged() {
+    let wat = format!(
+        r#"(module {WASI_IMPORTS}
+  (memory (export "memory") 1)
+  (func (export "_start") (local $i i32)
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const 1000))
+    (loop $l
+      (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 3))))))"#
+    );
+    let r = run_component(&fixture(), &adapt(&wat), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    assert_eq!(r.stderr.len(), common::limits().max_output_bytes);
+    assert!(r.stderr_truncated);
+    assert!(!r.stdout_truncated);
+}
+
+#[tokio::test]
+async fn a_preview1_nonzero_exit_is_one_through_the_adapter() {
+    // The preview 1 adapter maps `proc_exit(n)` for any n != 0 to `wasi:cli/exit.exit(err)`.
+    let wat = format!(
+        r#"(module {WASI_IMPORTS} (memory (export "memory") 1)
+        (func (export "_start") (call $proc_exit (i32.const 3))))"#
+    );
+    let r = run_component(&fixture(), &adapt(&wat), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(1));
+}
+
+/// A hand-written component that calls `wasi:cli/exit.exit-with-code(3)` from `wasi:cli/run`.
+const EXIT_3: &str = r#"(component
+  (import "wasi:cli/exit@0.2.12" (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
+  (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
+  (core module $m
+    (import "host" "exit-with-code" (func $exit (param i32)))
+    (func (export "run") (result i32) (call $exit (i32.const 3)) (i32.const 0)))
+  (core instance $host (export "exit-with-code" (func $exit_with_code)))
+  (core instance $i (instantiate $m (with "host" (instance $host))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn an_exit_code_from_exit_with_code_is_reported() {
+    let r = run_component(&fixture(), EXIT_3.as_bytes(), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(3));
+}
+
+/// Exits 0 when it sees no environment variable, 1 otherwise.
+const ENV_COUNT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (call $proc_exit (i32.load (i32.const 0)))))"#;
+
+#[tokio::test]
+async fn without_the_grant_a_component_sees_no_environment() {
+    // The host's environment is never passed.
+    assert!(std::env::vars().next().is_some());
+    let f = fixture();
+    let r = run_component(&f, &adapt(ENV_COUNT), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    let denied = run_component(
+        &f,
+        &adapt(ENV_COUNT),
+        &[("K", "v")],
+        &Capabilities::default(),
+    )
+    .await;
+    assert_eq!(code(denied), "sandbox.capability_denied");
+    let caps = Capabilities {
+        environment_access: true,
+        ..Capabilities::default()
+    };
+    let r = run_component(&f, &adapt(ENV_COUNT), &[("K", "v")], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(1));
+}
+
+/// WASI errnos the guest sees (wasi_snapshot_preview1).
+const EBADF: u8 = 8;
+const EPERM: u8 = 63;
+
+/// Opens `path` relative to the first preopen (fd 3) and writes the errno (one byte) to stdout.
+fn open_errno(path: &str) -> String {
+    format!(
+        r#"(module {WASI_IMPORTS}
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{path}")
+  (func (export "_start")
+    (i32.store8 (i32.const 100) (call $path_open (i32.const 3) (i32.const 1) (i32.const 256)
+      (i32.const {len}) (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 0)))
+    (i32.store (i32.const 8) (i32.const 100))
+    (i32.store (i32.const 12) (i32.const 1))
+    (drop (call $fd_write (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 20)))))"#,
+        len = path.len()
+    )
+}
+
+#[tokio::test]
+async fn a_file_outside_the_preopens_is_refused_and_one_inside_is_read() {
+    let root = tempfile::tempdir().unwrap();
+    let allowed = root.path().join("allowed");
+    std::fs::create_dir(&allowed).unwrap();
+    std::fs::write(allowed.join("data.txt"), "inside").unwrap();
+    let secret = root.path().join("secret.txt");
+    std::fs::write(&secret, "outside").unwrap();
+    let caps = Capabilities {
+        file_access: true,
+        allowed_paths: vec![allowed.clone()],
+        ..Capabilities::default()
+    };
+    let f = fixture();
+
+    let r = run_component(&f, &adapt(&read_file_module("data.txt")), &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.exit_code, r.stdout.as_slice()),
+        (Some(0), &b"inside"[..]),
+        "{r:?}"
+    );
+    let r = run_component(&f, &adapt(&open_errno("data.txt")), &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, [0], "{r:?}");
+
+    for outside in [
+        "../secret.txt".to_string(),
+        secret.to_string_lossy().into_owned(),
+    ] {
+        let r = run_component(&f, &adapt(&open_errno(&outside)), &[], &caps)
+            .await
+            .unwrap();
+        assert_eq!(r.stdout, [EPERM], "{outside}: {r:?}");
+        let r = run_component(&f, &adapt(&read_file_module(&outside)), &[], &caps)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.exit_code, r.stdout.len()),
+            (Some(1), 0),
+            "{outside}: {r:?}"
+        );
+    }
+
+    let none = Capabilities::default();
+    let r = run_component(&f, &adapt(&open_errno("data.txt")), &[], &none)
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, [EBADF], "{r:?}");
+}
+
+#[tokio::test]
+async fn an_infinite_loop_component_ends_with_a_timeout() {
+    let f = fixture_with(sandbox::Limits {
+        max_execution_time: Duration::from_millis(300),
+        ..limits()
+    });
+    let wat = r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+    let r = run_component(&f, &adapt(wat), &[], &Capabilities::default()).await;
+    assert_eq!(code(r), "sandbox.timeout");
+}
+
+#[tokio::test]
+async fn a_memory_bomb_component_ends_with_the_memory_limit() {
+    let wat = r#"(module (memory (export "memory") 1)
+      (func (export "_start") (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"#;
+    let r = run_component(&fixture(), &adapt(wat), &[], &Capabilities::default()).await;
+    assert_eq!(code(r), "sandbox.memory_limit");
+}
+
+#[tokio::test]
+async fn unbounded_recursion_in_a_component_is_a_stack_overflow() {
+    let wat = r#"(module (memory (export "memory") 1)
+      (func $f (call $f))
+      (func (export "_start") (call $f)))"#;
+    let r = run_component(&fixture(), &adapt(wat), &[], &Capabilities::default()).await;
+    assert_eq!(code(r), "sandbox.stack_overflow");
+}
+
+#[tokio::test]
+async fn a_component_whose_initial_memory_is_over_the_limit_is_refused_at_prepare() {
+    let wat = r#"(module (memory (export "memory") 100) (func (export "_start")))"#;
+    let err = fixture().sandbox.prepare(&adapt(wat)).unwrap_err();
+    assert_eq!(err.code(), "sandbox.memory_limit", "{err}");
+}
+
+#[tokio::test]
+async fn a_component_is_cached_in_memory_and_on_disk() {
+    let component = adapt(&hello());
+    let f = fixture();
+    assert_eq!(
+        f.sandbox.prepare(&component).unwrap().from(),
+        PreparedFrom::Compiled
+    );
+    assert_eq!(
+        f.sandbox.prepare(&component).unwrap().from(),
+        PreparedFrom::Memory
+    );
+    let restarted = Sandbox::new(SandboxOptions {
+        limits: limits(),
+        cache_dir: f.cache.path().join("cache"),
+        max_instances: 4,
+    })
+    .unwrap();
+    let p = restarted.prepare(&component).unwrap();
+    assert_eq!(p.from(), PreparedFrom::DiskCache);
+    let invocation = Invocation::Command {
+        args: vec![],
+        env: BTreeMap::new(),
+        stdin: vec![],
+    };
+    let r = restarted
+        .run(&p, invocation, &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, b"hello\n");
+}
+
+#[tokio::test]
+async fn a_component_cannot_be_called_like_a_module() {
+    let f = fixture();
+    let p = f.sandbox.prepare(&adapt(&hello())).unwrap();
+    let call = Invocation::Call {
+        function: "_start".into(),
+        args: vec![],
+    };
+    assert_eq!(
+        code(f.sandbox.run(&p, call, &Capabilities::default()).await),
+        "sandbox.invalid_invocation"
+    );
+}
+
+/// A hand-written component (no adapter, no imports) whose `wasi:cli/run` returns `err`.
+const RUN_ERR: &str = r#"(component
+  (core module $m (func (export "run") (result i32) (i32.const 1)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn a_run_returning_err_exits_with_one() {
+    let r = run_component(
+        &fixture(),
+        RUN_ERR.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.exit_code, r.stdout.len()), (Some(1), 0));
+}
+
+#[tokio::test]
+async fn a_component_importing_an_interface_the_sandbox_lacks_is_refused_naming_it() {
+    let wat = r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func)))))"#;
+    let err = fixture().sandbox.prepare(wat.as_bytes()).unwrap_err();
+    assert_eq!(err.code(), "sandbox.blocked_import", "{err}");
+    assert!(
+        err.to_string().contains("wasi:http/outgoing-handler@0.2.0"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_component_without_wasi_cli_run_is_not_a_command() {
+    let err = fixture().sandbox.prepare(b"(component)").unwrap_err();
+    assert_eq!(err.code(), "sandbox.invalid_module", "{err}");
+}
+
+/// Exits 0 if the wall clock reads the Unix epoch, 1 otherwise.
+const CLOCK: &str = r#"(module
+  (import "wasi_snapshot_preview1" "clock_time_get" (func $now (param i32 i64 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (drop (call $now (i32.const 0) (i64.const 1) (i32.const 0)))
+    (call $proc_exit (i64.ne (i64.load (i32.const 0)) (i64.const 0)))))"#;
+
+#[tokio::test]
+async fn without_system_calls_a_component_sees_a_frozen_clock() {
+    let f = fixture();
+    let r = run_component(&f, &adapt(CLOCK), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+    let sys = Capabilities {
+        system_calls: true,
+        ..Capabilities::default()
+    };
+    let r = run_component(&f, &adapt(CLOCK), &[], &sys).await.unwrap();
+    assert_eq!(r.exit_code, Some(1));
+}
+
+// ---- wasi:sockets ----
+
+/// The parts of WASI 0.2 the socket guest uses, as in wasmtime-wasi 48's WIT (trimmed to the
+/// items the guest names; types are identical, so the host's implementation satisfies them).
+const WIT_IO: &str = r#"package wasi:io@0.2.0;
+interface poll {
+  resource pollable {
+    block: func();
+  }
+}
+interface streams {
+  resource input-stream;
+  resource output-stream;
+}"#;
+
+const WIT_SOCKETS: &str = r#"package wasi:sockets@0.2.0;
+interface network {
+  resource network;
+  enum error-code {
+    unknown, access-denied, not-supported, invalid-argument, out-of-memory, timeout,
+    concurrency-conflict, not-in-progress, would-block, invalid-state, new-socket-limit,
+    address-not-bindable, address-in-use, remote-unreachable, connection-refused,
+    connection-reset, connection-aborted, datagram-too-large, name-unresolvable,
+    temporary-resolver-failure, permanent-resolver-failure,
+  }
+  enum ip-address-family { ipv4, ipv6 }
+  type ipv4-address = tuple<u8, u8, u8, u8>;
+  type ipv6-address = tuple<u16, u16, u16, u16, u16, u16, u16, u16>;
+  record ipv4-socket-address { port: u16, address: ipv4-address }
+  record ipv6-socket-address { port: u16, flow-info: u32, address: ipv6-address, scope-id: u32 }
+  variant ip-socket-address { ipv4(ipv4-socket-address), ipv6(ipv6-socket-address) }
+}
+interface instance-network {
+  use network.{network};
+  instance-network: func() -> network;
+}
+interface tcp {
+  use wasi:io/streams@0.2.0.{input-stream, output-stream};
+  use wasi:io/poll@0.2.0.{pollable};
+  use network.{network, error-code, ip-socket-address};
+  resource tcp-socket {
+    start-connect: func(network: borrow<network>, remote-address: ip-socket-address) -> result<_, error-code>;
+    finish-connect: func() -> result<tuple<input-stream, output-stream>, error-code>;
+    subscribe: func() -> pollable;
+  }
+}
+interface ip-name-lookup {
+  use network.{network, error-code};
+  resource resolve-address-stream;
+  resolve-addresses: func(network: borrow<network>, name: string) -> result<resolve-address-stream, error-code>;
+}
+interface tcp-create-socket {
+  use network.{error-code, ip-address-family};
+  use tcp.{tcp-socket};
+  create-tcp-socket: func(address-family: ip-address-family) -> result<tcp-socket, error-code>;
+}"#;
+
+const WIT_CLI: &str = r#"package wasi:cli@0.2.0;
+interface run {
+  run: func() -> result;
+}
+interface exit {
+  exit-with-code: func(status-code: u8);
+}"#;
+
+const WIT_WORLD: &str = r#"package sandbox:test;
+world connect {
+  import wasi:sockets/instance-network@0.2.0;
+  import wasi:sockets/tcp-create-socket@0.2.0;
+  import wasi:sockets/tcp@0.2.0;
+  import wasi:io/poll@0.2.0;
+  export wasi:cli/run@0.2.0;
+}
+world lookup {
+  import wasi:sockets/instance-network@0.2.0;
+  import wasi:sockets/ip-name-lookup@0.2.0;
+  import wasi:cli/exit@0.2.0;
+  export wasi:cli/run@0.2.0;
+}"#;
+
+/// A command component that opens a TCP connection to `ip:port` through `wasi:sockets` and
+/// exits 0 once connected, 1 if any step fails (the canonical ABI lowering of each import is
+/// spelled out: flat parameters, and a return pointer for results wider than one value).
+fn connect_component(ip: Ipv4Addr, port: u16) -> Vec<u8> {
+    let [a, b, c, d] = ip.octets();
+    let wat = format!(
+        r#"(module
+  (import "wasi:sockets/instance-network@0.2.0" "instance-network" (func $instance_network (result i32)))
+  (import "wasi:sockets/tcp-create-socket@0.2.0" "create-tcp-socket" (func $create (param i32 i32)))
+  (import "wasi:sockets/tcp@0.2.0" "[method]tcp-socket.start-connect"
+    (func $start_connect (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32)))
+  (import "wasi:sockets/tcp@0.2.0" "[method]tcp-socket.finish-connect" (func $finish_connect (param i32 i32)))
+  (import "wasi:sockets/tcp@0.2.0" "[method]tcp-socket.subscribe" (func $subscribe (param i32) (result i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+  (import "wasi:io/poll@0.2.0" "[resource-drop]pollable" (func $drop_pollable (param i32)))
+  (memory (export "memory") 1)
+  (func (export "wasi:cli/run@0.2.0#run") (result i32) (local $net i32) (local $sock i32) (local $p i32)
+    (local.set $net (call $instance_network))
+    ;; create-tcp-socket(ipv4) -> result<tcp-socket, error-code> at 16
+    (call $create (i32.const 0) (i32.const 16))
+    (if (i32.load8_u (i32.const 16)) (then (return (i32.const 1))))
+    (local.set $sock (i32.load (i32.const 20)))
+    ;; start-connect(sock, net, ipv4{{port, (a, b, c, d)}}) -> result<_, error-code> at 32
+    (call $start_connect (local.get $sock) (local.get $net)
+      (i32.const 0) (i32.const {port}) (i32.const {a}) (i32.const {b}) (i32.const {c}) (i32.const {d})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0)
+      (i32.const 32))
+    (if (i32.load8_u (i32.const 32)) (then (return (i32.const 1))))
+    ;; finish-connect until it stops saying would-block (8); result at 48
+    (loop $wait
+      (local.set $p (call $subscribe (local.get $sock)))
+      (call $block (local.get $p))
+      (call $drop_pollable (local.get $p))
+      (call $finish_connect (local.get $sock) (i32.const 48))
+      (if (i32.load8_u (i32.const 48))
+        (then
+          (br_if $wait (i32.eq (i32.load8_u (i32.const 52)) (i32.const 8)))
+          (return (i32.const 1)))))
+    (i32.const 0)))"#
+    );
+    encode(&wat, "connect")
+}
+
+/// The core module `wat` with the WIT `world` embedded, encoded as a component.
+fn encode(wat: &str, world: &str) -> Vec<u8> {
+    let mut module = wat::parse_str(wat).unwrap();
+    let mut resolve = wit_parser::Resolve::default();
+    resolve.push_source("io.wit", WIT_IO).unwrap();
+    resolve.push_source("sockets.wit", WIT_SOCKETS).unwrap();
+    resolve.push_source("cli.wit", WIT_CLI).unwrap();
+    let pkg = resolve.push_source("world.wit", WIT_WORLD).unwrap();
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+    wit_component::embed_component_metadata(
+        &mut module,
+        &resolve,
+        world,
+        wit_component::StringEncoding::UTF8,
+    )
+    .unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
+
+/// A command component that resolves `name` with `ip-name-lookup` and exits 0 if that
+/// succeeded, or with 10 + the `error-code` if it failed.
+fn lookup_component(name: &str) -> Vec<u8> {
+    let wat = format!(
+        r#"(module
+  (import "wasi:sockets/instance-network@0.2.0" "instance-network" (func $instance_network (result i32)))
+  (import "wasi:sockets/ip-name-lookup@0.2.0" "resolve-addresses" (func $resolve (param i32 i32 i32 i32)))
+  (import "wasi:cli/exit@0.2.0" "exit-with-code" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{name}")
+  (func (export "wasi:cli/run@0.2.0#run") (result i32)
+    (call $resolve (call $instance_network) (i32.const 256) (i32.const {len}) (i32.const 16))
+    (if (i32.load8_u (i32.const 16))
+      (then (call $exit (i32.add (i32.const 10) (i32.load8_u (i32.const 20))))))
+    (i32.const 0)))"#,
+        len = name.len()
+    );
+    encode(&wat, "lookup")
+}
+
+#[tokio::test]
+async fn name_lookup_is_available_only_with_network_access() {
+    const PERMANENT_RESOLVER_FAILURE: i32 = 20;
+    let f = fixture();
+    let component = lookup_component("127.0.0.1");
+    let r = run_component(&f, &component, &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(10 + PERMANENT_RESOLVER_FAILURE), "{r:?}");
+    let r = run_component(&f, &component, &[], &network(&[]))
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+/// A listener on 127.0.0.1 and the number of connections it accepted so far.
+struct Listener {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn listener() -> Listener {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            if stream.is_ok() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    Listener { port, accepted }
+}
+
+fn network(hosts: &[String]) -> Capabilities {
+    Capabilities {
+        network_access: true,
+        allowed_hosts: hosts.to_vec(),
+        ..Capabilities::default()
+    }
+}
+
+fn assert_denied(r: Result<RunReport, SandboxError>, address: &str) {
+    match r {
+        Err(
+            e @ SandboxError::CapabilityDenied {
+                capability: "network_access",
+                ..
+            },
+        ) => {
+            assert_eq!(e.code(), "sandbox.capability_denied");
+            assert!(e.to_string().contains(address), "{e}");
+        }
+        other => panic!("expected a network_access denial for {address}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_socket_connect_without_network_access_is_refused() {
+    let l = listener();
+    let f = fixture();
+    let r = run_component(
+        &f,
+        &connect_component(Ipv4Addr::LOCALHOST, l.port),
+        &[],
+        &Capabilities::default(),
+    )
+    .await;
+    assert_denied(r, &format!("127.0.0.1:{}", l.port));
+    assert_eq!(l.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_socket_connect_to_a_host_not_allowed_is_refused() {
+    let l = listener();
+    let f = fixture();
+    let component = connect_component(Ipv4Addr::LOCALHOST, l.port);
+    // Granted, but loopback is not listed (a public host is; another port of loopback is).
+    let caps = network(&[
+        "93.184.216.34".into(),
+        format!("127.0.0.1:{}", l.port.wrapping_add(1)),
+    ]);
+    assert_denied(
+        run_component(&f, &component, &[], &caps).await,
+        &format!("127.0.0.1:{}", l.port),
+    );
+    assert_eq!(l.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_socket_connect_to_an_explicitly_allowed_address_connects() {
+    let l = listener();
+    let f = fixture();
+    let caps = network(&[format!("127.0.0.1:{}", l.port)]);
+    let r = run_component(
+        &f,
+        &connect_component(Ipv4Addr::LOCALHOST, l.port),
+        &[],
+        &caps,
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    for _ in 0..100 {
+        if l.accepted.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the listener accepted no connection");
+}
+
+#[tokio::test]
+async fn a_socket_connect_to_the_metadata_address_is_refused() {
+    let f = fixture();
+    let component = connect_component(Ipv4Addr::new(169, 254, 169, 254), 80);
+    let caps = network(&["metadata.google.internal".into(), "93.184.216.34".into()]);
+    assert_denied(
+        run_component(&f, &component, &[], &caps).await,
+        "169.254.169.254:80",
+    );
+    assert_denied(
+        run_component(&f, &component, &[], &Capabilities::default()).await,
+        "169.254.169.254:80",
+    );
+}

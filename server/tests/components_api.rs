@@ -1,0 +1,108 @@
+//! A WASI 0.2 command component is uploaded, analysed and run over HTTP like a core module:
+//! `Command` requests run `wasi:cli/run`; a function call is refused as an invalid invocation.
+
+mod support;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{Value, json};
+use support::{BIN, Server, repo_config};
+
+/// A hand-written command component: `wasi:cli/run` calls `wasi:cli/exit.exit-with-code(3)`.
+const EXIT_3: &str = r#"(component
+  (import "wasi:cli/exit@0.2.12" (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
+  (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
+  (core module $m
+    (import "host" "exit-with-code" (func $exit (param i32)))
+    (func (export "run") (result i32) (call $exit (i32.const 3)) (i32.const 0)))
+  (core instance $host (export "exit-with-code" (func $exit_with_code)))
+  (core instance $i (instantiate $m (with "host" (instance $host))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn a_command_component_is_uploaded_and_run_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .arg("--config-dir")
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "dev1",
+            "--password",
+            "DevPassword123!",
+            "--email",
+            "dev1@company.com",
+            "--roles",
+            "developer",
+        ])
+        .env("RUST_LOG", "off")
+        .env_remove("DATABASE_URL")
+        .env_remove("WASM_AS_OS_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(dir.path(), None);
+    let http = Client::new();
+    let login: Value = http
+        .post(server.url("/api/v1/auth/login"))
+        .json(&json!({"username": "dev1", "password": "DevPassword123!"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+
+    let r = http
+        .post(server.url("/api/v1/modules?name=exit3"))
+        .bearer_auth(token)
+        .header("content-type", "application/wasm")
+        .body(wat::parse_str(EXIT_3).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let module: Value = r.json().await.unwrap();
+    assert_ne!(module["status"], "quarantined", "{module}");
+    let id = module["id"].as_str().unwrap();
+
+    let execute = |body: Value| {
+        let request = http
+            .post(server.url(&format!("/api/v1/modules/{id}/execute")))
+            .bearer_auth(token)
+            .json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, run) = execute(json!({"args": []})).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(
+        (run["exit_code"].clone(), run["stdout"].clone()),
+        (json!(3), json!("")),
+        "{run}"
+    );
+    let (status, body) = execute(json!({"function": "run"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("sandbox.invalid_invocation")
+        ),
+        "{body}"
+    );
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
