@@ -5,7 +5,7 @@ mod support;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use support::{BIN, Server, repo_config};
+use support::Server;
 
 /// A hand-written command component: `wasi:cli/run` calls `wasi:cli/exit.exit-with-code(3)`.
 const EXIT_3: &str = r#"(component
@@ -23,45 +23,10 @@ const EXIT_3: &str = r#"(component
 #[tokio::test]
 async fn a_command_component_is_uploaded_and_run_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN)
-        .arg("--config-dir")
-        .arg(repo_config())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args([
-            "admin",
-            "create-user",
-            "--username",
-            "dev1",
-            "--password",
-            "DevPassword123!",
-            "--email",
-            "dev1@company.com",
-            "--roles",
-            "developer",
-        ])
-        .env("RUST_LOG", "off")
-        .env_remove("DATABASE_URL")
-        .env_remove("WASM_AS_OS_DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::cli(dir.path(), None, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
     let server = Server::start(dir.path(), None);
     let http = Client::new();
-    let login: Value = http
-        .post(server.url("/api/v1/auth/login"))
-        .json(&json!({"username": "dev1", "password": "DevPassword123!"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let token = &support::token(&http, &server, "dev1", "DevPassword123!").await;
 
     let r = http
         .post(server.url("/api/v1/modules?name=exit3"))
