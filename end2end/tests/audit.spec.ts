@@ -8,8 +8,8 @@ test("the audit page filters, opens an event and exports the filter", async ({ p
   await expect(page.getByTestId("audit-table")).toBeVisible();
 
   // Filter with the form: the administrator's sign-ins.
-  await page.getByLabel("Event").selectOption("login_success");
-  await page.getByLabel("Actor").fill(ADMIN);
+  await page.getByLabel("Event", { exact: true }).selectOption("login_success");
+  await page.getByLabel("Actor", { exact: true }).fill(ADMIN);
   await page.getByRole("button", { name: "Apply filters" }).click();
   await expect(page).toHaveURL(/[?&]event=login_success/);
   await ready(page, javaScriptEnabled);

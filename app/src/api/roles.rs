@@ -18,6 +18,7 @@ pub struct RoleView {
 }
 
 /// Permissions typed one per line (or separated by commas or spaces).
+#[cfg(feature = "ssr")]
 fn parse_permissions(text: &str) -> Vec<String> {
     text.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).map(str::to_string).collect()
 }

@@ -50,6 +50,7 @@ impl From<platform::identity::User> for UserView {
 }
 
 /// Checked role names from a form (`roles[admin]=on`).
+#[cfg(feature = "ssr")]
 fn checked(roles: BTreeMap<String, String>) -> Vec<String> {
     roles.into_keys().collect()
 }
