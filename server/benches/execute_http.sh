@@ -6,7 +6,7 @@
 #
 #   server/benches/execute_http.sh [seconds per side, default 15] [profile dir, default debug]
 #
-# Builds both binaries first (`cargo build --bin wasm-as-os --example bare_execute`; add
+# Builds both binaries first (`cargo build -p wasm-as-os --bin wasm-as-os --example bare_execute`; add
 # `--release` yourself and pass `release` to measure optimised builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +15,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wasm-as-os/target}"
 secs="${1:-15}"
 profile="${2:-debug}"
 command -v wrk >/dev/null || { echo "error: wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-if [ "$profile" = debug ]; then cargo build -q --bin wasm-as-os --example bare_execute; fi
+if [ "$profile" = debug ]; then cargo build -q -p wasm-as-os --bin wasm-as-os --example bare_execute; fi
 bin="$CARGO_TARGET_DIR/$profile/wasm-as-os"
 bare="$CARGO_TARGET_DIR/$profile/examples/bare_execute"
 module="end2end/fixtures/add.wasm"

@@ -3,7 +3,7 @@
 use std::{fmt, path::Path, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, database::Database as DbSettings};
@@ -108,15 +108,18 @@ pub async fn connect(config: &Config, url: &str, engine: &Engine) -> Result<Data
         .max_lifetime(settings.connection_lifetime.duration())
         .connect_timeout(Duration::from_secs(10))
         .acquire_timeout(Duration::from_secs(10))
-        .sqlx_logging(false);
+        .sqlx_logging(false)
+        // Per connection, so every pooled connection gets them (a PRAGMA run once after connecting
+        // reaches only the one connection that ran it): WAL lets readers go on during a write, and
+        // NORMAL syncs at checkpoints rather than at every commit, which WAL keeps crash-safe.
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+        });
     let db = Database::connect(options)
         .await
         .map_err(|e| StoreError::Connect { engine: engine.clone(), reason: short_reason(&e) })?;
-    if db.get_database_backend() == DbBackend::Sqlite {
-        db.execute_unprepared("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-            .await
-            .map_err(|e| StoreError::Connect { engine: engine.clone(), reason: short_reason(&e) })?;
-    }
     Ok(db)
 }
 
