@@ -98,6 +98,32 @@ pub enum AdminCommand {
     /// Work with the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Summarise the audit log over a date range: events by kind and outcome, failed sign-ins,
+    /// denials, module executions and sandbox violations.
+    SecurityReport(SecurityReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecurityReportArgs {
+    /// First day included (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub start_date: String,
+    /// Last day included (YYYY-MM-DD, UTC).
+    #[arg(long)]
+    pub end_date: String,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Write the report here instead of to standard output.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Csv,
+    Pdf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,7 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
         AdminCommand::ListUsers(args) => crate::admin::list_users(&platform, args.format).await,
         AdminCommand::Status => status(&platform).await,
         AdminCommand::Audit(AuditCommand::Verify(_)) => crate::admin::verify_database(&platform).await,
+        AdminCommand::SecurityReport(args) => crate::report::security_report(&platform, args).await,
     };
     platform.close().await;
     result

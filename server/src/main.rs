@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod http;
 mod logging;
+mod report;
 mod serve;
 
 use std::process::ExitCode;

@@ -93,7 +93,7 @@ async fn run(label: &str, database_url: Option<String>, n: usize) {
         ("actor = developer42", AuditParams { actor: "developer42".into(), ..Default::default() }),
         ("outcome = denied", AuditParams { outcome: "denied".into(), ..Default::default() }),
         ("resource = m-77", AuditParams { resource: "m-77".into(), ..Default::default() }),
-        ("one day, event + outcome", AuditParams {
+        ("one day, event + outcome (no match)", AuditParams {
             event: "module_execute".into(),
             outcome: "success".into(),
             from: (chrono::Utc::now() - chrono::Duration::days(20)).format("%Y-%m-%dT%H:%M").to_string(),

@@ -150,7 +150,9 @@ impl AuditService {
         }
     }
 
-    async fn caught_up(&self) {
+    /// Waits (a few seconds at most) until the database destination holds every event this
+    /// process recorded, so a read sees this process's own writes.
+    pub async fn caught_up(&self) {
         if let Some(p) = &self.0.pipeline {
             p.flush(Some("database"), READ_YOUR_WRITES).await;
         }

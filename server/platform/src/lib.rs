@@ -212,6 +212,12 @@ impl Platform {
         security::overview(&self.0.db, principal, self.0.clock.now(), chrono::Duration::hours(1), hours).await
     }
 
+    /// The security report over `[start, end)` (`system:audit`), after the audit database caught up.
+    pub async fn security_report(&self, principal: &access::Principal, start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Result<security::Report, security::SecurityError> {
+        self.0.audit.caught_up().await;
+        security::report(&self.0.db, principal, start, end, self.0.clock.now()).await
+    }
+
     pub fn session_timeouts(&self) -> identity::sessions::SessionTimeouts {
         self.0.sessions
     }
