@@ -66,11 +66,7 @@ impl WasiHttpHooks for HttpHooks {
             let uri = pinned_uri(request.uri(), &policy, &denials).await?;
             *request.uri_mut() = uri;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let response = response.map(|body| {
-                Limited::new(body, MAX_RESPONSE_BODY_BYTES)
-                    .map_err(body_error)
-                    .boxed_unsync()
-            });
+            let response = response.map(|body| capped(body, MAX_RESPONSE_BODY_BYTES));
             Ok((
                 response,
                 Box::new(io) as Box<dyn Future<Output = Result<(), Error>> + Send>,
@@ -79,15 +75,18 @@ impl WasiHttpHooks for HttpHooks {
     }
 }
 
-/// The error of a capped response body.
-fn body_error(e: Box<dyn std::error::Error + Send + Sync>) -> Error {
-    match e.downcast::<Error>() {
-        Ok(e) => *e,
-        Err(e) if e.is::<LengthLimitError>() => {
-            Error::HttpResponseBodySize(Some(MAX_RESPONSE_BODY_BYTES as u64))
-        }
-        Err(e) => Error::InternalError(Some(e.to_string())),
-    }
+/// `body`, failing with `HTTP-response-body-size` once more than `limit` bytes were read.
+fn capped<B>(body: B, limit: usize) -> WasiBody
+where
+    B: http_body::Body<Data = bytes::Bytes, Error = Error> + Send + 'static,
+{
+    Limited::new(body, limit)
+        .map_err(move |e| match e.downcast::<Error>() {
+            Ok(e) => *e,
+            Err(e) if e.is::<LengthLimitError>() => Error::HttpResponseBodySize(Some(limit as u64)),
+            Err(e) => Error::InternalError(Some(e.to_string())),
+        })
+        .boxed_unsync()
 }
 
 /// Checks `uri` against `policy` and returns it with its authority replaced by the checked
@@ -187,6 +186,19 @@ mod tests {
         assert_eq!(pinned.port_u16(), Some(8080));
         assert_eq!(pinned.path_and_query().unwrap().as_str(), "/a?b");
         assert!(denials.first().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_response_body_past_the_cap_fails_with_its_size() {
+        use http_body_util::Full;
+        let body = Full::new(bytes::Bytes::from_static(b"12345")).map_err(|never| match never {});
+        let e = capped(body, 4).collect().await.unwrap_err();
+        assert!(matches!(e, Error::HttpResponseBodySize(Some(4))), "{e:?}");
+        let body = Full::new(bytes::Bytes::from_static(b"1234")).map_err(|never| match never {});
+        assert_eq!(
+            capped(body, 4).collect().await.unwrap().to_bytes().as_ref(),
+            b"1234"
+        );
     }
 
     #[tokio::test]
