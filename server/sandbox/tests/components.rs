@@ -926,3 +926,35 @@ async fn an_http_host_name_resolving_to_loopback_is_refused_unless_the_address_i
     let r = run_component(&f, &component, &[], &caps).await.unwrap();
     assert_eq!(r.exit_code, Some(0), "{r:?}");
 }
+
+#[tokio::test]
+async fn an_http_request_to_a_server_that_never_answers_ends_with_the_timeout() {
+    // The server accepts and then holds the connection without a response.
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in l.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let f = fixture_with(sandbox::Limits {
+        max_execution_time: Duration::from_millis(500),
+        ..limits()
+    });
+    let component = http_get_component("http", &format!("127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    let r = run_component(
+        &f,
+        &component,
+        &[],
+        &network(&[format!("127.0.0.1:{port}")]),
+    )
+    .await;
+    assert_eq!(code(r), "sandbox.timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
