@@ -6,6 +6,7 @@
 //! over all of them) but not instrumented: for components `max_stack_depth` is enforced by
 //! wasmtime's native stack limit and loop iterations are not counted (the epoch deadline bounds
 //! them). Memory, tables, the deadline, output caps and capabilities apply as for core modules.
+//! Outgoing `wasi:http` requests go through the run's network policy (see `http.rs`).
 
 use std::ops::Range;
 
@@ -14,8 +15,10 @@ use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::p2::bindings::{Command, CommandPre};
 use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::error::{PrepareError, SandboxError, Violation};
+use crate::http::HttpHooks;
 use crate::instrument;
 use crate::limiter::Limiter;
 use crate::run::Done;
@@ -26,6 +29,8 @@ pub(crate) struct ComponentState {
     pub(crate) ctx: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
+    pub(crate) http: WasiHttpCtx,
+    pub(crate) http_hooks: HttpHooks,
 }
 
 impl WasiView for ComponentState {
@@ -37,11 +42,23 @@ impl WasiView for ComponentState {
     }
 }
 
+impl WasiHttpView for ComponentState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_hooks,
+        }
+    }
+}
+
 /// The WASI 0.2 linker: every `wasi:cli/command` interface (`exit-with-code`, which the
-/// preview 1 adapter uses for exit codes other than 0 and 1, is stable since 0.2.12).
+/// preview 1 adapter uses for exit codes other than 0 and 1, is stable since 0.2.12), and
+/// `wasi:http/types` with `wasi:http/outgoing-handler` (checked per request, see `http.rs`).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     Ok(linker)
 }
 

@@ -13,6 +13,7 @@ mod component;
 mod config;
 mod engine;
 mod error;
+mod http;
 mod instrument;
 mod limiter;
 mod network;

@@ -115,6 +115,29 @@ impl NetworkPolicy {
         }
     }
 
+    /// Whether the authority `host:port` of an outgoing HTTP request is listed: a name entry
+    /// equal to `host` (`localhost` also matches a loopback IP), or an IP entry equal to it, with
+    /// the entry's port (if any) equal to `port`. Every address `host` resolves to must then
+    /// also pass [`NetworkPolicy::check`] before anything connects.
+    pub fn permits_authority(&self, host: &str, port: u16) -> bool {
+        if !self.granted {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let ip = host.parse::<IpAddr>().ok();
+        self.entries.iter().any(|entry| {
+            if entry.port.is_some_and(|p| p != port) {
+                return false;
+            }
+            match (&entry.host, ip) {
+                (Host::Ip(listed), Some(ip)) => *listed == ip,
+                (Host::Name(name), Some(ip)) => name == "localhost" && ip.is_loopback(),
+                (Host::Name(name), None) => *name == host,
+                (Host::Ip(_), None) => false,
+            }
+        })
+    }
+
     /// Checks one outbound destination; resolves the listed host names to compare.
     pub async fn check(&self, addr: SocketAddr) -> Result<(), SandboxError> {
         let denied = || SandboxError::CapabilityDenied {

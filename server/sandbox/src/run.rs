@@ -8,14 +8,17 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{Instance, InstancePre, Store, Trap, UpdateDeadline, Val, ValType};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::component::{self, ComponentState};
 use crate::engine::{EPOCH_TICK, Kind};
 use crate::error::{SandboxError, Violation};
+use crate::http::HttpHooks;
 use crate::instrument::{
     ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS, START_EXPORT,
 };
 use crate::limiter::Limiter;
+use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
 use crate::wasi::{self, Denials, Io};
 use crate::{Capabilities, Prepared, Sandbox};
@@ -151,7 +154,14 @@ impl Sandbox {
             }
             Kind::Component(pre) => {
                 let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
-                let state = ComponentState { ctx: builder.build(), table: ResourceTable::new(), limiter };
+                let http_hooks = HttpHooks::new(NetworkPolicy::new(capabilities), denials.clone());
+                let state = ComponentState {
+                    ctx: builder.build(),
+                    table: ResourceTable::new(),
+                    limiter,
+                    http: WasiHttpCtx::new(),
+                    http_hooks,
+                };
                 let mut store = self.store(state, started, |s| &mut s.limiter);
                 let work = component::execute(&mut store, pre, &invocation);
                 let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {

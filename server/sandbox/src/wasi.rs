@@ -17,7 +17,7 @@ use crate::Capabilities;
 pub(crate) struct Denials(Arc<Mutex<Vec<SandboxError>>>);
 
 impl Denials {
-    fn push(&self, e: SandboxError) {
+    pub(crate) fn push(&self, e: SandboxError) {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(e);
     }
 

@@ -353,11 +353,12 @@ async fn a_run_returning_err_exits_with_one() {
 
 #[tokio::test]
 async fn a_component_importing_an_interface_the_sandbox_lacks_is_refused_naming_it() {
-    let wat = r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance (export "handle" (func)))))"#;
+    let wat =
+        r#"(component (import "wasi:keyvalue/store@0.2.0" (instance (export "open" (func)))))"#;
     let err = fixture().sandbox.prepare(wat.as_bytes()).unwrap_err();
     assert_eq!(err.code(), "sandbox.blocked_import", "{err}");
     assert!(
-        err.to_string().contains("wasi:http/outgoing-handler@0.2.0"),
+        err.to_string().contains("wasi:keyvalue/store@0.2.0"),
         "{err}"
     );
 }
@@ -465,6 +466,13 @@ world connect {
   import wasi:io/poll@0.2.0;
   export wasi:cli/run@0.2.0;
 }
+world http-get {
+  import wasi:http/types@0.2.0;
+  import wasi:http/outgoing-handler@0.2.0;
+  import wasi:io/poll@0.2.0;
+  import wasi:cli/exit@0.2.0;
+  export wasi:cli/run@0.2.0;
+}
 world lookup {
   import wasi:sockets/instance-network@0.2.0;
   import wasi:sockets/ip-name-lookup@0.2.0;
@@ -522,6 +530,7 @@ fn encode(wat: &str, world: &str) -> Vec<u8> {
     resolve.push_source("io.wit", WIT_IO).unwrap();
     resolve.push_source("sockets.wit", WIT_SOCKETS).unwrap();
     resolve.push_source("cli.wit", WIT_CLI).unwrap();
+    resolve.push_source("http.wit", WIT_HTTP).unwrap();
     let pkg = resolve.push_source("world.wit", WIT_WORLD).unwrap();
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
     wit_component::embed_component_metadata(
@@ -685,5 +694,267 @@ async fn a_socket_connect_to_the_metadata_address_is_refused() {
     assert_denied(
         run_component(&f, &component, &[], &Capabilities::default()).await,
         "169.254.169.254:80",
+    );
+}
+
+// ---- wasi:http ----
+
+/// The parts of `wasi:http@0.2.0` the HTTP guest uses (types as in wasmtime-wasi-http 48).
+const WIT_HTTP: &str = r#"package wasi:http@0.2.0;
+interface types {
+  use wasi:io/poll@0.2.0.{pollable};
+  variant scheme { HTTP, HTTPS, other(string) }
+  record DNS-error-payload { rcode: option<string>, info-code: option<u16> }
+  record TLS-alert-received-payload { alert-id: option<u8>, alert-message: option<string> }
+  record field-size-payload { field-name: option<string>, field-size: option<u32> }
+  variant error-code {
+    DNS-timeout, DNS-error(DNS-error-payload), destination-not-found, destination-unavailable,
+    destination-IP-prohibited, destination-IP-unroutable, connection-refused,
+    connection-terminated, connection-timeout, connection-read-timeout,
+    connection-write-timeout, connection-limit-reached, TLS-protocol-error,
+    TLS-certificate-error, TLS-alert-received(TLS-alert-received-payload), HTTP-request-denied,
+    HTTP-request-length-required, HTTP-request-body-size(option<u64>),
+    HTTP-request-method-invalid, HTTP-request-URI-invalid, HTTP-request-URI-too-long,
+    HTTP-request-header-section-size(option<u32>),
+    HTTP-request-header-size(option<field-size-payload>),
+    HTTP-request-trailer-section-size(option<u32>), HTTP-request-trailer-size(field-size-payload),
+    HTTP-response-incomplete, HTTP-response-header-section-size(option<u32>),
+    HTTP-response-header-size(field-size-payload), HTTP-response-body-size(option<u64>),
+    HTTP-response-trailer-section-size(option<u32>),
+    HTTP-response-trailer-size(field-size-payload), HTTP-response-transfer-coding(option<string>),
+    HTTP-response-content-coding(option<string>), HTTP-response-timeout, HTTP-upgrade-failed,
+    HTTP-protocol-error, loop-detected, configuration-error, internal-error(option<string>),
+  }
+  resource fields {
+    constructor();
+  }
+  type headers = fields;
+  resource outgoing-request {
+    constructor(headers: headers);
+    set-path-with-query: func(path-with-query: option<string>) -> result;
+    set-scheme: func(scheme: option<scheme>) -> result;
+    set-authority: func(authority: option<string>) -> result;
+  }
+  resource request-options;
+  resource incoming-response {
+    status: func() -> u16;
+  }
+  resource future-incoming-response {
+    subscribe: func() -> pollable;
+    get: func() -> option<result<result<incoming-response, error-code>>>;
+  }
+}
+interface outgoing-handler {
+  use types.{outgoing-request, request-options, future-incoming-response, error-code};
+  handle: func(request: outgoing-request, options: option<request-options>) -> result<future-incoming-response, error-code>;
+}"#;
+
+/// A command component that sends `GET {scheme}://{authority}/` (`scheme` is `http` or `https`)
+/// through `wasi:http` and exits 0 on
+/// status 200, 3 on another status, 2 if the response future failed, or 10 + the `error-code`
+/// the request failed with.
+fn http_get_component(scheme: &str, authority: &str) -> Vec<u8> {
+    let scheme = u8::from(scheme == "https");
+    let wat = format!(
+        r#"(module
+  (import "wasi:http/types@0.2.0" "[constructor]fields" (func $fields (result i32)))
+  (import "wasi:http/types@0.2.0" "[constructor]outgoing-request" (func $request (param i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-request.set-scheme"
+    (func $set_scheme (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-request.set-authority"
+    (func $set_authority (param i32 i32 i32 i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]outgoing-request.set-path-with-query"
+    (func $set_path (param i32 i32 i32 i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]future-incoming-response.subscribe" (func $subscribe (param i32) (result i32)))
+  (import "wasi:http/types@0.2.0" "[method]future-incoming-response.get" (func $get (param i32 i32)))
+  (import "wasi:http/types@0.2.0" "[method]incoming-response.status" (func $status (param i32) (result i32)))
+  (import "wasi:http/outgoing-handler@0.2.0" "handle" (func $handle (param i32 i32 i32 i32)))
+  (import "wasi:io/poll@0.2.0" "[method]pollable.block" (func $block (param i32)))
+  (import "wasi:io/poll@0.2.0" "[resource-drop]pollable" (func $drop_pollable (param i32)))
+  (import "wasi:cli/exit@0.2.0" "exit-with-code" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "/")
+  (data (i32.const 512) "{authority}")
+  ;; strings in an error-code are lifted into guest memory: a bump allocator from 4096
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (local $p i32)
+    (local.set $p (i32.and (i32.add (global.get $heap) (i32.sub (local.get 2) (i32.const 1)))
+      (i32.sub (i32.const 0) (local.get 2))))
+    (global.set $heap (i32.add (local.get $p) (local.get 3)))
+    (local.get $p))
+  (func (export "wasi:cli/run@0.2.0#run") (result i32) (local $req i32) (local $fut i32) (local $p i32)
+    (local.set $req (call $request (call $fields)))
+    ;; some(HTTP) or some(HTTPS)
+    (if (call $set_scheme (local.get $req) (i32.const 1) (i32.const {scheme}) (i32.const 0) (i32.const 0))
+      (then (call $exit (i32.const 4))))
+    (if (call $set_authority (local.get $req) (i32.const 1) (i32.const 512) (i32.const {len}))
+      (then (call $exit (i32.const 5))))
+    (if (call $set_path (local.get $req) (i32.const 1) (i32.const 256) (i32.const 1))
+      (then (call $exit (i32.const 6))))
+    ;; handle(req, none) -> result<future-incoming-response, error-code> at 16 (payload at 24)
+    (call $handle (local.get $req) (i32.const 0) (i32.const 0) (i32.const 16))
+    (if (i32.load8_u (i32.const 16))
+      (then (call $exit (i32.add (i32.const 10) (i32.load8_u (i32.const 24))))))
+    (local.set $fut (i32.load (i32.const 24)))
+    ;; get -> option<result<result<incoming-response, error-code>>> at 64: the option at 64,
+    ;; the outer result at 72, the inner result at 80, its payload at 88
+    (loop $wait
+      (local.set $p (call $subscribe (local.get $fut)))
+      (call $block (local.get $p))
+      (call $drop_pollable (local.get $p))
+      (call $get (local.get $fut) (i32.const 64))
+      (br_if $wait (i32.eqz (i32.load8_u (i32.const 64)))))
+    (if (i32.load8_u (i32.const 72)) (then (call $exit (i32.const 2))))
+    (if (i32.load8_u (i32.const 80))
+      (then (call $exit (i32.add (i32.const 10) (i32.load8_u (i32.const 88))))))
+    (if (i32.ne (call $status (i32.load (i32.const 88))) (i32.const 200))
+      (then (call $exit (i32.const 3))))
+    (i32.const 0)))"#,
+        len = authority.len()
+    );
+    encode(&wat, "http-get")
+}
+
+/// A tiny HTTP server on 127.0.0.1 answering every request with `200 OK`, and the number of
+/// requests it answered.
+fn http_server() -> Listener {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for mut stream in l.incoming().flatten() {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    Listener { port, accepted }
+}
+
+#[tokio::test]
+async fn an_http_request_without_network_access_is_refused() {
+    let s = http_server();
+    let component = http_get_component("http", &format!("127.0.0.1:{}", s.port));
+    let r = run_component(&fixture(), &component, &[], &Capabilities::default()).await;
+    assert_denied(r, &format!("127.0.0.1:{}", s.port));
+    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_http_request_to_a_host_not_allowed_is_refused() {
+    let s = http_server();
+    let component = http_get_component("http", &format!("127.0.0.1:{}", s.port));
+    let caps = network(&[
+        "93.184.216.34".into(),
+        format!("127.0.0.1:{}", s.port.wrapping_add(1)),
+    ]);
+    let r = run_component(&fixture(), &component, &[], &caps).await;
+    assert_denied(r, &format!("127.0.0.1:{}", s.port));
+    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_http_request_to_an_allowed_address_gets_its_response() {
+    let s = http_server();
+    let component = http_get_component("http", &format!("127.0.0.1:{}", s.port));
+    let caps = network(&[format!("127.0.0.1:{}", s.port)]);
+    let r = run_component(&fixture(), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn https_to_a_host_name_fails_in_the_guest_without_connecting() {
+    // The checked address is what the connection goes to, so a TLS server name cannot be kept:
+    // HTTPS is limited to IP literals and the guest sees `HTTP-protocol-error`.
+    const HTTP_PROTOCOL_ERROR: i32 = 35;
+    let s = http_server();
+    let component = http_get_component("https", &format!("localhost:{}", s.port));
+    let caps = network(&[format!("localhost:{}", s.port)]);
+    let r = run_component(&fixture(), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(10 + HTTP_PROTOCOL_ERROR), "{r:?}");
+    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_http_host_name_resolving_to_loopback_is_refused_unless_the_address_is_listed() {
+    // The machine's own host name usually resolves to a loopback address; skip if not.
+    use std::net::ToSocketAddrs;
+    let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
+        return;
+    };
+    let name = name.trim().to_string();
+    let s = http_server();
+    let resolves_to_loopback = (name.as_str(), s.port)
+        .to_socket_addrs()
+        .map(|mut a| a.all(|a| a.ip().is_loopback()))
+        .unwrap_or(false);
+    if name.is_empty() || name == "localhost" || !resolves_to_loopback {
+        eprintln!("skipped: {name:?} does not resolve to loopback only");
+        return;
+    }
+    let component = http_get_component("http", &format!("{name}:{}", s.port));
+    let f = fixture();
+    let r = run_component(
+        &f,
+        &component,
+        &[],
+        &network(&[format!("{name}:{}", s.port)]),
+    )
+    .await;
+    assert_denied(r, &format!("{name}:{}", s.port));
+    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // Listing the name and the address it resolves to lets the request through.
+    let caps = network(&[
+        format!("{name}:{}", s.port),
+        format!("127.0.0.1:{}", s.port),
+    ]);
+    let r = run_component(&f, &component, &[], &caps).await.unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+#[tokio::test]
+async fn an_http_request_to_a_server_that_never_answers_ends_with_the_timeout() {
+    // The server accepts and then holds the connection without a response.
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in l.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let f = fixture_with(sandbox::Limits {
+        max_execution_time: Duration::from_millis(500),
+        ..limits()
+    });
+    let component = http_get_component("http", &format!("127.0.0.1:{port}"));
+    let started = std::time::Instant::now();
+    let r = run_component(
+        &f,
+        &component,
+        &[],
+        &network(&[format!("127.0.0.1:{port}")]),
+    )
+    .await;
+    assert_eq!(code(r), "sandbox.timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
     );
 }
