@@ -60,6 +60,20 @@ pub(crate) struct Io<'a> {
 /// The program name the guest sees as `argv[0]`.
 pub(crate) const PROGRAM_NAME: &str = "module";
 
+/// Environment variables need `environment_access`.
+pub(crate) fn check_env(
+    caps: &Capabilities,
+    env: &BTreeMap<String, String>,
+) -> Result<(), SandboxError> {
+    if !env.is_empty() && !caps.environment_access {
+        return Err(SandboxError::CapabilityDenied {
+            capability: "environment_access",
+            detail: format!("to {} variable(s)", env.len()),
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn builder(
     caps: &Capabilities,
     io: Io<'_>,
@@ -71,16 +85,9 @@ pub(crate) fn builder(
     b.stderr(io.stderr);
     b.arg(PROGRAM_NAME);
     b.args(io.args);
-    if !io.env.is_empty() {
-        if !caps.environment_access {
-            return Err(SandboxError::CapabilityDenied {
-                capability: "environment_access",
-                detail: format!("to {} variable(s)", io.env.len()),
-            });
-        }
-        for (k, v) in io.env {
-            b.env(k, v);
-        }
+    check_env(caps, io.env)?;
+    for (k, v) in io.env {
+        b.env(k, v);
     }
     if caps.file_access {
         for path in &caps.allowed_paths {
