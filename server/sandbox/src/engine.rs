@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig,
+    Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    ModuleExport, PoolingAllocationConfig, ValType,
 };
 
 use crate::cache::{self, DiskCache};
 use crate::component::{self, ComponentState};
 use crate::error::PrepareError;
 use crate::instrument::{self, Policy};
+use crate::limiter::Limiter;
 use crate::run::State;
 use crate::{Limits, SandboxOptions};
 
@@ -42,15 +43,63 @@ pub enum PreparedFrom {
     Memory,
 }
 
+/// A core module pre-linked: with WASI preview 1, or (when it imports nothing, so it can make
+/// no host call) against an empty linker whose store holds only the limiter.
+#[derive(Clone)]
+pub(crate) enum CorePre {
+    Wasi(InstancePre<State>),
+    Pure(InstancePre<Limiter>),
+}
+
+/// An exported function, resolved once per prepared module.
+#[derive(Clone)]
+pub(crate) struct ExportedFunc {
+    pub(crate) index: ModuleExport,
+    pub(crate) params: Box<[ValType]>,
+    pub(crate) results: Box<[ValType]>,
+}
+
+/// The exports a run looks up, resolved at preparation instead of by name on every run.
+#[derive(Default)]
+pub(crate) struct CoreExports {
+    /// Callable exported functions (not the instrumentation's `__sandbox_*` ones).
+    pub(crate) functions: HashMap<Box<str>, ExportedFunc>,
+    /// The instrumentation's start function, iteration total and trap reason.
+    pub(crate) start: Option<ModuleExport>,
+    pub(crate) iterations: Option<ModuleExport>,
+    pub(crate) reason: Option<ModuleExport>,
+}
+
+impl CoreExports {
+    fn of(module: &Module) -> Self {
+        let mut exports = Self::default();
+        for export in module.exports() {
+            let Some(index) = module.get_export_index(export.name()) else { continue };
+            match export.name() {
+                instrument::START_EXPORT => exports.start = Some(index),
+                instrument::ITERATIONS_EXPORT => exports.iterations = Some(index),
+                instrument::REASON_EXPORT => exports.reason = Some(index),
+                name if name.starts_with("__sandbox_") => {}
+                name => {
+                    if let ExternType::Func(ty) = export.ty() {
+                        let func = ExportedFunc {
+                            index,
+                            params: ty.params().collect(),
+                            results: ty.results().collect(),
+                        };
+                        exports.functions.insert(name.into(), func);
+                    }
+                }
+            }
+        }
+        exports
+    }
+}
+
 /// What a [`Prepared`] holds: a core module or a WASI 0.2 command component.
 #[derive(Clone)]
 pub(crate) enum Kind {
-    Core {
-        pre: InstancePre<State>,
-        /// No imports: instantiation runs no code (the start function is called afterwards)
-        /// and can skip the fiber.
-        sync_instantiate: bool,
-    },
+    Core { pre: CorePre, exports: Arc<CoreExports> },
     Component(wasmtime_wasi::p2::bindings::CommandPre<ComponentState>),
 }
 
@@ -122,6 +171,8 @@ pub(crate) struct Inner {
     pub(crate) engine: Engine,
     pub(crate) limits: Limits,
     linker: Linker<State>,
+    /// Defines nothing: for modules without imports.
+    pure_linker: Linker<Limiter>,
     component_linker: wasmtime::component::Linker<ComponentState>,
     disk: DiskCache,
     prepared: Mutex<HashMap<String, Prepared>>,
@@ -180,6 +231,7 @@ impl Sandbox {
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut State| &mut s.wasi)
             .map_err(err)?;
+        let pure_linker = Linker::<Limiter>::new(&engine);
         let component_linker = component::linker(&engine).map_err(err)?;
         let disk = DiskCache::open(&options.cache_dir)
             .map_err(|e| PrepareError::Compile(format!("cache dir: {e}")))?;
@@ -190,6 +242,7 @@ impl Sandbox {
                 engine,
                 limits: options.limits,
                 linker,
+                pure_linker,
                 component_linker,
                 disk,
                 prepared: Mutex::default(),
@@ -256,12 +309,18 @@ impl Sandbox {
             Some(m) => (m, PreparedFrom::DiskCache),
             None => (self.compile(bytes)?, PreparedFrom::Compiled),
         };
-        let sync_instantiate = !instrument::declarations(bytes)?.imports;
         if from == PreparedFrom::Compiled {
             self.inner.disk.store(key, module.serialize());
         }
-        let pre = self.link(&module)?;
-        Ok(Prepared { kind: Kind::Core { pre, sync_instantiate }, sha256: sha256.into(), from })
+        // Decided from the compiled module (the one instantiated), not from the bytes.
+        let pre = if module.imports().len() == 0 {
+            let err = |e: wasmtime::Error| PrepareError::Compile(format!("{e:#}"));
+            CorePre::Pure(self.inner.pure_linker.instantiate_pre(&module).map_err(err)?)
+        } else {
+            CorePre::Wasi(self.link(&module)?)
+        };
+        let exports = Arc::new(CoreExports::of(&module));
+        Ok(Prepared { kind: Kind::Core { pre, exports }, sha256: sha256.into(), from })
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Module, PrepareError> {

@@ -5,18 +5,18 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Instance, InstancePre, Store, Trap, UpdateDeadline, Val, ValType};
+use wasmtime::{
+    Extern, Func, Instance, InstancePre, ModuleExport, Store, Trap, UpdateDeadline, Val, ValType,
+};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::component::{self, ComponentState};
-use crate::engine::{EPOCH_TICK, Kind};
+use crate::engine::{CoreExports, CorePre, EPOCH_TICK, Kind};
 use crate::error::{SandboxError, Violation};
 use crate::http::HttpHooks;
-use crate::instrument::{
-    ITERATIONS_EXPORT, REASON_DEPTH, REASON_EXPORT, REASON_ITERATIONS, START_EXPORT,
-};
+use crate::instrument::{REASON_DEPTH, REASON_ITERATIONS};
 use crate::limiter::Limiter;
 use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
@@ -130,29 +130,47 @@ impl Sandbox {
         let denials = Denials::default();
         let no_env = BTreeMap::new();
         let (args, env, stdin) = match &invocation {
-            Invocation::Command { args, env, stdin } => (args.as_slice(), env, stdin.clone()),
-            Invocation::Call { .. } => (&[][..], &no_env, Vec::new()),
+            Invocation::Command { args, env, stdin } => (args.as_slice(), env, stdin.as_slice()),
+            Invocation::Call { .. } => (&[][..], &no_env, &[][..]),
         };
-        let io = Io { args, env, stdin, stdout: stdout.clone(), stderr: stderr.clone() };
-        let mut builder = wasi::builder(capabilities, io, &denials)?;
         let timeout = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
         let (outcome, iterations, peak_memory_bytes) = match &prepared.kind {
-            Kind::Core { pre, sync_instantiate } => {
+            Kind::Core { pre: CorePre::Pure(pre), exports } => {
+                // No imports, so no host call: all of the run is wasm, where the epoch deadline
+                // (checked at function entries and loop headers) ends it, so neither a tokio
+                // timer nor a WASI context is needed. A refused grant is still refused.
+                wasi::check_env(capabilities, env)?;
+                let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+                let mut store = self.store(limiter, started, |s| s);
+                let mut instance = None;
+                let pre = Instantiate::Sync(pre);
+                let outcome = execute(&mut store, pre, exports, &invocation, &mut instance).await;
+                let outcome =
+                    outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+                let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
+                (outcome, iterations as u64, store.data().peak_memory)
+            }
+            Kind::Core { pre: CorePre::Wasi(pre), exports } => {
+                let io = Io { args, env, stdin: stdin.to_vec(), stdout: stdout.clone(), stderr: stderr.clone() };
+                let mut builder = wasi::builder(capabilities, io, &denials)?;
                 let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
                 let state = State { wasi: builder.build_p1(), limiter };
                 let mut store = self.store(state, started, |s| &mut s.limiter);
                 let mut instance = None;
-                let work = execute(&mut store, pre, *sync_instantiate, &invocation, &mut instance);
+                let pre = Instantiate::Async(pre);
+                let work = execute(&mut store, pre, exports, &invocation, &mut instance);
                 let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
                 };
-                let outcome = outcome.map_err(|e| classify(e, &mut store, instance, limits));
-                let iterations =
-                    instance.map_or(0, |i| read_global(&mut store, i, ITERATIONS_EXPORT) as u64);
-                (outcome, iterations, store.data().limiter.peak_memory)
+                let outcome =
+                    outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+                let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
+                (outcome, iterations as u64, store.data().limiter.peak_memory)
             }
             Kind::Component(pre) => {
+                let io = Io { args, env, stdin: stdin.to_vec(), stdout: stdout.clone(), stderr: stderr.clone() };
+                let mut builder = wasi::builder(capabilities, io, &denials)?;
                 let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
                 let http_hooks = HttpHooks::new(NetworkPolicy::new(capabilities), denials.clone());
                 let state = ComponentState {
@@ -222,31 +240,35 @@ impl Sandbox {
     }
 }
 
-async fn execute(
-    store: &mut Store<State>,
-    pre: &InstancePre<State>,
-    sync_instantiate: bool,
+/// How a core module is instantiated: without imports instantiation runs no code (the start
+/// function is called afterwards) and can skip the fiber.
+enum Instantiate<'a, T: 'static> {
+    Sync(&'a InstancePre<T>),
+    Async(&'a InstancePre<T>),
+}
+
+async fn execute<T: Send + 'static>(
+    store: &mut Store<T>,
+    pre: Instantiate<'_, T>,
+    exports: &CoreExports,
     invocation: &Invocation,
     slot: &mut Option<Instance>,
 ) -> wasmtime::Result<Done> {
-    let instance = if sync_instantiate {
-        pre.instantiate(&mut *store)?
-    } else {
-        pre.instantiate_async(&mut *store).await?
+    let instance = match pre {
+        Instantiate::Sync(pre) => pre.instantiate(&mut *store)?,
+        Instantiate::Async(pre) => pre.instantiate_async(&mut *store).await?,
     };
     *slot = Some(instance);
-    if let Some(start) = instance.get_func(&mut *store, START_EXPORT) {
+    if let Some(start) = exports.start.as_ref().and_then(|e| export_func(store, instance, e)) {
         start.call_async(&mut *store, &[], &mut []).await?;
     }
     match invocation {
         Invocation::Call { function, args } => {
-            let func = Some(function)
-                .filter(|f| !f.starts_with("__sandbox_"))
-                .and_then(|f| instance.get_func(&mut *store, f))
-                .ok_or_else(|| invalid(format!("the module exports no function `{function}`")))?;
-            let ty = func.ty(&*store);
-            let params: Vec<ValType> = ty.params().collect();
-            if params.len() != args.len() || !args.iter().zip(&params).all(|(a, p)| a.matches(p)) {
+            let no_such = || invalid(format!("the module exports no function `{function}`"));
+            let exported = exports.functions.get(function.as_str()).ok_or_else(no_such)?;
+            let func = export_func(store, instance, &exported.index).ok_or_else(no_such)?;
+            let params = &exported.params;
+            if params.len() != args.len() || !args.iter().zip(params.iter()).all(|(a, p)| a.matches(p)) {
                 let given: Vec<&str> = args.iter().map(|a| a.ty_name()).collect();
                 return Err(invalid(format!(
                     "`{function}` takes ({}) but was given ({})",
@@ -254,10 +276,11 @@ async fn execute(
                     given.join(", ")
                 )));
             }
-            let mut results: Vec<Val> = ty.results().map(|_| Val::I32(0)).collect();
-            if let Some(bad) = ty.results().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
+            let results = &exported.results;
+            if let Some(bad) = results.iter().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
                 return Err(invalid(format!("`{function}` returns an unsupported type {bad}")));
             }
+            let mut results: Vec<Val> = results.iter().map(|_| Val::I32(0)).collect();
             let args: Vec<Val> = args.iter().map(|a| a.to_val()).collect();
             func.call_async(&mut *store, &args, &mut results).await?;
             Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
@@ -277,12 +300,28 @@ async fn execute(
     }
 }
 
+fn export_func<T: 'static>(
+    store: &mut Store<T>,
+    instance: Instance,
+    export: &ModuleExport,
+) -> Option<Func> {
+    instance.get_module_export(&mut *store, export).and_then(Extern::into_func)
+}
+
 fn invalid(message: String) -> wasmtime::Error {
     wasmtime::Error::new(Violation(SandboxError::InvalidInvocation(message)))
 }
 
-fn read_global(store: &mut Store<State>, instance: Instance, name: &str) -> i64 {
-    match instance.get_global(&mut *store, name).map(|g| g.get(&mut *store)) {
+fn read_global<T: 'static>(
+    store: &mut Store<T>,
+    instance: Option<Instance>,
+    export: Option<&ModuleExport>,
+) -> i64 {
+    let global = instance
+        .zip(export)
+        .and_then(|(i, e)| i.get_module_export(&mut *store, e))
+        .and_then(Extern::into_global);
+    match global.map(|g| g.get(&mut *store)) {
         Some(Val::I32(v)) => i64::from(v),
         Some(Val::I64(v)) => v,
         _ => 0,
@@ -290,9 +329,10 @@ fn read_global(store: &mut Store<State>, instance: Instance, name: &str) -> i64 
 }
 
 /// Maps wasmtime's error of a failed run to its exact [`SandboxError`].
-fn classify(
+fn classify<T: 'static>(
     e: wasmtime::Error,
-    store: &mut Store<State>,
+    store: &mut Store<T>,
+    exports: &CoreExports,
     instance: Option<Instance>,
     limits: &crate::Limits,
 ) -> SandboxError {
@@ -302,7 +342,7 @@ fn classify(
     let message = || format!("{e:#}");
     match e.downcast_ref::<Trap>() {
         Some(Trap::UnreachableCodeReached) => {
-            let reason = instance.map_or(0, |i| read_global(store, i, REASON_EXPORT));
+            let reason = read_global(store, instance, exports.reason.as_ref());
             match i32::try_from(reason) {
                 Ok(REASON_ITERATIONS) => SandboxError::IterationLimit {
                     limit: limits.max_iterations.unwrap_or(u64::MAX),

@@ -378,3 +378,13 @@ async fn a_start_function_runs_before_the_call() {
       (func (export "f") (result i32) (i32.add (global.get $g) (i32.const 1))))"#;
     assert_eq!(fixture().call(wat, "f", &[]).await.unwrap().results, vec![Value::I32(42)]);
 }
+
+#[tokio::test]
+async fn environment_passed_without_the_grant_is_denied_for_a_module_without_imports() {
+    // Such a module runs without a WASI context; the refusal must not depend on it.
+    let pure = r#"(module (func (export "_start")))"#;
+    let r = fixture().command(pure, &[], &[("SECRET", "x")], &Capabilities::default()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.code(), "sandbox.capability_denied");
+    assert!(err.to_string().starts_with("environment_access"), "{err}");
+}
