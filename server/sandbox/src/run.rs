@@ -151,7 +151,8 @@ impl Sandbox {
                 (outcome, iterations as u64, store.data().peak_memory)
             }
             Kind::Core { pre: CorePre::Wasi(pre), exports } => {
-                let io = Io { args, env, stdin: stdin.to_vec(), stdout: stdout.clone(), stderr: stderr.clone() };
+                let (out, err) = (stdout.clone(), stderr.clone());
+                let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
                 let mut builder = wasi::builder(capabilities, io, &denials)?;
                 let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
                 let state = State { wasi: builder.build_p1(), limiter };
@@ -169,7 +170,8 @@ impl Sandbox {
                 (outcome, iterations as u64, store.data().limiter.peak_memory)
             }
             Kind::Component(pre) => {
-                let io = Io { args, env, stdin: stdin.to_vec(), stdout: stdout.clone(), stderr: stderr.clone() };
+                let (out, err) = (stdout.clone(), stderr.clone());
+                let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
                 let mut builder = wasi::builder(capabilities, io, &denials)?;
                 let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
                 let http_hooks = HttpHooks::new(NetworkPolicy::new(capabilities), denials.clone());
