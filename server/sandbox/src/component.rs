@@ -84,21 +84,7 @@ pub(crate) fn check_limits(bytes: &[u8], limits: &Limits) -> Result<(), PrepareE
             PrepareError::Invalid("a core module lies outside the component".into())
         })?;
         let decl = instrument::declarations(module)?;
-        if decl.globals > limits.max_globals {
-            return Err(PrepareError::GlobalsLimit {
-                declared: decl.globals,
-                limit: limits.max_globals,
-            });
-        }
-        for (index, initial) in decl.table_initials.iter().enumerate() {
-            if *initial > u64::from(limits.max_table_size) {
-                return Err(PrepareError::TableLimit {
-                    index: index as u32,
-                    initial: *initial,
-                    limit: limits.max_table_size,
-                });
-            }
-        }
+        decl.check_globals_and_tables(limits)?;
         memory_initial_bytes = memory_initial_bytes.saturating_add(decl.memory_initial_bytes);
     }
     if memory_initial_bytes > limits.max_memory_bytes {

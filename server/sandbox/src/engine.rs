@@ -328,18 +328,7 @@ impl Sandbox {
             .map_err(|e| PrepareError::Invalid(format!("{e:#}")))?;
         let limits = &self.inner.limits;
         let decl = instrument::declarations(bytes)?;
-        if decl.globals > limits.max_globals {
-            return Err(PrepareError::GlobalsLimit { declared: decl.globals, limit: limits.max_globals });
-        }
-        for (index, initial) in decl.table_initials.iter().enumerate() {
-            if *initial > u64::from(limits.max_table_size) {
-                return Err(PrepareError::TableLimit {
-                    index: index as u32,
-                    initial: *initial,
-                    limit: limits.max_table_size,
-                });
-            }
-        }
+        decl.check_globals_and_tables(limits)?;
         if decl.memory_initial_bytes > limits.max_memory_bytes {
             return Err(PrepareError::MemoryLimit {
                 initial_bytes: decl.memory_initial_bytes,

@@ -62,6 +62,22 @@ pub(crate) struct Declarations {
     pub start: Option<u32>,
 }
 
+impl Declarations {
+    /// Checks the globals and each table's initial size against `limits` (the memories are summed
+    /// by the caller: over one module, or over every core module of a component).
+    pub(crate) fn check_globals_and_tables(&self, limits: &crate::Limits) -> Result<(), crate::PrepareError> {
+        if self.globals > limits.max_globals {
+            return Err(crate::PrepareError::GlobalsLimit { declared: self.globals, limit: limits.max_globals });
+        }
+        for (index, initial) in self.table_initials.iter().enumerate() {
+            if *initial > u64::from(limits.max_table_size) {
+                return Err(crate::PrepareError::TableLimit { index: index as u32, initial: *initial, limit: limits.max_table_size });
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Default)]
 struct Scan {
     decl: Declarations,
