@@ -156,24 +156,14 @@ async fn metrics_pass_promtool_and_count_security_events() {
 #[tokio::test]
 async fn metrics_need_a_token_from_an_address_not_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_cli(dir.path(), None, &["admin", "create-user", "--username", "ops", "--password", "Correct-Horse-9!", "--email", "ops@example.com", "--roles", "viewer"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    support::cli(dir.path(), None, &["admin", "create-user", "--username", "ops", "--password", "Correct-Horse-9!", "--email", "ops@example.com", "--roles", "viewer"]);
     let server = Server::start_with_env(dir.path(), None, &[], &[("WASM_AS_OS_METRICS_ALLOW", "none")]);
     let http = reqwest::Client::new();
     let r = http.get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_eq!(http.get(server.url("/metrics")).bearer_auth("not-a-token").send().await.unwrap().status(), 401);
-    let login: serde_json::Value = http
-        .post(server.url("/api/v1/auth/login"))
-        .json(&serde_json::json!({ "username": "ops", "password": "Correct-Horse-9!" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap();
+    let token = &support::token(&http, &server, "ops", "Correct-Horse-9!").await;
     let r = http.get(server.url("/metrics")).bearer_auth(token).send().await.unwrap();
     assert_eq!(r.status(), 200, "a viewer has metrics:read");
     let (status, _) = server.terminate();

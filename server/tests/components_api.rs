@@ -8,17 +8,7 @@ use serde_json::{Value, json};
 use support::Server;
 
 /// A hand-written command component: `wasi:cli/run` calls `wasi:cli/exit.exit-with-code(3)`.
-const EXIT_3: &str = r#"(component
-  (import "wasi:cli/exit@0.2.12" (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
-  (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
-  (core module $m
-    (import "host" "exit-with-code" (func $exit (param i32)))
-    (func (export "run") (result i32) (call $exit (i32.const 3)) (i32.const 0)))
-  (core instance $host (export "exit-with-code" (func $exit_with_code)))
-  (core instance $i (instantiate $m (with "host" (instance $host))))
-  (func $run (result (result)) (canon lift (core func $i "run")))
-  (instance $run_instance (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+const EXIT_3: &str = include_str!("../sandbox/tests/fixtures/exit3.wat");
 
 #[tokio::test]
 async fn a_command_component_is_uploaded_and_run_over_http() {
