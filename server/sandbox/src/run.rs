@@ -140,15 +140,15 @@ impl Sandbox {
                 // (checked at function entries and loop headers) ends it, so neither a tokio
                 // timer nor a WASI context is needed. A refused grant is still refused.
                 wasi::check_env(capabilities, env)?;
-                let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
-                let mut store = self.store(limiter, started, |s| s);
-                let mut instance = None;
-                let pre = Instantiate::Sync(pre);
-                let outcome = execute(&mut store, pre, exports, &invocation, &mut instance).await;
-                let outcome =
-                    outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
-                let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
-                (outcome, iterations as u64, store.data().peak_memory)
+                // Such a run is a pure function of its arguments (a fresh instance that can
+                // reach nothing outside itself), so it first runs directly on this thread,
+                // without a fiber, until the next epoch tick at most. Most calls end well
+                // before; one still running is abandoned and restarted from scratch on a
+                // fiber, where it yields to the executor every tick until its deadline.
+                match self.run_pure_direct(pre, exports, &invocation, started) {
+                    Some(ran) => ran,
+                    None => self.run_pure_on_fiber(pre, exports, &invocation, started).await,
+                }
             }
             Kind::Core { pre: CorePre::Wasi(pre), exports } => {
                 let (out, err) = (stdout.clone(), stderr.clone());
@@ -216,6 +216,57 @@ impl Sandbox {
         })
     }
 
+    /// A pure run without a fiber; `None` when the first epoch tick came before it ended.
+    fn run_pure_direct(
+        &self,
+        pre: &InstancePre<Limiter>,
+        exports: &CoreExports,
+        invocation: &Invocation,
+        started: Instant,
+    ) -> Option<(Result<Done, SandboxError>, u64, u64)> {
+        let limits = &self.inner.limits;
+        let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+        let mut store = Store::new(&self.inner.engine, limiter);
+        store.limiter(|s| s);
+        let deadline = started + limits.max_execution_time;
+        let on_epoch = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(Violation(on_epoch.clone())))
+            } else {
+                Err(wasmtime::Error::new(NeedsFiber))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let mut instance = None;
+        let outcome = execute_direct(&mut store, pre, exports, invocation, &mut instance);
+        if outcome.as_ref().is_err_and(|e| e.is::<NeedsFiber>()) {
+            return None;
+        }
+        let outcome = outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+        let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
+        Some((outcome, iterations as u64, store.data().peak_memory))
+    }
+
+    /// A pure run on a fiber, yielding every epoch tick until its deadline.
+    async fn run_pure_on_fiber(
+        &self,
+        pre: &InstancePre<Limiter>,
+        exports: &CoreExports,
+        invocation: &Invocation,
+        started: Instant,
+    ) -> (Result<Done, SandboxError>, u64, u64) {
+        let limits = &self.inner.limits;
+        let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+        let mut store = self.store(limiter, started, |s| s);
+        let mut instance = None;
+        let pre = Instantiate::Sync(pre);
+        let outcome = execute(&mut store, pre, exports, invocation, &mut instance).await;
+        let outcome = outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+        let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
+        (outcome, iterations as u64, store.data().peak_memory)
+    }
+
     /// A fresh store with the run's limiter and its deadline: past the deadline the next epoch
     /// check traps; before it, wasm yields to the executor every tick so the tokio timeout
     /// around the run (which covers host calls) can also fire.
@@ -242,6 +293,11 @@ impl Sandbox {
     }
 }
 
+/// Ends a direct run at its first epoch tick, to be restarted on a fiber.
+#[derive(Debug, thiserror::Error)]
+#[error("the run outlasted one epoch tick without a fiber")]
+struct NeedsFiber;
+
 /// How a core module is instantiated: without imports instantiation runs no code (the start
 /// function is called afterwards) and can skip the fiber.
 enum Instantiate<'a, T: 'static> {
@@ -266,39 +322,90 @@ async fn execute<T: Send + 'static>(
     }
     match invocation {
         Invocation::Call { function, args } => {
-            let no_such = || invalid(format!("the module exports no function `{function}`"));
-            let exported = exports.functions.get(function.as_str()).ok_or_else(no_such)?;
-            let func = export_func(store, instance, &exported.index).ok_or_else(no_such)?;
-            let params = &exported.params;
-            if params.len() != args.len() || !args.iter().zip(params.iter()).all(|(a, p)| a.matches(p)) {
-                let given: Vec<&str> = args.iter().map(|a| a.ty_name()).collect();
-                return Err(invalid(format!(
-                    "`{function}` takes ({}) but was given ({})",
-                    params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
-                    given.join(", ")
-                )));
-            }
-            let results = &exported.results;
-            if let Some(bad) = results.iter().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
-                return Err(invalid(format!("`{function}` returns an unsupported type {bad}")));
-            }
-            let mut results: Vec<Val> = results.iter().map(|_| Val::I32(0)).collect();
-            let args: Vec<Val> = args.iter().map(|a| a.to_val()).collect();
+            let (func, args, mut results) = resolve_call(store, instance, exports, function, args)?;
             func.call_async(&mut *store, &args, &mut results).await?;
             Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
         }
         Invocation::Command { .. } => {
-            let start = instance
-                .get_typed_func::<(), ()>(&mut *store, "_start")
-                .map_err(|_| invalid("the module is not a WASI command (no `_start`)".into()))?;
-            match start.call_async(&mut *store, ()).await {
-                Ok(()) => Ok(Done::Exit(0)),
-                Err(e) => match e.downcast_ref::<I32Exit>() {
-                    Some(exit) => Ok(Done::Exit(exit.0)),
-                    None => Err(e),
-                },
-            }
+            let start = command_start(store, instance)?;
+            exit_status(start.call_async(&mut *store, ()).await)
         }
+    }
+}
+
+/// [`execute`] without a fiber, for a module that imports nothing.
+fn execute_direct(
+    store: &mut Store<Limiter>,
+    pre: &InstancePre<Limiter>,
+    exports: &CoreExports,
+    invocation: &Invocation,
+    slot: &mut Option<Instance>,
+) -> wasmtime::Result<Done> {
+    let instance = pre.instantiate(&mut *store)?;
+    *slot = Some(instance);
+    if let Some(start) = exports.start.as_ref().and_then(|e| export_func(store, instance, e)) {
+        start.call(&mut *store, &[], &mut [])?;
+    }
+    match invocation {
+        Invocation::Call { function, args } => {
+            let (func, args, mut results) = resolve_call(store, instance, exports, function, args)?;
+            func.call(&mut *store, &args, &mut results)?;
+            Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
+        }
+        Invocation::Command { .. } => {
+            let start = command_start(store, instance)?;
+            exit_status(start.call(&mut *store, ()))
+        }
+    }
+}
+
+/// The exported function a `Call` names, its arguments checked against its type, and room for
+/// its results.
+fn resolve_call<T: 'static>(
+    store: &mut Store<T>,
+    instance: Instance,
+    exports: &CoreExports,
+    function: &str,
+    args: &[Value],
+) -> wasmtime::Result<(Func, Vec<Val>, Vec<Val>)> {
+    let no_such = || invalid(format!("the module exports no function `{function}`"));
+    let exported = exports.functions.get(function).ok_or_else(no_such)?;
+    let func = export_func(store, instance, &exported.index).ok_or_else(no_such)?;
+    let params = &exported.params;
+    if params.len() != args.len() || !args.iter().zip(params.iter()).all(|(a, p)| a.matches(p)) {
+        let given: Vec<&str> = args.iter().map(|a| a.ty_name()).collect();
+        return Err(invalid(format!(
+            "`{function}` takes ({}) but was given ({})",
+            params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            given.join(", ")
+        )));
+    }
+    let results = &exported.results;
+    if let Some(bad) = results.iter().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
+        return Err(invalid(format!("`{function}` returns an unsupported type {bad}")));
+    }
+    let results = results.iter().map(|_| Val::I32(0)).collect();
+    Ok((func, args.iter().map(|a| a.to_val()).collect(), results))
+}
+
+/// A command's `_start`.
+fn command_start<T: 'static>(
+    store: &mut Store<T>,
+    instance: Instance,
+) -> wasmtime::Result<wasmtime::TypedFunc<(), ()>> {
+    instance
+        .get_typed_func::<(), ()>(&mut *store, "_start")
+        .map_err(|_| invalid("the module is not a WASI command (no `_start`)".into()))
+}
+
+/// A command's exit: returning from `_start` is 0, `proc_exit(n)` is n.
+fn exit_status(ran: wasmtime::Result<()>) -> wasmtime::Result<Done> {
+    match ran {
+        Ok(()) => Ok(Done::Exit(0)),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(Done::Exit(exit.0)),
+            None => Err(e),
+        },
     }
 }
 

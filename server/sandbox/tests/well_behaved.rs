@@ -191,3 +191,26 @@ async fn the_report_counts_every_loop_iteration_of_the_run() {
     let r = fixture().call(wat, "outer", &[]).await.unwrap();
     assert_eq!(r.iterations, 10 + 10 * 20 + 5);
 }
+
+#[tokio::test]
+async fn a_call_outlasting_an_epoch_tick_restarts_on_a_fiber_with_the_same_outcome() {
+    // A module that imports nothing first runs without a fiber, until the first epoch tick
+    // (10 ms); one still running then is abandoned and run again from scratch on a fiber. The
+    // restarted run must give exactly what one uninterrupted run gives.
+    let wat = r#"(module (func (export "sum") (param $n i32) (result i32) (local $acc i32)
+        (block $done (loop $l
+          (br_if $done (i32.eqz (local.get $n)))
+          (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br $l)))
+        (local.get $acc)))"#;
+    let f = common::fixture_with(sandbox::Limits { max_iterations: Some(200_000_000), ..common::limits() });
+    let small = f.call(wat, "sum", &[Value::I32(100)]).await.unwrap();
+    assert_eq!((small.results.clone(), small.iterations), (vec![Value::I32(5050)], 101));
+    let n: i32 = 100_000_000;
+    let big = f.call(wat, "sum", &[Value::I32(n)]).await.unwrap();
+    let expected = (1..=n).fold(0i32, |acc, k| acc.wrapping_add(k));
+    assert!(big.duration > std::time::Duration::from_millis(20), "the run spans epoch ticks: {:?}", big.duration);
+    assert_eq!(big.results, vec![Value::I32(expected)]);
+    assert_eq!(big.iterations, u64::try_from(n).unwrap() + 1, "counted once, by the run that finished");
+}
