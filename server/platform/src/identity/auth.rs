@@ -191,27 +191,45 @@ impl Identity {
     /// must predate no disable or password change.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
-        let user = self.live_user(&claims).await?;
-        Ok(self.principal_of(user).await?)
+        let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
+        self.live_principal(id, claims.ver).await?.ok_or(AuthError::InvalidToken)
     }
 
-    /// The principal of an account: its roles and the union of their permissions.
-    pub(super) async fn principal_of(&self, user: user::Model) -> Result<Principal, sea_orm::DbErr> {
-        let roles: Vec<String> = user_role::Entity::find()
-            .filter(user_role::Column::UserId.eq(user.id))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|l| l.role_name)
-            .collect();
-        let permissions = role::Entity::find()
-            .filter(role::Column::Name.is_in(roles.clone()))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .flat_map(|r| serde_json::from_value::<Vec<String>>(r.permissions).unwrap_or_default())
-            .filter_map(|p| p.parse::<Permission>().ok())
-            .collect();
-        Ok(Principal::User { id: user.id.to_string(), username: user.username, roles, permissions })
+    /// The principal of an enabled account whose token version is still `version`, read with
+    /// one query (the account joined with its roles and their permissions), as every
+    /// authenticated request needs it; `None` when the account is gone, disabled or its
+    /// credentials changed since.
+    pub(super) async fn live_principal(&self, id: uuid::Uuid, version: i32) -> Result<Option<Principal>, sea_orm::DbErr> {
+        use sea_orm::{ConnectionTrait, sea_query::{ExprTrait, Query}};
+        let stmt = Query::select()
+            .column((user::Entity, user::Column::Username))
+            .column((user::Entity, user::Column::Disabled))
+            .column((user::Entity, user::Column::TokenVersion))
+            .column((user_role::Entity, user_role::Column::RoleName))
+            .column((role::Entity, role::Column::Permissions))
+            .from(user::Entity)
+            .left_join(user_role::Entity, Expr::col((user_role::Entity, user_role::Column::UserId)).equals((user::Entity, user::Column::Id)))
+            .left_join(role::Entity, Expr::col((role::Entity, role::Column::Name)).equals((user_role::Entity, user_role::Column::RoleName)))
+            .and_where(Expr::col((user::Entity, user::Column::Id)).eq(id))
+            .to_owned();
+        let rows = self.db.query_all_raw(self.db.get_database_backend().build(&stmt)).await?;
+        let Some(first) = rows.first() else { return Ok(None) };
+        let disabled: bool = first.try_get("", "disabled")?;
+        let token_version: i32 = first.try_get("", "token_version")?;
+        if disabled || token_version != version {
+            return Ok(None);
+        }
+        let username: String = first.try_get("", "username")?;
+        let mut roles = Vec::new();
+        let mut permissions = std::collections::BTreeSet::new();
+        for row in &rows {
+            let Some(name) = row.try_get::<Option<String>>("", "role_name")? else { continue };
+            let granted: Option<serde_json::Value> = row.try_get("", "permissions")?;
+            let granted = granted.and_then(|p| serde_json::from_value::<Vec<String>>(p).ok()).unwrap_or_default();
+            permissions.extend(granted.iter().filter_map(|p| p.parse::<Permission>().ok()));
+            roles.push(name);
+        }
+        roles.sort();
+        Ok(Some(Principal::User { id: id.to_string(), username, roles, permissions: permissions.into_iter().collect() }))
     }
 }

@@ -140,9 +140,6 @@ impl Identity {
             return Ok(None);
         }
         let Ok(id) = uuid::Uuid::parse_str(&user.user_id) else { return Ok(None) };
-        match super::entities::user::Entity::find_by_id(id).one(&self.db).await? {
-            Some(row) if !row.disabled && row.token_version == user.version => Ok(Some(self.principal_of(row).await?)),
-            _ => Ok(None),
-        }
+        self.live_principal(id, user.version).await
     }
 }
