@@ -95,6 +95,29 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.stack_overflow")));
     healthy(&http, &server).await;
 
+    // A burst of concurrent runs: each is answered, and each is in the run history (written
+    // behind the runs, in batches) as soon as the history is read.
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let (http, url, dev) = (http.clone(), server.url(&format!("/api/v1/modules/{add_id}/execute")), dev.clone());
+        burst.spawn(async move {
+            let body = json!({"function": "add", "args": [{"type": "i32", "value": i}, {"type": "i32", "value": 1}]});
+            let r: Value = http.post(url).bearer_auth(&dev).json(&body).send().await.unwrap().json().await.unwrap();
+            assert_eq!(r["results"][0]["value"], json!(i + 1), "{r}");
+            r["run_id"].as_str().unwrap().to_string()
+        });
+    }
+    let burst_ids: std::collections::BTreeSet<String> = burst.join_all().await.into_iter().collect();
+    assert_eq!(burst_ids.len(), 50);
+    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
+    let listed: std::collections::BTreeSet<String> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert!(burst_ids.is_subset(&listed), "every run of the burst is in the history");
+    assert_eq!(listed.len(), 52);
+    let latest = runs[0]["started_at"].as_str().unwrap().to_string();
+    let module: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
+    let last_run_at = chrono::DateTime::parse_from_rfc3339(module["last_run_at"].as_str().unwrap()).unwrap();
+    assert_eq!(last_run_at, chrono::DateTime::parse_from_rfc3339(&latest).unwrap(), "last_run_at is the newest run's start");
+
     // Who may run what.
     let r = http.post(server.url(&format!("/api/v1/modules/{add_id}/shares"))).bearer_auth(&dev).json(&json!({"user": "viewer1"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -106,9 +129,9 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("module_quarantined")));
 
     // History.
-    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
+    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
     let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["sandbox.invalid_invocation", "success"]);
+    assert_eq!(outcomes[50..], ["sandbox.invalid_invocation", "success"]);
 
     let (status, _) = server.terminate();
     assert!(status.success());
@@ -119,7 +142,8 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         let db = db.clone();
         async move { db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().len() }
     };
-    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 8, "every run and the refused one");
+    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 58, "every run and the refused one");
+    assert_eq!(count("SELECT id FROM module_runs").await, 57, "every run that reached the sandbox, written before the server stopped");
     assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await, 3);
 }
 

@@ -244,8 +244,9 @@ impl Platform {
         Readiness { database, migrations }
     }
 
-    /// Delivers the buffered audit events, then closes the connection pool.
+    /// Writes the queued run history and delivers the buffered audit events, then closes the connection pool.
     pub async fn close(&self) {
+        self.0.modules.flush_runs().await;
         self.0.audit.shutdown().await;
         if let Err(e) = self.0.db.clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");

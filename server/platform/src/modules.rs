@@ -9,6 +9,7 @@
 mod entities;
 pub mod execute;
 pub mod policy;
+mod recorder;
 pub mod storage;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -178,6 +179,8 @@ pub struct Modules {
     max_upload: u64,
     /// The sandbox; `None` in processes that do not run modules (the CLI).
     executor: Option<Arc<execute::Executor>>,
+    /// Writes the run history behind the runs; present with the executor.
+    runs: Option<recorder::RunRecorder>,
 }
 
 /// Module names: 1–128 printable characters, trimmed.
@@ -202,7 +205,8 @@ impl Modules {
     ) -> Self {
         let policy = policy::from_config(&config);
         let policy_hash = policy::fingerprint(&policy);
-        Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor }
+        let runs = executor.is_some().then(|| recorder::RunRecorder::start(db.clone()));
+        Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor, runs }
     }
 
     /// The upload size cap, in bytes.
@@ -350,12 +354,14 @@ impl Modules {
 
     /// One module (`modules:read`, ownership and sharing apply).
     pub async fn get(&self, principal: &Principal, id: &str) -> Result<ModuleInfo, ModuleError> {
+        self.flush_runs().await;
         let row = self.reach(principal, id, "read").await?;
         self.info(row).await
     }
 
     /// Modules the principal may see, newest first, one page at a time, and the total.
     pub async fn list(&self, principal: &Principal, filter: &ModuleFilter, offset: u64, limit: u64) -> Result<(Vec<ModuleInfo>, u64), ModuleError> {
+        self.flush_runs().await;
         self.require(principal, "read", "*").await?;
         let mut query = module::Entity::find();
         if let Principal::User { id, roles, .. } = principal

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
 use super::{ModuleError, ModuleStatus, Modules, module, run};
@@ -263,6 +263,13 @@ impl Modules {
         }
     }
 
+    /// Waits until this process's runs are in the run history (and in `last_run_at`).
+    pub async fn flush_runs(&self) {
+        if let Some(runs) = &self.runs {
+            runs.flush().await;
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn record_run(
         &self,
@@ -282,24 +289,22 @@ impl Modules {
             ExecuteRequest::Command { .. } => "command",
         };
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        run::ActiveModel {
-            id: Set(run_id),
-            module_id: Set(row.id),
-            user_id: Set(principal.id().and_then(|i| uuid::Uuid::parse_str(i).ok())),
-            actor: Set(principal.name().to_string()),
-            mode: Set(mode.to_string()),
-            outcome: Set(outcome.to_string()),
-            duration_us: Set(clamp(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX))),
-            peak_memory_bytes: Set(clamp(peak_memory)),
-            iterations: Set(clamp(iterations)),
-            result: Set(result),
-            started_at: Set(started_at),
+        let history = run::Model {
+            id: run_id,
+            module_id: row.id,
+            user_id: principal.id().and_then(|i| uuid::Uuid::parse_str(i).ok()),
+            actor: principal.name().to_string(),
+            mode: mode.to_string(),
+            outcome: outcome.to_string(),
+            duration_us: clamp(u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)),
+            peak_memory_bytes: clamp(peak_memory),
+            iterations: clamp(iterations),
+            result,
+            started_at,
+        };
+        if let Some(runs) = &self.runs {
+            runs.record(history).await;
         }
-        .insert(&self.db)
-        .await?;
-        let mut active: module::ActiveModel = row.clone().into();
-        active.last_run_at = Set(Some(started_at));
-        active.update(&self.db).await?;
         let audit_outcome = if outcome == "success" { Outcome::Success } else { Outcome::Failure };
         let details = serde_json::json!({
             "module_id": row.id.to_string(), "run_id": run_id.to_string(), "mode": mode, "outcome": outcome,
@@ -312,6 +317,7 @@ impl Modules {
 
     /// The latest runs of a module (`modules:read` on it), newest first.
     pub async fn runs(&self, principal: &Principal, id: &str, limit: u64) -> Result<Vec<RunSummary>, ModuleError> {
+        self.flush_runs().await;
         let row = self.reach(principal, id, "read").await?;
         let rows = run::Entity::find()
             .filter(run::Column::ModuleId.eq(row.id))
