@@ -290,6 +290,7 @@ async fn a_component_is_cached_in_memory_and_on_disk() {
         limits: limits(),
         cache_dir: f.cache.path().join("cache"),
         max_instances: 4,
+        extra_tls_roots: Vec::new(),
     })
     .unwrap();
     let p = restarted.prepare(&component).unwrap();
@@ -863,21 +864,6 @@ async fn an_http_request_to_an_allowed_address_gets_its_response() {
         .unwrap();
     assert_eq!(r.exit_code, Some(0), "{r:?}");
     assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
-}
-
-#[tokio::test]
-async fn https_to_a_host_name_fails_in_the_guest_without_connecting() {
-    // The checked address is what the connection goes to, so a TLS server name cannot be kept:
-    // HTTPS is limited to IP literals and the guest sees `HTTP-protocol-error`.
-    const HTTP_PROTOCOL_ERROR: i32 = 35;
-    let s = http_server();
-    let component = http_get_component("https", &format!("localhost:{}", s.port));
-    let caps = network(&[format!("localhost:{}", s.port)]);
-    let r = run_component(&fixture(), &component, &[], &caps)
-        .await
-        .unwrap();
-    assert_eq!(r.exit_code, Some(10 + HTTP_PROTOCOL_ERROR), "{r:?}");
-    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
