@@ -62,6 +62,7 @@ fn main() {
         limits: limits.clone(),
         cache_dir: cache.path().to_path_buf(),
         max_instances: 16,
+        extra_tls_roots: Vec::new(),
     })
     .unwrap();
     let caps = Capabilities::default();

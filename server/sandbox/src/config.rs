@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rustls::pki_types::CertificateDer;
+
 /// Resource limits applied to every run (sandbox.yml `resource_limits` and `policies`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Limits {
@@ -66,4 +68,8 @@ pub struct SandboxOptions {
     pub cache_dir: PathBuf,
     /// Most instances alive at once (size of the pooling allocator).
     pub max_instances: u32,
+    /// Certificates trusted for outgoing `https` besides the Mozilla roots of `webpki-roots`
+    /// (for example a corporate CA; the tests add a test CA). Usually empty. An entry that does
+    /// not parse as a certificate makes [`crate::Sandbox::new`] fail.
+    pub extra_tls_roots: Vec<CertificateDer<'static>>,
 }

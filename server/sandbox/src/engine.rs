@@ -15,6 +15,7 @@ use wasmtime::{
 use crate::cache::{self, DiskCache};
 use crate::component::{self, ComponentState};
 use crate::error::PrepareError;
+use crate::http;
 use crate::instrument::{self, Policy};
 use crate::limiter::Limiter;
 use crate::run::State;
@@ -174,6 +175,8 @@ pub(crate) struct Inner {
     /// Defines nothing: for modules without imports.
     pure_linker: Linker<Limiter>,
     component_linker: wasmtime::component::Linker<ComponentState>,
+    /// The TLS client configuration of outgoing `https` (trust roots), shared by every run.
+    pub(crate) tls: Arc<rustls::ClientConfig>,
     disk: DiskCache,
     prepared: Mutex<HashMap<String, Prepared>>,
     _ticker: Ticker,
@@ -233,6 +236,8 @@ impl Sandbox {
             .map_err(err)?;
         let pure_linker = Linker::<Limiter>::new(&engine);
         let component_linker = component::linker(&engine).map_err(err)?;
+        let tls = http::client_config(&options.extra_tls_roots)
+            .map_err(|e| PrepareError::Compile(format!("TLS trust roots: {e}")))?;
         let disk = DiskCache::open(&options.cache_dir)
             .map_err(|e| PrepareError::Compile(format!("cache dir: {e}")))?;
         let ticker = Ticker::start(engine.clone())
@@ -244,6 +249,7 @@ impl Sandbox {
                 linker,
                 pure_linker,
                 component_linker,
+                tls,
                 disk,
                 prepared: Mutex::default(),
                 _ticker: ticker,

@@ -26,6 +26,8 @@ pub use engine::{Prepared, PreparedFrom, Sandbox};
 pub use error::{PrepareError, SandboxError};
 pub use network::NetworkPolicy;
 pub use run::{Invocation, RunReport, Value};
+/// The DER certificate type of [`SandboxOptions::extra_tls_roots`].
+pub use rustls::pki_types::CertificateDer;
 
 /// The transformation [`Sandbox::prepare`] applies before compiling: depth and loop-iteration
 /// counters for `limits` (exposed for tooling and benchmarks).

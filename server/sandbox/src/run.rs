@@ -174,7 +174,8 @@ impl Sandbox {
                 let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
                 let mut builder = wasi::builder(capabilities, io, &denials)?;
                 let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
-                let http_hooks = HttpHooks::new(NetworkPolicy::new(capabilities), denials.clone());
+                let policy = NetworkPolicy::new(capabilities);
+                let http_hooks = HttpHooks::new(policy, denials.clone(), self.inner.tls.clone());
                 let state = ComponentState {
                     ctx: builder.build(),
                     table: ResourceTable::new(),

@@ -290,6 +290,7 @@ async fn a_component_is_cached_in_memory_and_on_disk() {
         limits: limits(),
         cache_dir: f.cache.path().join("cache"),
         max_instances: 4,
+        extra_tls_roots: Vec::new(),
     })
     .unwrap();
     let p = restarted.prepare(&component).unwrap();
@@ -865,38 +866,29 @@ async fn an_http_request_to_an_allowed_address_gets_its_response() {
     assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn https_to_a_host_name_fails_in_the_guest_without_connecting() {
-    // The checked address is what the connection goes to, so a TLS server name cannot be kept:
-    // HTTPS is limited to IP literals and the guest sees `HTTP-protocol-error`.
-    const HTTP_PROTOCOL_ERROR: i32 = 35;
-    let s = http_server();
-    let component = http_get_component("https", &format!("localhost:{}", s.port));
-    let caps = network(&[format!("localhost:{}", s.port)]);
-    let r = run_component(&fixture(), &component, &[], &caps)
-        .await
-        .unwrap();
-    assert_eq!(r.exit_code, Some(10 + HTTP_PROTOCOL_ERROR), "{r:?}");
-    assert_eq!(s.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
-}
-
-#[tokio::test]
-async fn an_http_host_name_resolving_to_loopback_is_refused_unless_the_address_is_listed() {
-    // The machine's own host name usually resolves to a loopback address; skip if not.
+/// The machine's host name, if it resolves to loopback addresses only (it usually does); the
+/// tests using it are skipped otherwise.
+fn loopback_host_name(port: u16) -> Option<String> {
     use std::net::ToSocketAddrs;
-    let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") else {
-        return;
-    };
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
     let name = name.trim().to_string();
-    let s = http_server();
-    let resolves_to_loopback = (name.as_str(), s.port)
+    let resolves_to_loopback = (name.as_str(), port)
         .to_socket_addrs()
         .map(|mut a| a.all(|a| a.ip().is_loopback()))
         .unwrap_or(false);
     if name.is_empty() || name == "localhost" || !resolves_to_loopback {
         eprintln!("skipped: {name:?} does not resolve to loopback only");
-        return;
+        return None;
     }
+    Some(name)
+}
+
+#[tokio::test]
+async fn an_http_host_name_resolving_to_loopback_is_refused_unless_the_address_is_listed() {
+    let s = http_server();
+    let Some(name) = loopback_host_name(s.port) else {
+        return;
+    };
     let component = http_get_component("http", &format!("{name}:{}", s.port));
     let f = fixture();
     let r = run_component(
@@ -915,6 +907,207 @@ async fn an_http_host_name_resolving_to_loopback_is_refused_unless_the_address_i
     ]);
     let r = run_component(&f, &component, &[], &caps).await.unwrap();
     assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+// ---- wasi:http over TLS ----
+
+/// `error-code` cases of `wasi:http` (the guest exits with 10 + the case).
+const TLS_CERTIFICATE_ERROR: i32 = 13;
+
+/// What a [`TlsServer`] saw of the last request it answered.
+#[derive(Clone, Debug)]
+struct Seen {
+    /// The server name the client sent (SNI), if any.
+    sni: Option<String>,
+    /// The request line and headers.
+    head: String,
+}
+
+/// A TLS server on 127.0.0.1 answering every request with `200 OK`; its certificate is signed by
+/// a test CA (`ca`, which nothing trusts by default).
+struct TlsServer {
+    port: u16,
+    ca: sandbox::CertificateDer<'static>,
+    /// TCP connections accepted, whether or not the handshake then succeeded.
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The last request answered.
+    seen: std::sync::Arc<std::sync::Mutex<Option<Seen>>>,
+}
+
+impl TlsServer {
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn seen(&self) -> Seen {
+        self.seen.lock().unwrap().clone().expect("no request answered")
+    }
+}
+
+/// Starts a [`TlsServer`] whose certificate names each of `names` (DNS names or IPs).
+fn tls_server(names: &[&str]) -> TlsServer {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sandbox test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let cert = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    let config = Arc::new(config);
+
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::new(std::sync::Mutex::new(None));
+    let (count, last) = (accepted.clone(), seen.clone());
+    std::thread::spawn(move || {
+        for tcp in l.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (config, last) = (config.clone(), last.clone());
+            // A thread per connection: a failed handshake does not hold up the next one.
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let sni = tls.conn.server_name().map(str::to_owned);
+                let head = String::from_utf8_lossy(&request).into_owned();
+                *last.lock().unwrap() = Some(Seen { sni, head });
+                let _ = tls.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    TlsServer {
+        port,
+        ca: ca.der().clone(),
+        accepted,
+        seen,
+    }
+}
+
+/// A sandbox trusting `ca` for outgoing HTTPS besides the default roots.
+fn fixture_trusting(ca: &sandbox::CertificateDer<'static>) -> Fixture {
+    let cache = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(SandboxOptions {
+        limits: limits(),
+        cache_dir: cache.path().join("cache"),
+        max_instances: 4,
+        extra_tls_roots: vec![ca.clone()],
+    })
+    .unwrap();
+    Fixture { sandbox, cache }
+}
+
+#[tokio::test]
+async fn https_to_a_host_name_connects_to_the_checked_address_and_verifies_the_name() {
+    let s = tls_server(&["localhost"]);
+    let component = http_get_component("https", &format!("localhost:{}", s.port));
+    let caps = network(&[format!("localhost:{}", s.port), "127.0.0.1".into()]);
+    let r = run_component(&fixture_trusting(&s.ca), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(s.accepted(), 1);
+    let Seen { sni, head } = s.seen();
+    assert_eq!(sni.as_deref(), Some("localhost"));
+    // The request line has only the path; `Host` has the authority the guest gave.
+    assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
+    let host = format!("host: localhost:{}\r\n", s.port);
+    assert!(head.to_ascii_lowercase().contains(&host), "{head}");
+}
+
+#[tokio::test]
+async fn https_without_the_test_ca_fails_in_the_guest_with_a_certificate_error() {
+    let s = tls_server(&["localhost"]);
+    let component = http_get_component("https", &format!("localhost:{}", s.port));
+    let caps = network(&[format!("localhost:{}", s.port), "127.0.0.1".into()]);
+    // Not a `capability_denied`: the request was allowed, the certificate is not trusted.
+    let r = run_component(&fixture(), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(10 + TLS_CERTIFICATE_ERROR), "{r:?}");
+    assert_eq!(s.accepted(), 1);
+    assert!(s.seen.lock().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn https_to_an_ip_literal_is_verified_against_the_ip() {
+    // A certificate naming only `localhost` is not valid for 127.0.0.1 ...
+    let s = tls_server(&["localhost"]);
+    let component = http_get_component("https", &format!("127.0.0.1:{}", s.port));
+    let caps = network(&[format!("127.0.0.1:{}", s.port)]);
+    let r = run_component(&fixture_trusting(&s.ca), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(10 + TLS_CERTIFICATE_ERROR), "{r:?}");
+    assert_eq!(s.accepted(), 1);
+    // ... one naming the IP is, and the IP is not sent as SNI.
+    let s = tls_server(&["localhost", "127.0.0.1"]);
+    let component = http_get_component("https", &format!("127.0.0.1:{}", s.port));
+    let caps = network(&[format!("127.0.0.1:{}", s.port)]);
+    let r = run_component(&fixture_trusting(&s.ca), &component, &[], &caps)
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(s.seen().sni, None);
+}
+
+#[tokio::test]
+async fn an_https_host_name_resolving_to_loopback_is_refused_unless_the_address_is_listed() {
+    let Some(name) = loopback_host_name(0) else {
+        return;
+    };
+    let s = tls_server(&[name.as_str()]);
+    let component = http_get_component("https", &format!("{name}:{}", s.port));
+    let f = fixture_trusting(&s.ca);
+    let r = run_component(
+        &f,
+        &component,
+        &[],
+        &network(&[format!("{name}:{}", s.port)]),
+    )
+    .await;
+    assert_denied(r, &format!("{name}:{}", s.port));
+    assert_eq!(s.accepted(), 0);
+    // Listing the address too lets the request through, verified against the name.
+    let caps = network(&[
+        format!("{name}:{}", s.port),
+        format!("127.0.0.1:{}", s.port),
+    ]);
+    let r = run_component(&f, &component, &[], &caps).await.unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    assert_eq!(s.seen().sni.as_deref(), Some(name.as_str()));
 }
 
 #[tokio::test]

@@ -142,6 +142,7 @@ async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
         limits: common::limits(),
         cache_dir: f.cache.path().join("cache"),
         max_instances: 4,
+        extra_tls_roots: Vec::new(),
     })
     .unwrap();
     let p = restarted.prepare(ADD.as_bytes()).unwrap();
@@ -163,7 +164,7 @@ async fn a_corrupt_cache_file_is_recompiled_not_loaded() {
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
     }
-    let restarted = Sandbox::new(SandboxOptions { limits: common::limits(), cache_dir: dir, max_instances: 4 }).unwrap();
+    let restarted = Sandbox::new(SandboxOptions { limits: common::limits(), cache_dir: dir, max_instances: 4, extra_tls_roots: Vec::new() }).unwrap();
     assert_eq!(restarted.prepare(ADD.as_bytes()).unwrap().from(), PreparedFrom::Compiled);
 }
 

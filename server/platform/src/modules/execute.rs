@@ -145,7 +145,7 @@ pub fn limits(config: &Config) -> sandbox::Limits {
 
 impl Executor {
     pub fn new(config: &Config, cache_dir: std::path::PathBuf) -> Result<Self, sandbox::PrepareError> {
-        let options = sandbox::SandboxOptions { limits: limits(config), cache_dir, max_instances: 256 };
+        let options = sandbox::SandboxOptions { limits: limits(config), cache_dir, max_instances: 256, extra_tls_roots: Vec::new() };
         Ok(Self { sandbox: sandbox::Sandbox::new(options)?, prepared: std::sync::Mutex::new(HashMap::new()) })
     }
 

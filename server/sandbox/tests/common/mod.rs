@@ -31,6 +31,7 @@ pub fn fixture_with(limits: Limits) -> Fixture {
         limits,
         cache_dir: cache.path().join("cache"),
         max_instances: 4,
+        extra_tls_roots: Vec::new(),
     })
     .unwrap();
     Fixture { sandbox, cache }
