@@ -96,7 +96,9 @@ pub struct RunReport {
     pub stderr_truncated: bool,
     /// Wall-clock time of instantiation and execution.
     pub duration: Duration,
-    /// Loop iterations executed, as counted by the instrumentation.
+    /// Loop iterations executed, as counted by the instrumentation. Always 0 for a component:
+    /// its counters live in inner core instances the host cannot read (its loops are still
+    /// limited by `max_iterations`).
     pub iterations: u64,
     /// Largest total size the instance's memories reached.
     pub peak_memory_bytes: u64,
