@@ -12,10 +12,10 @@
 use std::time::{Duration, Instant};
 
 use sandbox::{Limits, PreparedFrom, Sandbox, SandboxOptions};
-use wasmparser::{Parser, Payload};
 use wasi_preview1_component_adapter_provider::{
     WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
 };
+use wasmparser::{Parser, Payload};
 
 const HELLO: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
@@ -33,7 +33,10 @@ fn main() {
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
         .unwrap()
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER)
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
         .unwrap()
         .validate(true)
         .encode()
@@ -67,7 +70,9 @@ fn main() {
     let modules: Vec<&[u8]> = Parser::new(0)
         .parse_all(&component)
         .filter_map(|p| match p.unwrap() {
-            Payload::ModuleSection { unchecked_range, .. } => Some(&component[unchecked_range]),
+            Payload::ModuleSection {
+                unchecked_range, ..
+            } => Some(&component[unchecked_range]),
             _ => None,
         })
         .collect();
@@ -75,7 +80,10 @@ fn main() {
     let mut instrument: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
             let t = Instant::now();
-            let bytes: usize = modules.iter().map(|m| sandbox::instrument(m, &limits).unwrap().len()).sum();
+            let bytes: usize = modules
+                .iter()
+                .map(|m| sandbox::instrument(m, &limits).unwrap().len())
+                .sum();
             let elapsed = t.elapsed();
             assert!(bytes > 0);
             elapsed
@@ -83,7 +91,10 @@ fn main() {
         .collect();
     instrument.sort();
     let original: usize = modules.iter().map(|m| m.len()).sum();
-    let instrumented: usize = modules.iter().map(|m| sandbox::instrument(m, &limits).unwrap().len()).sum();
+    let instrumented: usize = modules
+        .iter()
+        .map(|m| sandbox::instrument(m, &limits).unwrap().len())
+        .sum();
     println!(
         "of which instrumenting its {} core modules ({original} -> {instrumented} bytes): median {:?}",
         modules.len(),

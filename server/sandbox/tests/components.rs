@@ -1067,9 +1067,14 @@ const START_RAN: &str = r#"(component
 
 #[tokio::test]
 async fn an_inner_module_start_function_still_runs_at_instantiation() {
-    let r = run_component(&fixture(), START_RAN.as_bytes(), &[], &Capabilities::default())
-        .await
-        .unwrap();
+    let r = run_component(
+        &fixture(),
+        START_RAN.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.exit_code, Some(0));
 }
 
@@ -1086,7 +1091,13 @@ const START_LOOPS: &str = r#"(component
 
 #[tokio::test]
 async fn an_inner_start_function_looping_forever_ends_with_the_iteration_limit() {
-    let r = run_component(&fixture(), START_LOOPS.as_bytes(), &[], &Capabilities::default()).await;
+    let r = run_component(
+        &fixture(),
+        START_LOOPS.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await;
     assert_eq!(r.unwrap_err(), SandboxError::IterationLimit { limit: 1000 });
 }
 
