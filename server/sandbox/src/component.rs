@@ -3,13 +3,16 @@
 //! A component is validated and compiled by wasmtime and pre-linked against the WASI 0.2
 //! (`wasi:cli/command`) implementation of wasmtime-wasi. Its inner core modules are checked
 //! against the declared-size limits (globals and initial tables per module, initial memory summed
-//! over all of them) but not instrumented: for components `max_stack_depth` is enforced by
-//! wasmtime's native stack limit and loop iterations are not counted (the epoch deadline bounds
-//! them). Memory, tables, the deadline, output caps and capabilities apply as for core modules.
+//! over all of them) and each is instrumented as a core module is (`instrument.rs`, without the
+//! exports: the host cannot reach a component's inner globals), so `max_stack_depth` and
+//! `max_iterations` hold per core instance and a limit trap is recognised by its backtrace.
+//! Memory, tables, the deadline, output caps and capabilities apply as for core modules.
 //! Outgoing `wasi:http` requests go through the run's network policy (see `http.rs`).
 
 use std::ops::Range;
 
+use wasm_encoder::reencode::{self, Reencode, ReencodeComponent};
+use wasm_encoder::{ComponentSectionId, RawSection};
 use wasmparser::{Parser, Payload};
 use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -94,6 +97,56 @@ pub(crate) fn check_limits(bytes: &[u8], limits: &Limits) -> Result<(), PrepareE
         });
     }
     Ok(())
+}
+
+/// Re-encodes a component with every core module in it (at any nesting depth) instrumented
+/// for `policy`; everything else is copied unchanged, so no index of the component moves.
+struct Instrumenter<'a> {
+    engine: &'a Engine,
+    policy: instrument::Policy,
+}
+
+impl Reencode for Instrumenter<'_> {
+    type Error = PrepareError;
+}
+
+impl ReencodeComponent for Instrumenter<'_> {
+    fn parse_component_submodule(
+        &mut self,
+        component: &mut wasm_encoder::Component,
+        _parser: Parser,
+        module: &[u8],
+    ) -> Result<(), reencode::Error<PrepareError>> {
+        // The instrumentation expects a valid module; wasmtime validates the whole component
+        // (with the instrumented modules) when compiling it.
+        wasmtime::Module::validate(self.engine, module)
+            .map_err(|e| reencode::Error::UserError(PrepareError::Invalid(format!("{e:#}"))))?;
+        let instrumented =
+            instrument::instrument(module, self.policy, instrument::Target::ComponentInner)
+                .map_err(reencode::Error::UserError)?;
+        component.section(&RawSection {
+            id: ComponentSectionId::CoreModule as u8,
+            data: &instrumented,
+        });
+        Ok(())
+    }
+}
+
+/// Instruments every core module of the component `bytes` (see [`Instrumenter`]).
+pub(crate) fn instrument_component(
+    engine: &Engine,
+    bytes: &[u8],
+    policy: instrument::Policy,
+) -> Result<Vec<u8>, PrepareError> {
+    let mut component = wasm_encoder::Component::new();
+    Instrumenter { engine, policy }
+        .parse_component(&mut component, Parser::new(0), bytes)
+        .map_err(|e| match e {
+            reencode::Error::UserError(e) => e,
+            reencode::Error::ParseError(e) => PrepareError::Invalid(e.to_string()),
+            other => PrepareError::Invalid(other.to_string()),
+        })?;
+    Ok(component.finish())
 }
 
 /// Validates and compiles a component (its limits are checked by [`check_limits`]).

@@ -1,6 +1,7 @@
 //! The shared engine, preparation (validate, check, instrument, compile, cache) and the caches.
 
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -32,6 +33,12 @@ pub(crate) const MAX_TABLES_PER_COMPONENT: u32 = 16;
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// wasmtime's native stack limit for wasm, the backstop behind the instrumented depth.
 const MAX_WASM_STACK: usize = 1024 * 1024;
+/// Frames kept in a trap's backtrace (wasmtime's default). A run's limit traps are recognised
+/// by the youngest frame (`instrument::limit_trap`), so backtraces must stay on.
+const BACKTRACE_FRAMES: NonZeroUsize = match NonZeroUsize::new(20) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
 
 /// Where a [`Prepared`] module came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +72,9 @@ pub(crate) struct ExportedFunc {
 pub(crate) struct CoreExports {
     /// Callable exported functions (not the instrumentation's `__sandbox_*` ones).
     pub(crate) functions: HashMap<Box<str>, ExportedFunc>,
-    /// The instrumentation's start function, iteration total and trap reason.
+    /// The instrumentation's start function and iteration total.
     pub(crate) start: Option<ModuleExport>,
     pub(crate) iterations: Option<ModuleExport>,
-    pub(crate) reason: Option<ModuleExport>,
 }
 
 impl CoreExports {
@@ -79,7 +85,6 @@ impl CoreExports {
             match export.name() {
                 instrument::START_EXPORT => exports.start = Some(index),
                 instrument::ITERATIONS_EXPORT => exports.iterations = Some(index),
-                instrument::REASON_EXPORT => exports.reason = Some(index),
                 name if name.starts_with("__sandbox_") => {}
                 name => {
                     if let ExternType::Func(ty) = export.ty() {
@@ -218,6 +223,7 @@ fn engine_config(options: &SandboxOptions) -> wasmtime::Result<Config> {
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK)
+        .wasm_backtrace_max_frames(Some(BACKTRACE_FRAMES))
         // Exceptions, threads (shared memory) and stack switching, whose control flow or
         // sharing the instrumentation does not account for, stay off: this crate does not
         // enable wasmtime's `gc`, `threads` or `stack-switching` features, so such modules fail
@@ -272,8 +278,9 @@ impl Sandbox {
     /// Validates `bytes` (binary or WAT), checks its declarations against the limits,
     /// instruments, compiles (or loads the precompiled artifact from disk) and pre-links it.
     ///
-    /// A WASI 0.2 component is checked (the declarations of its core modules), compiled (or
-    /// loaded from disk) and pre-linked as a `wasi:cli/command`, without instrumentation.
+    /// A WASI 0.2 component is checked (the declarations of its core modules), instrumented
+    /// (every core module inside it, as a core module is), compiled (or loaded from disk) and
+    /// pre-linked as a `wasi:cli/command`.
     pub fn prepare(&self, bytes: &[u8]) -> Result<Prepared, PrepareError> {
         let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -301,7 +308,10 @@ impl Sandbox {
         component::check_limits(bytes, &self.inner.limits)?;
         let (component, from) = match self.inner.disk.load_component(engine, key) {
             Some(c) => (c, PreparedFrom::DiskCache),
-            None => (component::compile(engine, bytes)?, PreparedFrom::Compiled),
+            None => {
+                let instrumented = component::instrument_component(engine, bytes, self.policy())?;
+                (component::compile(engine, &instrumented)?, PreparedFrom::Compiled)
+            }
         };
         let pre = component::link(&self.inner.component_linker, &component)?;
         if from == PreparedFrom::Compiled {
@@ -341,7 +351,7 @@ impl Sandbox {
                 limit: limits.max_memory_bytes,
             });
         }
-        let instrumented = instrument::instrument(bytes, self.policy())?;
+        let instrumented = instrument::instrument(bytes, self.policy(), instrument::Target::Core)?;
         Module::new(&self.inner.engine, &instrumented)
             .map_err(|e| PrepareError::Compile(format!("{e:#}")))
     }

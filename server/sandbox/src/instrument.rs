@@ -1,15 +1,21 @@
 //! Instrumentation, done once per module at prepare time.
 //!
-//! Three mutable globals are appended after the module's own (so no index of the module
-//! changes) and exported under reserved names for the host to read:
+//! Two mutable globals are appended after the module's own (so no index of the module changes)
+//! and, in a core module the host runs directly, exported under reserved names:
 //! - `depth` (i32): incremented at every function entry, checked against `max_stack_depth`,
 //!   decremented at every exit. Each body is wrapped in a block whose end is the only exit:
 //!   `return` becomes a `br` to that block, a branch to the function label already lands there,
 //!   and tail calls decrement before jumping. (Exceptions are disabled in the engine, so no
 //!   frame is left without passing through the decrement.)
 //! - `iterations` (i64): the total of loop iterations of the run, for the report.
-//! - `reason` (i32): set just before the instrumentation traps with `unreachable`, so the host
-//!   tells its own traps from the module's.
+//!
+//! When a limit is hit the instrumentation calls one of two functions appended after the
+//! module's own, `__sandbox_depth_limit` and `__sandbox_iteration_limit` (so named in the name
+//! section), whose body is `unreachable`. The host tells its own traps from the module's by the
+//! youngest frame of the trap's backtrace (`limit_trap`), which works the same for a component's
+//! inner modules, whose globals the host cannot reach. The name section is rewritten so that
+//! only these two functions carry a `__sandbox_` name: a module naming its own function so has
+//! that name dropped, and cannot make its own trap pass for a limit.
 //!
 //! Each loop gets an i64 local counting its iterations: incremented at the loop header (which
 //! runs once per iteration) and checked there against `max_iterations`, reset when the loop is
@@ -23,22 +29,54 @@ use std::collections::HashSet;
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder, utils};
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, CustomSection, DataCountSection, ExportKind, ExportSection,
-    Function, GlobalSection, GlobalType, Instruction, Module, ValType,
+    Function, GlobalSection, GlobalType, Instruction, Module, NameMap, NameSection, StartSection,
+    ValType,
 };
-use wasmparser::{FunctionBody, Operator, Parser, Payload, TypeRef};
+use wasmparser::{FunctionBody, KnownCustom, NameSectionReader, Operator, Parser, Payload, TypeRef};
 
 use crate::error::PrepareError;
 
 /// Bumped whenever the instrumentation changes, so cached artifacts are not reused.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
+/// Export names (and function names) starting with this are reserved for the instrumentation.
+pub(crate) const RESERVED_PREFIX: &str = "__sandbox_";
 pub(crate) const DEPTH_EXPORT: &str = "__sandbox_depth";
 pub(crate) const ITERATIONS_EXPORT: &str = "__sandbox_iterations";
-pub(crate) const REASON_EXPORT: &str = "__sandbox_reason";
-/// The module's start function, exported instead of run by instantiation, so the host calls
-/// it and can still read `reason` if it traps.
+/// A core module's start function, exported instead of run by instantiation, so the host calls
+/// it as it calls any export (a component's inner modules keep their start function).
 pub(crate) const START_EXPORT: &str = "__sandbox_start";
-pub(crate) const REASON_ITERATIONS: i32 = 1;
-pub(crate) const REASON_DEPTH: i32 = 2;
+/// The name-section names of the functions the instrumentation traps in.
+pub(crate) const DEPTH_LIMIT_FUNC: &str = "__sandbox_depth_limit";
+pub(crate) const ITERATION_LIMIT_FUNC: &str = "__sandbox_iteration_limit";
+
+/// Which limit an instrumentation trap reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LimitTrap {
+    Depth,
+    Iterations,
+}
+
+/// The limit behind a trap, if the youngest wasm frame of its backtrace is one of the functions
+/// the instrumentation traps in (only those carry these names after instrumentation).
+pub(crate) fn limit_trap(e: &wasmtime::Error) -> Option<LimitTrap> {
+    let frame = e.downcast_ref::<wasmtime::WasmBacktrace>()?.frames().first()?;
+    match frame.func_name()? {
+        DEPTH_LIMIT_FUNC => Some(LimitTrap::Depth),
+        ITERATION_LIMIT_FUNC => Some(LimitTrap::Iterations),
+        _ => None,
+    }
+}
+
+/// What the instrumented module is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// A core module the host instantiates and calls: the counters and the start function are
+    /// exported (the start section removed).
+    Core,
+    /// A core module inside a component: nothing is exported and the start section stays, so
+    /// the component's instantiation and aliases are unchanged.
+    ComponentInner,
+}
 
 /// What the instrumentation enforces.
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +123,7 @@ struct Scan {
     types: Vec<Option<(u32, Vec<wasmparser::ValType>)>>,
     defined_func_types: Vec<u32>,
     imported_globals: u32,
+    imported_funcs: u32,
 }
 
 fn invalid(e: impl std::fmt::Display) -> PrepareError {
@@ -111,8 +150,10 @@ fn scan(bytes: &[u8]) -> Result<Scan, PrepareError> {
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
                     s.decl.imports = true;
-                    if let TypeRef::Global(_) = import.map_err(invalid)?.ty {
-                        s.imported_globals += 1;
+                    match import.map_err(invalid)?.ty {
+                        TypeRef::Global(_) => s.imported_globals += 1,
+                        TypeRef::Func(_) | TypeRef::FuncExact(_) => s.imported_funcs += 1,
+                        _ => {}
                     }
                 }
             }
@@ -152,15 +193,18 @@ pub(crate) fn declarations(bytes: &[u8]) -> Result<Declarations, PrepareError> {
     scan(bytes).map(|s| s.decl)
 }
 
-/// Returns the instrumented module.
-pub(crate) fn instrument(bytes: &[u8], policy: Policy) -> Result<Vec<u8>, PrepareError> {
+/// Returns the instrumented module (`bytes` must be a valid core module).
+pub(crate) fn instrument(bytes: &[u8], policy: Policy, target: Target) -> Result<Vec<u8>, PrepareError> {
     let scan = scan(bytes)?;
-    for reserved in [DEPTH_EXPORT, ITERATIONS_EXPORT, REASON_EXPORT, START_EXPORT] {
-        if scan.decl.exports.contains(reserved) {
-            return Err(PrepareError::Invalid(format!("the export name `{reserved}` is reserved")));
-        }
+    let mut reserved: Vec<&String> =
+        scan.decl.exports.iter().filter(|name| name.starts_with(RESERVED_PREFIX)).collect();
+    reserved.sort();
+    if let Some(name) = reserved.first() {
+        return Err(PrepareError::Invalid(format!(
+            "the export name `{name}` is reserved (`{RESERVED_PREFIX}*`)"
+        )));
     }
-    Emitter::new(scan, policy).run(bytes)
+    Emitter::new(scan, policy, target).run(bytes)
 }
 
 /// The in-order sections we add to or create.
@@ -174,6 +218,7 @@ enum Stage {
 struct Emitter {
     scan: Scan,
     policy: Policy,
+    target: Target,
     module: Module,
     re: RoundtripReencoder,
     stage: Stage,
@@ -183,7 +228,10 @@ struct Emitter {
     next_func: usize,
     depth: u32,
     iterations: u32,
-    reason: u32,
+    /// The `[] -> []` type of the two trap functions, added after `extra_types`.
+    trap_type: u32,
+    depth_limit: u32,
+    iteration_limit: u32,
 }
 
 fn compile_err(e: impl std::fmt::Display) -> PrepareError {
@@ -191,7 +239,7 @@ fn compile_err(e: impl std::fmt::Display) -> PrepareError {
 }
 
 impl Emitter {
-    fn new(scan: Scan, policy: Policy) -> Self {
+    fn new(scan: Scan, policy: Policy, target: Target) -> Self {
         let first = scan.decl.globals;
         let mut extra_types: Vec<Vec<wasmparser::ValType>> = Vec::new();
         for ty in &scan.defined_func_types {
@@ -202,9 +250,12 @@ impl Emitter {
                 extra_types.push(results.clone());
             }
         }
+        let trap_type = (scan.types.len() + extra_types.len()) as u32;
+        let depth_limit = scan.imported_funcs + scan.defined_func_types.len() as u32;
         Self {
             scan,
             policy,
+            target,
             module: Module::new(),
             re: RoundtripReencoder,
             stage: Stage::Start,
@@ -213,11 +264,20 @@ impl Emitter {
             next_func: 0,
             depth: first,
             iterations: first + 1,
-            reason: first + 2,
+            trap_type,
+            depth_limit,
+            iteration_limit: depth_limit + 1,
         }
     }
 
+    /// Whether the module has code, hence the trap functions (and the sections holding them:
+    /// a module with a defined function has a type, a function and a code section).
+    fn has_code(&self) -> bool {
+        !self.scan.defined_func_types.is_empty()
+    }
+
     fn run(mut self, bytes: &[u8]) -> Result<Vec<u8>, PrepareError> {
+        let mut names: Vec<NameSectionReader<'_>> = Vec::new();
         for payload in Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(invalid)?;
             if !matches!(payload, Payload::CodeSectionEntry(_)) {
@@ -236,6 +296,9 @@ impl Emitter {
                             .map_err(compile_err)?;
                         s.ty().function([], results);
                     }
+                    if self.has_code() {
+                        s.ty().function([], []);
+                    }
                     self.module.section(&s);
                 }
                 Payload::ImportSection(r) => {
@@ -246,6 +309,10 @@ impl Emitter {
                 Payload::FunctionSection(r) => {
                     let mut s = wasm_encoder::FunctionSection::new();
                     utils::parse_function_section(&mut self.re, &mut s, r).map_err(compile_err)?;
+                    if self.has_code() {
+                        s.function(self.trap_type);
+                        s.function(self.trap_type);
+                    }
                     self.module.section(&s);
                 }
                 Payload::TableSection(r) => {
@@ -278,7 +345,13 @@ impl Emitter {
                     self.module.section(&s);
                     self.stage = Stage::Exports;
                 }
-                Payload::StartSection { .. } => self.reach(Stage::Exports),
+                Payload::StartSection { func, .. } => {
+                    self.reach(Stage::Exports);
+                    if self.target == Target::ComponentInner {
+                        // Function indices are unchanged: the trap functions come last.
+                        self.module.section(&StartSection { function_index: func });
+                    }
+                }
                 Payload::ElementSection(r) => {
                     self.reach(Stage::Exports);
                     let mut s = wasm_encoder::ElementSection::new();
@@ -305,12 +378,16 @@ impl Emitter {
                     utils::parse_data_section(&mut self.re, &mut s, r).map_err(compile_err)?;
                     self.module.section(&s);
                 }
-                Payload::CustomSection(c) => {
-                    self.module.section(&CustomSection {
-                        name: c.name().into(),
-                        data: c.data().into(),
-                    });
-                }
+                Payload::CustomSection(c) => match c.as_known() {
+                    // Rewritten and emitted at the end.
+                    KnownCustom::Name(reader) => names.push(reader),
+                    _ => {
+                        self.module.section(&CustomSection {
+                            name: c.name().into(),
+                            data: c.data().into(),
+                        });
+                    }
+                },
                 Payload::End(_) => self.reach(Stage::Exports),
                 other => {
                     return Err(PrepareError::Invalid(format!(
@@ -319,11 +396,77 @@ impl Emitter {
                 }
             }
         }
+        if self.has_code() || !names.is_empty() {
+            let names = self.name_section(&names);
+            self.module.section(&names);
+        }
         Ok(self.module.finish())
     }
 
+    /// One name section: the module's names (all of its name sections, merged), except function
+    /// names starting with [`RESERVED_PREFIX`] or naming no function of the original module,
+    /// plus the names of the two trap functions. A name section that does not parse is dropped
+    /// (names are only for backtraces).
+    fn name_section(&mut self, originals: &[NameSectionReader<'_>]) -> CustomSection<'static> {
+        let original_funcs = self.depth_limit;
+        let mut names = NameSection::new();
+        let mut functions = NameMap::new();
+        let mut rest = NameSection::new();
+        let parsed: Result<(), PrepareError> = (|| {
+            let mut module_name = None;
+            for reader in originals {
+                for subsection in reader.clone() {
+                    match subsection.map_err(invalid)? {
+                        wasmparser::Name::Module { name, .. } => module_name = Some(name),
+                        wasmparser::Name::Function(map) => {
+                            for naming in map {
+                                let naming = naming.map_err(invalid)?;
+                                if naming.index < original_funcs
+                                    && !naming.name.starts_with(RESERVED_PREFIX)
+                                {
+                                    functions.append(naming.index, naming.name);
+                                }
+                            }
+                        }
+                        other => {
+                            utils::parse_custom_name_subsection(&mut self.re, &mut rest, other)
+                                .map_err(compile_err)?;
+                        }
+                    }
+                }
+            }
+            if let Some(name) = module_name {
+                names.module(name);
+            }
+            Ok(())
+        })();
+        if parsed.is_err() {
+            names = NameSection::new();
+            functions = NameMap::new();
+            rest = NameSection::new();
+        }
+        if self.has_code() {
+            functions.append(self.depth_limit, DEPTH_LIMIT_FUNC);
+            functions.append(self.iteration_limit, ITERATION_LIMIT_FUNC);
+        }
+        names.functions(&functions);
+        // The other subsections follow the module and function names, in their order.
+        let mut data = names.as_custom().data.into_owned();
+        data.extend_from_slice(&rest.as_custom().data);
+        CustomSection { name: "name".into(), data: data.into() }
+    }
+
     fn flush_code(&mut self) {
-        if let Some(code) = self.code.take() {
+        if let Some(mut code) = self.code.take() {
+            if self.has_code() {
+                // The two trap functions, in the order of the function section.
+                for _ in 0..2 {
+                    let mut f = Function::new([]);
+                    f.instruction(&Instruction::Unreachable);
+                    f.instruction(&Instruction::End);
+                    code.function(&f);
+                }
+            }
             self.module.section(&code);
         }
     }
@@ -337,9 +480,11 @@ impl Emitter {
             self.stage = Stage::Globals;
         }
         if self.stage < Stage::Exports && stage >= Stage::Exports {
-            let mut s = ExportSection::new();
-            self.add_exports(&mut s);
-            self.module.section(&s);
+            if self.target == Target::Core {
+                let mut s = ExportSection::new();
+                self.add_exports(&mut s);
+                self.module.section(&s);
+            }
             self.stage = Stage::Exports;
         }
     }
@@ -348,13 +493,14 @@ impl Emitter {
         let ty = |val_type| GlobalType { val_type, mutable: true, shared: false };
         s.global(ty(ValType::I32), &ConstExpr::i32_const(0));
         s.global(ty(ValType::I64), &ConstExpr::i64_const(0));
-        s.global(ty(ValType::I32), &ConstExpr::i32_const(0));
     }
 
     fn add_exports(&self, s: &mut ExportSection) {
+        if self.target != Target::Core {
+            return;
+        }
         s.export(DEPTH_EXPORT, ExportKind::Global, self.depth);
         s.export(ITERATIONS_EXPORT, ExportKind::Global, self.iterations);
-        s.export(REASON_EXPORT, ExportKind::Global, self.reason);
         if let Some(start) = self.scan.decl.start {
             s.export(START_EXPORT, ExportKind::Func, start);
         }
@@ -449,11 +595,10 @@ impl Emitter {
         Ok(f)
     }
 
-    fn trap_with(&self, f: &mut Function, reason: i32) {
+    /// With the condition on the stack: if it holds, calls the trap function `trap`.
+    fn trap_if(&self, f: &mut Function, trap: u32) {
         f.instruction(&Instruction::If(BlockType::Empty));
-        f.instruction(&Instruction::I32Const(reason));
-        f.instruction(&Instruction::GlobalSet(self.reason));
-        f.instruction(&Instruction::Unreachable);
+        f.instruction(&Instruction::Call(trap));
         f.instruction(&Instruction::End);
     }
 
@@ -467,7 +612,7 @@ impl Emitter {
             self.policy.max_stack_depth.to_ne_bytes(),
         )));
         f.instruction(&Instruction::I32GtU);
-        self.trap_with(f, REASON_DEPTH);
+        self.trap_if(f, self.depth_limit);
     }
 
     fn leave(&self, f: &mut Function) {
@@ -498,7 +643,7 @@ impl Emitter {
             f.instruction(&Instruction::LocalTee(counter));
             f.instruction(&Instruction::I64Const(i64::from_ne_bytes(max.to_ne_bytes())));
             f.instruction(&Instruction::I64GtU);
-            self.trap_with(f, REASON_ITERATIONS);
+            self.trap_if(f, self.iteration_limit);
         } else {
             f.instruction(&Instruction::LocalSet(counter));
         }

@@ -6,7 +6,8 @@
 //! caches the artifact on disk and an `InstancePre` in memory. [`Sandbox::run`] instantiates it in
 //! a fresh `Store` and either calls an export or runs it as a WASI preview 1 command, under the
 //! [`Capabilities`] granted for that run. WASI 0.2 command components are prepared and run too
-//! (checked and compiled, not instrumented; see `README.md`). See `README.md` for the guarantees.
+//! (checked, each inner core module instrumented like a core module, compiled; see `README.md`).
+//! See `README.md` for the guarantees.
 
 mod cache;
 mod component;
@@ -29,8 +30,8 @@ pub use run::{Invocation, RunReport, Value};
 /// The DER certificate type of [`SandboxOptions::extra_tls_roots`].
 pub use rustls::pki_types::CertificateDer;
 
-/// The transformation [`Sandbox::prepare`] applies before compiling: depth and loop-iteration
-/// counters for `limits` (exposed for tooling and benchmarks).
+/// The transformation [`Sandbox::prepare`] applies to a core module before compiling: depth and
+/// loop-iteration counters for `limits` (exposed for tooling and benchmarks).
 pub fn instrument(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, PrepareError> {
     let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
     instrument::instrument(
@@ -39,5 +40,6 @@ pub fn instrument(bytes: &[u8], limits: &Limits) -> Result<Vec<u8>, PrepareError
             max_stack_depth: limits.max_stack_depth,
             max_iterations: limits.max_iterations,
         },
+        instrument::Target::Core,
     )
 }

@@ -16,7 +16,7 @@ use crate::component::{self, ComponentState};
 use crate::engine::{CoreExports, CorePre, EPOCH_TICK, Kind};
 use crate::error::{SandboxError, Violation};
 use crate::http::HttpHooks;
-use crate::instrument::{REASON_DEPTH, REASON_ITERATIONS};
+use crate::instrument::{self, LimitTrap};
 use crate::limiter::Limiter;
 use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
@@ -96,7 +96,9 @@ pub struct RunReport {
     pub stderr_truncated: bool,
     /// Wall-clock time of instantiation and execution.
     pub duration: Duration,
-    /// Loop iterations executed, as counted by the instrumentation.
+    /// Loop iterations executed, as counted by the instrumentation. Always 0 for a component:
+    /// its counters live in inner core instances the host cannot read (its loops are still
+    /// limited by `max_iterations`).
     pub iterations: u64,
     /// Largest total size the instance's memories reached.
     pub peak_memory_bytes: u64,
@@ -164,8 +166,7 @@ impl Sandbox {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
                 };
-                let outcome =
-                    outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+                let outcome = outcome.map_err(|e| classify(e, limits));
                 let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
                 (outcome, iterations as u64, store.data().limiter.peak_memory)
             }
@@ -189,7 +190,7 @@ impl Sandbox {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
                 };
-                let outcome = outcome.map_err(|e| classify_trap(e, limits));
+                let outcome = outcome.map_err(|e| classify(e, limits));
                 (outcome, 0, store.data().limiter.peak_memory)
             }
         };
@@ -244,7 +245,7 @@ impl Sandbox {
         if outcome.as_ref().is_err_and(|e| e.is::<NeedsFiber>()) {
             return None;
         }
-        let outcome = outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+        let outcome = outcome.map_err(|e| classify(e, limits));
         let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
         Some((outcome, iterations as u64, store.data().peak_memory))
     }
@@ -263,7 +264,7 @@ impl Sandbox {
         let mut instance = None;
         let pre = Instantiate::Sync(pre);
         let outcome = execute(&mut store, pre, exports, invocation, &mut instance).await;
-        let outcome = outcome.map_err(|e| classify(e, &mut store, exports, instance, limits));
+        let outcome = outcome.map_err(|e| classify(e, limits));
         let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
         (outcome, iterations as u64, store.data().peak_memory)
     }
@@ -438,39 +439,21 @@ fn read_global<T: 'static>(
     }
 }
 
-/// Maps wasmtime's error of a failed run to its exact [`SandboxError`].
-fn classify<T: 'static>(
-    e: wasmtime::Error,
-    store: &mut Store<T>,
-    exports: &CoreExports,
-    instance: Option<Instance>,
-    limits: &crate::Limits,
-) -> SandboxError {
-    if let Some(Violation(v)) = e.downcast_ref::<Violation>() {
-        return v.clone();
-    }
-    let message = || format!("{e:#}");
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::UnreachableCodeReached) => {
-            let reason = read_global(store, instance, exports.reason.as_ref());
-            match i32::try_from(reason) {
-                Ok(REASON_ITERATIONS) => SandboxError::IterationLimit {
-                    limit: limits.max_iterations.unwrap_or(u64::MAX),
-                },
-                Ok(REASON_DEPTH) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
-                _ => SandboxError::Trap(message()),
-            }
-        }
-        _ => classify_trap(e, limits),
-    }
-}
-
-/// Maps the error of a run without instrumentation (a component's) to its [`SandboxError`].
-fn classify_trap(e: wasmtime::Error, limits: &crate::Limits) -> SandboxError {
+/// Maps wasmtime's error of a failed run (a core module's or a component's) to its exact
+/// [`SandboxError`]. The instrumentation's own traps are told from the module's by the function
+/// they happen in (see [`instrument::limit_trap`]), not by state the module could write.
+fn classify(e: wasmtime::Error, limits: &crate::Limits) -> SandboxError {
     if let Some(Violation(v)) = e.downcast_ref::<Violation>() {
         return v.clone();
     }
     match e.downcast_ref::<Trap>() {
+        Some(Trap::UnreachableCodeReached) => match instrument::limit_trap(&e) {
+            Some(LimitTrap::Iterations) => SandboxError::IterationLimit {
+                limit: limits.max_iterations.unwrap_or(u64::MAX),
+            },
+            Some(LimitTrap::Depth) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
+            None => SandboxError::Trap(format!("{e:#}")),
+        },
         Some(Trap::StackOverflow) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
         Some(Trap::Interrupt) => SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() },
         _ => SandboxError::Trap(format!("{e:#}")),

@@ -240,8 +240,9 @@ async fn a_file_outside_the_preopens_is_refused_and_one_inside_is_read() {
 }
 
 #[tokio::test]
-async fn an_infinite_loop_component_ends_with_a_timeout() {
+async fn an_infinite_loop_component_without_the_iteration_policy_ends_with_a_timeout() {
     let f = fixture_with(sandbox::Limits {
+        max_iterations: None,
         max_execution_time: Duration::from_millis(300),
         ..limits()
     });
@@ -1140,4 +1141,169 @@ async fn an_http_request_to_a_server_that_never_answers_ends_with_the_timeout() 
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A preview 1 command whose `_start` runs a loop of exactly `n` iterations.
+fn count_loop(n: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func (export "_start") (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const {n}))))))"#
+    )
+}
+
+#[tokio::test]
+async fn a_component_loop_of_exactly_max_iterations_completes_and_one_more_fails() {
+    let f = fixture();
+    let r = run_component(&f, &adapt(&count_loop(1000)), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    let r = run_component(&f, &adapt(&count_loop(1001)), &[], &Capabilities::default()).await;
+    assert_eq!(r.unwrap_err(), SandboxError::IterationLimit { limit: 1000 });
+}
+
+#[tokio::test]
+async fn an_infinite_loop_component_ends_with_the_iteration_limit_before_the_deadline() {
+    let wat = r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+    let r = run_component(&fixture(), &adapt(wat), &[], &Capabilities::default()).await;
+    assert_eq!(r.unwrap_err(), SandboxError::IterationLimit { limit: 1000 });
+}
+
+/// A preview 1 command whose `_start` calls `$depth(n)`, which recurses `n` frames deep: with
+/// `_start`, a chain of `n + 1` frames in the program's module.
+fn recursion(n: u32) -> String {
+    format!(
+        r#"(module (memory (export "memory") 1)
+  (func $depth (param $n i32) (result i32)
+    (if (i32.le_u (local.get $n) (i32.const 1)) (then (return (i32.const 1))))
+    (i32.add (i32.const 1) (call $depth (i32.sub (local.get $n) (i32.const 1)))))
+  (func (export "_start") (drop (call $depth (i32.const {n})))))"#
+    )
+}
+
+#[tokio::test]
+async fn component_recursion_of_exactly_max_stack_depth_succeeds_and_one_deeper_fails() {
+    let f = fixture();
+    // max_stack_depth is 50: `_start` and 49 frames of `$depth`.
+    let r = run_component(&f, &adapt(&recursion(49)), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.exit_code, Some(0), "{r:?}");
+    let r = run_component(&f, &adapt(&recursion(50)), &[], &Capabilities::default()).await;
+    assert_eq!(r.unwrap_err(), SandboxError::StackOverflow { limit: 50 });
+}
+
+#[tokio::test]
+async fn the_component_depth_limit_is_the_configured_one_not_the_native_guard() {
+    // Far below what wasmtime's 1 MiB native stack would allow: the exact boundary can only come
+    // from the instrumented counter.
+    let f = fixture_with(sandbox::Limits {
+        max_stack_depth: 3,
+        ..limits()
+    });
+    let ok = run_component(&f, &adapt(&recursion(2)), &[], &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(ok.exit_code, Some(0), "{ok:?}");
+    let r = run_component(&f, &adapt(&recursion(3)), &[], &Capabilities::default()).await;
+    assert_eq!(r.unwrap_err(), SandboxError::StackOverflow { limit: 3 });
+}
+
+#[tokio::test]
+async fn a_component_own_unreachable_is_a_plain_trap() {
+    let wat = r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+    let r = run_component(&fixture(), &adapt(wat), &[], &Capabilities::default()).await;
+    let err = r.unwrap_err();
+    assert_eq!(err.code(), "sandbox.trap", "{err}");
+    assert!(err.to_string().contains("unreachable"), "{err}");
+}
+
+/// A hand-written component (no adapter) whose `run` traps in a function it names after the
+/// instrumentation's trap functions (in the name section, through the WAT names).
+const FORGED_LIMIT_NAMES: &str = r#"(component
+  (core module $m
+    (func $__sandbox_depth_limit unreachable)
+    (func $__sandbox_iteration_limit (call $__sandbox_depth_limit))
+    (func (export "run") (result i32) (call $__sandbox_iteration_limit) (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn a_component_naming_its_functions_like_the_instrumentation_gets_a_plain_trap() {
+    let r = run_component(
+        &fixture(),
+        FORGED_LIMIT_NAMES.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await;
+    assert_eq!(code(r), "sandbox.trap");
+}
+
+/// A hand-written component whose inner module has a start function: `run` returns `ok` only if
+/// it ran (the instrumentation keeps a component's start sections).
+const START_RAN: &str = r#"(component
+  (core module $m
+    (global $failed (mut i32) (i32.const 1))
+    (func $start (global.set $failed (i32.const 0)))
+    (start $start)
+    (func (export "run") (result i32) (global.get $failed)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn an_inner_module_start_function_still_runs_at_instantiation() {
+    let r = run_component(
+        &fixture(),
+        START_RAN.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.exit_code, Some(0));
+}
+
+/// A hand-written component whose inner module loops forever in its start function.
+const START_LOOPS: &str = r#"(component
+  (core module $m
+    (func $start (loop $l (br $l)))
+    (start $start)
+    (func (export "run") (result i32) (i32.const 0)))
+  (core instance $i (instantiate $m))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $run_instance (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $run_instance)))"#;
+
+#[tokio::test]
+async fn an_inner_start_function_looping_forever_ends_with_the_iteration_limit() {
+    let r = run_component(
+        &fixture(),
+        START_LOOPS.as_bytes(),
+        &[],
+        &Capabilities::default(),
+    )
+    .await;
+    assert_eq!(r.unwrap_err(), SandboxError::IterationLimit { limit: 1000 });
+}
+
+#[tokio::test]
+async fn a_truncated_component_or_an_invalid_inner_module_is_refused_at_prepare() {
+    let f = fixture();
+    let whole = adapt(&hello());
+    for len in [whole.len() / 3, whole.len() / 2, whole.len() - 1] {
+        let err = f.sandbox.prepare(&whole[..len]).unwrap_err();
+        assert_eq!(err.code(), "sandbox.invalid_module", "{len}: {err}");
+    }
+    // The body leaves nothing on the stack for its i32 result.
+    let invalid = r#"(component (core module (func (result i32))))"#;
+    let err = f.sandbox.prepare(invalid.as_bytes()).unwrap_err();
+    assert_eq!(err.code(), "sandbox.invalid_module", "{err}");
 }

@@ -388,3 +388,13 @@ async fn environment_passed_without_the_grant_is_denied_for_a_module_without_imp
     assert_eq!(err.code(), "sandbox.capability_denied");
     assert!(err.to_string().starts_with("environment_access"), "{err}");
 }
+
+#[tokio::test]
+async fn naming_a_function_like_the_instrumentation_does_not_turn_a_trap_into_a_limit() {
+    // The WAT names go to the name section; the instrumentation drops `__sandbox_*` names there,
+    // so the module's own `unreachable` stays a plain trap.
+    let wat = r#"(module
+      (func $__sandbox_depth_limit unreachable)
+      (func $__sandbox_iteration_limit (export "i") (call $__sandbox_depth_limit)))"#;
+    assert_eq!(code(fixture().call(wat, "i", &[]).await), "sandbox.trap");
+}
