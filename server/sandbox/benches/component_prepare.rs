@@ -48,6 +48,7 @@ fn main() {
                 limits: Limits::default(),
                 cache_dir: cache.path().join("cache"),
                 max_instances: 4,
+                extra_tls_roots: Vec::new(),
             })
             .unwrap();
             let t = Instant::now();

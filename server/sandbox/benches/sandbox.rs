@@ -66,20 +66,76 @@ fn main() {
     })
     .unwrap();
     let caps = Capabilities::default();
+    // `Sandbox::run` is async and the server calls it from a task that is already running, so
+    // each round runs inside one `block_on`, not one per call (which would add entering the
+    // runtime to every call, a cost the server does not pay).
     let run = |wat: &str, name: &str, args: Vec<Value>, iters: u32| {
         let prepared = sandbox.prepare(wat.as_bytes()).unwrap();
-        measure(11, iters, || {
-            let inv = Invocation::Call { function: name.into(), args: args.clone() };
-            black_box(rt.block_on(sandbox.run(&prepared, inv, &caps)).unwrap());
-        })
+        let inv = Invocation::Call { function: name.into(), args };
+        let round = |n: u32| {
+            rt.block_on(async {
+                for _ in 0..n {
+                    black_box(sandbox.run(&prepared, &inv, &caps).await.unwrap());
+                }
+            })
+        };
+        round(iters);
+        let mut samples: Vec<Duration> = (0..11)
+            .map(|_| {
+                let t = Instant::now();
+                round(iters);
+                t.elapsed() / iters
+            })
+            .collect();
+        samples.sort();
+        samples[11 / 2]
     };
 
+    // The headline ratio, measured interleaved: each round times 2000 plain calls and then
+    // 2000 sandbox calls, so a change in the machine's speed during the run affects both; the
+    // ratio is the median of the per-round ratios.
     let engine = Engine::default();
     let trivial = Module::new(&engine, TRIVIAL).unwrap();
-    let plain = plain_call(&engine, &trivial, "answer", None);
-    let through_sandbox = run(TRIVIAL, "answer", vec![], 2000);
-    println!("instantiate+call trivial export: plain wasmtime {plain:?}, sandbox {through_sandbox:?}, ratio {:.2}x",
-        through_sandbox.as_secs_f64() / plain.as_secs_f64());
+    let plain_linker = Linker::new(&engine);
+    let prepared = sandbox.prepare(TRIVIAL.as_bytes()).unwrap();
+    let inv = Invocation::Call { function: "answer".into(), args: vec![] };
+    let (mut plains, mut sandboxed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..22 {
+        let t = Instant::now();
+        for _ in 0..2000 {
+            let mut store = Store::new(&engine, ());
+            let instance = plain_linker.instantiate(&mut store, &trivial).unwrap();
+            let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+            black_box(f.call(&mut store, ()).unwrap());
+        }
+        let plain = t.elapsed() / 2000;
+        let t = Instant::now();
+        rt.block_on(async {
+            for _ in 0..2000 {
+                black_box(sandbox.run(&prepared, &inv, &caps).await.unwrap());
+            }
+        });
+        let through = t.elapsed() / 2000;
+        if round > 0 {
+            // The first round warms up both.
+            plains.push(plain);
+            sandboxed.push(through);
+            ratios.push(through.as_secs_f64() / plain.as_secs_f64());
+        }
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    ratios.sort_by(f64::total_cmp);
+    println!(
+        "instantiate+call trivial export: plain wasmtime {:?}, sandbox {:?}, ratio {:.2}x (median of 21 interleaved rounds; rounds ranged {:.2}x-{:.2}x)",
+        median(&mut plains),
+        median(&mut sandboxed),
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
 
     // Attribution: plain wasmtime with the sandbox's engine features (pooling, epochs) and an
     // async call on a fiber, no WASI, no limiter, no timeout.
@@ -96,6 +152,24 @@ fn main() {
         black_box(rt.block_on(f.call_async(&mut store, ())).unwrap());
     });
     println!("of which plain wasmtime on a pooling+epoch engine with call_async via block_on: {async_plain:?}");
+    let sync_pooled = measure(11, 2000, || {
+        let mut store = Store::new(&pooled, ());
+        store.set_epoch_deadline(1_000_000);
+        let instance = pooled_linker.instantiate(&mut store, &pooled_trivial).unwrap();
+        let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+        black_box(f.call(&mut store, ()).unwrap());
+    });
+    println!("of which plain wasmtime on a pooling+epoch engine, sync typed call: {sync_pooled:?}");
+    let linker = Linker::new(&engine);
+    let untyped = measure(11, 2000, || {
+        let mut store = Store::new(&engine, ());
+        let instance = linker.instantiate(&mut store, &trivial).unwrap();
+        let f = instance.get_func(&mut store, "answer").unwrap();
+        let mut results = vec![wasmtime::Val::I32(0)];
+        f.call(&mut store, &[], &mut results).unwrap();
+        black_box(results);
+    });
+    println!("of which plain wasmtime (default engine), untyped Func::call: {untyped:?}");
     let wasi_ctx = measure(11, 2000, || {
         black_box(wasmtime_wasi::WasiCtxBuilder::new().build_p1());
     });

@@ -1,6 +1,6 @@
 //! The shared engine, preparation (validate, check, instrument, compile, cache) and the caches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -70,8 +70,9 @@ pub(crate) struct ExportedFunc {
 /// The exports a run looks up, resolved at preparation instead of by name on every run.
 #[derive(Default)]
 pub(crate) struct CoreExports {
-    /// Callable exported functions (not the instrumentation's `__sandbox_*` ones).
-    pub(crate) functions: HashMap<Box<str>, ExportedFunc>,
+    /// Callable exported functions (not the instrumentation's `__sandbox_*` ones); ordered, as
+    /// looking up a name by comparison is cheaper than hashing it for the few exports a module has.
+    pub(crate) functions: BTreeMap<Box<str>, ExportedFunc>,
     /// The instrumentation's start function and iteration total.
     pub(crate) start: Option<ModuleExport>,
     pub(crate) iterations: Option<ModuleExport>,

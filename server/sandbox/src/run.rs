@@ -122,37 +122,42 @@ impl Sandbox {
     pub async fn run(
         &self,
         prepared: &Prepared,
-        invocation: Invocation,
+        invocation: &Invocation,
         capabilities: &Capabilities,
     ) -> Result<RunReport, SandboxError> {
         let started = Instant::now();
+        let hosted = match &prepared.kind {
+            Kind::Core { pre: CorePre::Pure(pre), exports } => {
+                return self.run_pure(pre, exports, invocation, capabilities, started).await;
+            }
+            Kind::Core { pre: CorePre::Wasi(pre), exports } => Hosted::Core(pre, exports),
+            Kind::Component(pre) => Hosted::Component(pre),
+        };
+        // Boxed: its state (WASI context, component tables, output buffers) is large, and
+        // would otherwise make every run's future, pure ones included, as large to move.
+        Box::pin(self.run_hosted(hosted, invocation, capabilities, started)).await
+    }
+
+    /// A run that may make host calls: WASI preview 1 or a component.
+    async fn run_hosted(
+        &self,
+        hosted: Hosted<'_>,
+        invocation: &Invocation,
+        capabilities: &Capabilities,
+        started: Instant,
+    ) -> Result<RunReport, SandboxError> {
         let limits = &self.inner.limits;
         let (stdout, stderr) =
             (CappedOutput::new(limits.max_output_bytes), CappedOutput::new(limits.max_output_bytes));
         let denials = Denials::default();
         let no_env = BTreeMap::new();
-        let (args, env, stdin) = match &invocation {
+        let (args, env, stdin) = match invocation {
             Invocation::Command { args, env, stdin } => (args.as_slice(), env, stdin.as_slice()),
             Invocation::Call { .. } => (&[][..], &no_env, &[][..]),
         };
         let timeout = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
-        let (outcome, iterations, peak_memory_bytes) = match &prepared.kind {
-            Kind::Core { pre: CorePre::Pure(pre), exports } => {
-                // No imports, so no host call: all of the run is wasm, where the epoch deadline
-                // (checked at function entries and loop headers) ends it, so neither a tokio
-                // timer nor a WASI context is needed. A refused grant is still refused.
-                wasi::check_env(capabilities, env)?;
-                // Such a run is a pure function of its arguments (a fresh instance that can
-                // reach nothing outside itself), so it first runs directly on this thread,
-                // without a fiber, until the next epoch tick at most. Most calls end well
-                // before; one still running is abandoned and restarted from scratch on a
-                // fiber, where it yields to the executor every tick until its deadline.
-                match self.run_pure_direct(pre, exports, &invocation, started) {
-                    Some(ran) => ran,
-                    None => self.run_pure_on_fiber(pre, exports, &invocation, started).await,
-                }
-            }
-            Kind::Core { pre: CorePre::Wasi(pre), exports } => {
+        let (outcome, iterations, peak_memory_bytes) = match hosted {
+            Hosted::Core(pre, exports) => {
                 let (out, err) = (stdout.clone(), stderr.clone());
                 let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
                 let mut builder = wasi::builder(capabilities, io, &denials)?;
@@ -161,7 +166,7 @@ impl Sandbox {
                 let mut store = self.store(state, started, |s| &mut s.limiter);
                 let mut instance = None;
                 let pre = Instantiate::Async(pre);
-                let work = execute(&mut store, pre, exports, &invocation, &mut instance);
+                let work = execute(&mut store, pre, exports, invocation, &mut instance);
                 let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
@@ -170,7 +175,7 @@ impl Sandbox {
                 let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
                 (outcome, iterations as u64, store.data().limiter.peak_memory)
             }
-            Kind::Component(pre) => {
+            Hosted::Component(pre) => {
                 let (out, err) = (stdout.clone(), stderr.clone());
                 let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
                 let mut builder = wasi::builder(capabilities, io, &denials)?;
@@ -185,7 +190,7 @@ impl Sandbox {
                     http_hooks,
                 };
                 let mut store = self.store(state, started, |s| &mut s.limiter);
-                let work = component::execute(&mut store, pre, &invocation);
+                let work = component::execute(&mut store, pre, invocation);
                 let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
                     Ok(r) => r,
                     Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
@@ -199,23 +204,37 @@ impl Sandbox {
             return Err(denied);
         }
         let done = outcome?;
-        let (stdout, stdout_truncated) = stdout.take();
-        let (stderr, stderr_truncated) = stderr.take();
-        let (results, exit_code) = match done {
-            Done::Results(r) => (r, None),
-            Done::Exit(code) => (Vec::new(), Some(code)),
+        Ok(report(done, duration, iterations, peak_memory_bytes, stdout.take(), stderr.take()))
+    }
+
+    /// A run of a core module that imports nothing: it can make no host call, so all of it is
+    /// wasm, where the epoch deadline (checked at function entries and loop headers) ends it;
+    /// neither a WASI context, captured output nor a tokio timer is needed. A refused grant is
+    /// still refused.
+    ///
+    /// Such a run is a pure function of its arguments (a fresh instance that can reach nothing
+    /// outside itself), so it first runs directly on this thread, without a fiber, until the
+    /// next epoch tick at most. Most calls end well before; one still running is abandoned and
+    /// restarted from scratch on a fiber, where it yields to the executor every tick until its
+    /// deadline.
+    async fn run_pure(
+        &self,
+        pre: &InstancePre<Limiter>,
+        exports: &CoreExports,
+        invocation: &Invocation,
+        capabilities: &Capabilities,
+        started: Instant,
+    ) -> Result<RunReport, SandboxError> {
+        if let Invocation::Command { env, .. } = invocation {
+            wasi::check_env(capabilities, env)?;
+        }
+        let (outcome, iterations, peak_memory_bytes) = match self.run_pure_direct(pre, exports, invocation, started) {
+            Some(ran) => ran,
+            None => self.run_pure_on_fiber(pre, exports, invocation, started).await,
         };
-        Ok(RunReport {
-            results,
-            exit_code,
-            stdout,
-            stderr,
-            stdout_truncated,
-            stderr_truncated,
-            duration,
-            iterations,
-            peak_memory_bytes,
-        })
+        let done = outcome?;
+        let no_output = (Vec::new(), false);
+        Ok(report(done, started.elapsed(), iterations, peak_memory_bytes, no_output.clone(), no_output))
     }
 
     /// A pure run without a fiber; `None` when the first epoch tick came before it ended.
@@ -231,10 +250,10 @@ impl Sandbox {
         let mut store = Store::new(&self.inner.engine, limiter);
         store.limiter(|s| s);
         let deadline = started + limits.max_execution_time;
-        let on_epoch = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
+        let limit_ms = limits.max_execution_time.as_millis();
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(Violation(on_epoch.clone())))
+                Err(wasmtime::Error::new(Violation(SandboxError::Timeout { limit_ms })))
             } else {
                 Err(wasmtime::Error::new(NeedsFiber))
             }
@@ -292,6 +311,39 @@ impl Sandbox {
         });
         store.set_epoch_deadline(1);
         store
+    }
+}
+
+/// What a run with host calls instantiates: a core module linked with WASI preview 1, or a
+/// component.
+enum Hosted<'a> {
+    Core(&'a InstancePre<State>, &'a CoreExports),
+    Component(&'a wasmtime_wasi::p2::bindings::CommandPre<ComponentState>),
+}
+
+/// The report of a run that ended normally.
+fn report(
+    done: Done,
+    duration: Duration,
+    iterations: u64,
+    peak_memory_bytes: u64,
+    (stdout, stdout_truncated): (Vec<u8>, bool),
+    (stderr, stderr_truncated): (Vec<u8>, bool),
+) -> RunReport {
+    let (results, exit_code) = match done {
+        Done::Results(r) => (r, None),
+        Done::Exit(code) => (Vec::new(), Some(code)),
+    };
+    RunReport {
+        results,
+        exit_code,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        duration,
+        iterations,
+        peak_memory_bytes,
     }
 }
 

@@ -50,7 +50,7 @@ async fn run_component(
             .collect::<BTreeMap<_, _>>(),
         stdin: b"input".to_vec(),
     };
-    f.sandbox.run(&prepared, invocation, caps).await
+    f.sandbox.run(&prepared, &invocation, caps).await
 }
 
 /// Prints "hello\n", then its stdin, then exits 0.
@@ -302,7 +302,7 @@ async fn a_component_is_cached_in_memory_and_on_disk() {
         stdin: vec![],
     };
     let r = restarted
-        .run(&p, invocation, &Capabilities::default())
+        .run(&p, &invocation, &Capabilities::default())
         .await
         .unwrap();
     assert_eq!(r.stdout, b"hello\n");
@@ -317,7 +317,7 @@ async fn a_component_cannot_be_called_like_a_module() {
         args: vec![],
     };
     assert_eq!(
-        code(f.sandbox.run(&p, call, &Capabilities::default()).await),
+        code(f.sandbox.run(&p, &call, &Capabilities::default()).await),
         "sandbox.invalid_invocation"
     );
 }

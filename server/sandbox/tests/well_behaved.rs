@@ -126,10 +126,10 @@ async fn without_system_calls_clocks_are_frozen_and_randomness_is_fixed() {
     let p = f.sandbox.prepare(CLOCK.as_bytes()).unwrap();
     let none = Capabilities::default();
     let call = |name: &str| sandbox::Invocation::Call { function: name.into(), args: vec![] };
-    assert_eq!(f.sandbox.run(&p, call("now"), &none).await.unwrap().results, vec![Value::I64(0)]);
-    assert_eq!(f.sandbox.run(&p, call("random"), &none).await.unwrap().results, vec![Value::I64(0)]);
+    assert_eq!(f.sandbox.run(&p, &call("now"), &none).await.unwrap().results, vec![Value::I64(0)]);
+    assert_eq!(f.sandbox.run(&p, &call("random"), &none).await.unwrap().results, vec![Value::I64(0)]);
     let sys = Capabilities { system_calls: true, ..Capabilities::default() };
-    let now = f.sandbox.run(&p, call("now"), &sys).await.unwrap().results;
+    let now = f.sandbox.run(&p, &call("now"), &sys).await.unwrap().results;
     assert!(matches!(now[..], [Value::I64(t)] if t > 1_600_000_000_000_000_000), "{now:?}");
 }
 
@@ -148,7 +148,7 @@ async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
     let p = restarted.prepare(ADD.as_bytes()).unwrap();
     assert_eq!(p.from(), PreparedFrom::DiskCache);
     let invocation = sandbox::Invocation::Call { function: "add".into(), args: vec![Value::I32(2), Value::I32(3)] };
-    let r = restarted.run(&p, invocation, &Capabilities::default()).await.unwrap();
+    let r = restarted.run(&p, &invocation, &Capabilities::default()).await.unwrap();
     assert_eq!(r.results, vec![Value::I32(5)]);
 }
 

@@ -230,7 +230,7 @@ impl Modules {
             ExecuteRequest::Call { function, args } => sandbox::Invocation::Call { function, args },
             ExecuteRequest::Command { args, env, stdin } => sandbox::Invocation::Command { args, env, stdin: stdin.into_bytes() },
         };
-        match executor.sandbox.run(&prepared, invocation, &caps).await {
+        match executor.sandbox.run(&prepared, &invocation, &caps).await {
             Ok(report) => {
                 let is_call = matches!(request, ExecuteRequest::Call { .. });
                 let result = RunResult {

@@ -45,7 +45,7 @@ impl Fixture {
     pub async fn call(&self, wat: &str, function: &str, args: &[Value]) -> Result<RunReport, SandboxError> {
         let prepared = self.sandbox.prepare(wat.as_bytes()).unwrap();
         let invocation = Invocation::Call { function: function.into(), args: args.to_vec() };
-        self.sandbox.run(&prepared, invocation, &Capabilities::default()).await
+        self.sandbox.run(&prepared, &invocation, &Capabilities::default()).await
     }
 
     pub async fn command(
@@ -61,7 +61,7 @@ impl Fixture {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
             stdin: Vec::new(),
         };
-        self.sandbox.run(&prepared, invocation, caps).await
+        self.sandbox.run(&prepared, &invocation, caps).await
     }
 }
 
