@@ -365,7 +365,7 @@ impl Modules {
         self.require(principal, "read", "*").await?;
         let mut query = module::Entity::find();
         if let Principal::User { id, roles, .. } = principal
-            && !(principal.can("modules", "*") || !self.resource_policy().ownership)
+            && !principal.can("modules", "*") && self.resource_policy().ownership
         {
             let me = uuid::Uuid::parse_str(id).unwrap_or_default();
             let mut shared = Condition::any().add(share::Column::GranteeKind.eq("user").and(share::Column::Grantee.eq(id.clone())));
