@@ -12,8 +12,23 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+/// Stack of each runtime thread. Modules that import nothing run directly on these threads
+/// (no fiber), and wasm may use up to 1 MiB of stack (the sandbox's `max_wasm_stack`) on top of
+/// the request's own frames; tokio's default of 2 MiB leaves too little margin for that.
+const RUNTIME_THREAD_STACK: usize = 8 << 20;
+
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_stack_size(RUNTIME_THREAD_STACK).build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
     match commands::run(cli).await {

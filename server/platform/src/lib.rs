@@ -246,7 +246,7 @@ impl Platform {
 
     /// Writes the queued run history and delivers the buffered audit events, then closes the connection pool.
     pub async fn close(&self) {
-        self.0.modules.flush_runs().await;
+        self.0.modules.finish_runs(std::time::Duration::from_secs(30)).await;
         self.0.audit.shutdown().await;
         if let Err(e) = self.0.db.clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");

@@ -205,7 +205,10 @@ impl Modules {
     ) -> Self {
         let policy = policy::from_config(&config);
         let policy_hash = policy::fingerprint(&policy);
-        let runs = executor.is_some().then(|| recorder::RunRecorder::start(db.clone()));
+        let runs = executor.is_some().then(|| recorder::RunRecorder::start(db.clone())).flatten();
+        if executor.is_some() && runs.is_none() {
+            tracing::error!("no tokio runtime to write the run history on; runs will not be recorded");
+        }
         Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor, runs }
     }
 

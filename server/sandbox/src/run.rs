@@ -118,6 +118,10 @@ pub(crate) enum Done {
 impl Sandbox {
     /// Runs `prepared` once under this sandbox's limits and the given capabilities.
     ///
+    /// A core module that imports nothing runs on the calling thread (without a fiber),
+    /// so that thread needs wasm's stack allowance (1 MiB) free on top of what the caller uses;
+    /// the server's runtime threads have 8 MiB.
+    ///
     /// A component runs only as a command (`Invocation::Command`, through `wasi:cli/run`).
     pub async fn run(
         &self,
@@ -216,7 +220,9 @@ impl Sandbox {
     /// outside itself), so it first runs directly on this thread, without a fiber, until the
     /// next epoch tick at most. Most calls end well before; one still running is abandoned and
     /// restarted from scratch on a fiber, where it yields to the executor every tick until its
-    /// deadline.
+    /// deadline. The restarted run keeps the original deadline, so it has lost the time of the
+    /// first attempt (a tick at most): a run needing nearly all of `max_execution_time` may time
+    /// out where one uninterrupted run would not, as the deadline's granularity is a tick anyway.
     async fn run_pure(
         &self,
         pre: &InstancePre<Limiter>,
@@ -249,7 +255,7 @@ impl Sandbox {
         let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
         let mut store = Store::new(&self.inner.engine, limiter);
         store.limiter(|s| s);
-        let deadline = started + limits.max_execution_time;
+        let deadline = deadline(started, limits.max_execution_time);
         let limit_ms = limits.max_execution_time.as_millis();
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -300,7 +306,7 @@ impl Sandbox {
         let limits = &self.inner.limits;
         let mut store = Store::new(&self.inner.engine, data);
         store.limiter(move |s| limiter(s));
-        let deadline = started + limits.max_execution_time;
+        let deadline = deadline(started, limits.max_execution_time);
         let on_epoch = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -319,6 +325,15 @@ impl Sandbox {
 enum Hosted<'a> {
     Core(&'a InstancePre<State>, &'a CoreExports),
     Component(&'a wasmtime_wasi::p2::bindings::CommandPre<ComponentState>),
+}
+
+/// When a run started at `started` must end; a limit too large to add is capped at a year (and
+/// should one year not fit either, the run ends at once rather than never).
+fn deadline(started: Instant, limit: Duration) -> Instant {
+    started
+        .checked_add(limit)
+        .or_else(|| started.checked_add(Duration::from_secs(365 * 86_400)))
+        .unwrap_or(started)
 }
 
 /// The report of a run that ended normally.

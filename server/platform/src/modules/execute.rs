@@ -270,6 +270,13 @@ impl Modules {
         }
     }
 
+    /// Writes the queued run history before shutdown, waiting up to `limit`.
+    pub async fn finish_runs(&self, limit: std::time::Duration) {
+        if let Some(runs) = &self.runs {
+            runs.flush_within(limit).await;
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn record_run(
         &self,

@@ -24,6 +24,11 @@ const QUEUE: usize = 4096;
 const BATCH: usize = 512;
 /// How long a reader waits for the queue to drain before reading anyway.
 const FLUSH_WAIT: Duration = Duration::from_secs(5);
+/// How long a run waits for room in a full queue before its row is dropped (and logged), so a
+/// database outage delays runs by this much at most instead of stopping them.
+const RECORD_WAIT: Duration = Duration::from_secs(1);
+/// Attempts at a batch before giving up on it when the database itself fails.
+const ATTEMPTS: u32 = 3;
 
 enum Message {
     Run(Box<run::Model>),
@@ -37,25 +42,41 @@ pub(crate) struct RunRecorder {
 }
 
 impl RunRecorder {
-    /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn start(db: DatabaseConnection) -> Self {
+    /// Starts the writer task on the current tokio runtime; `None` outside one.
+    pub(crate) fn start(db: DatabaseConnection) -> Option<Self> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(write_loop(db, rx));
-        Self { tx }
+        runtime.spawn(write_loop(db, rx));
+        Some(Self { tx })
     }
 
-    /// Queues a run's row; waits only when the queue is full.
+    /// Queues a run's row; waits (at most [`RECORD_WAIT`]) only when the queue is full.
     pub(crate) async fn record(&self, row: run::Model) {
-        if self.tx.send(Message::Run(Box::new(row))).await.is_err() {
-            tracing::error!("the run history writer has stopped; a run was not recorded");
+        let (run_id, module_id) = (row.id, row.module_id);
+        if let Err(e) = self.tx.send_timeout(Message::Run(Box::new(row)), RECORD_WAIT).await {
+            let reason = match e {
+                mpsc::error::SendTimeoutError::Timeout(_) => "the run history queue is full",
+                mpsc::error::SendTimeoutError::Closed(_) => "the run history writer has stopped",
+            };
+            tracing::error!(%run_id, %module_id, "{reason}; a run was not added to the run history");
         }
     }
 
-    /// Returns once every row queued before the call is written (or after [`FLUSH_WAIT`]).
+    /// Returns once every row queued before the call is written, or after [`FLUSH_WAIT`].
     pub(crate) async fn flush(&self) {
+        self.flush_within(FLUSH_WAIT).await;
+    }
+
+    /// [`Self::flush`] with its own bound (shutdown waits longer than a reader).
+    pub(crate) async fn flush_within(&self, limit: Duration) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Message::Flush(done)).await.is_ok() && tokio::time::timeout(FLUSH_WAIT, wait).await.is_err() {
-            tracing::warn!("the run history is still being written; reading it anyway");
+        let flushed = async {
+            if self.tx.send(Message::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        };
+        if tokio::time::timeout(limit, flushed).await.is_err() {
+            tracing::warn!("the run history is still being written; going on without waiting");
         }
     }
 }
@@ -84,24 +105,44 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Message>) {
     }
 }
 
-/// Writes a batch in one transaction; if that fails (say, one row's module was deleted in the
-/// meantime), each row is written on its own so one bad row costs only itself.
+/// Writes a batch in one transaction. If the database refuses a row (say, its module was
+/// deleted in the meantime), each row is written on its own so one bad row costs only itself;
+/// if the database itself fails, the batch is tried again a few times with a pause, then given
+/// up (and logged: the runs' `module_execute` audit events still record them).
 async fn write(db: &DatabaseConnection, rows: &[run::Model]) {
-    let whole = async {
-        let txn = db.begin().await?;
-        run::Entity::insert_many(rows.iter().cloned().map(IntoActiveModel::into_active_model)).exec(&txn).await?;
-        let mut latest: HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
-        for row in rows {
-            let at = latest.entry(row.module_id).or_insert(row.started_at);
-            *at = (*at).max(row.started_at);
+    let mut pause = Duration::from_millis(200);
+    for attempt in 1..=ATTEMPTS {
+        let Err(e) = write_batch(db, rows).await else { return };
+        if e.sql_err().is_some() {
+            tracing::warn!(error = %e, rows = rows.len(), "the database refused a batch of the run history; writing its rows one by one");
+            write_each(db, rows).await;
+            return;
         }
-        for (module_id, at) in latest {
-            touch(&txn, module_id, at).await?;
+        if attempt == ATTEMPTS {
+            tracing::error!(error = %e, rows = rows.len(), "the run history could not be written; these runs are only in the audit log");
+            return;
         }
-        txn.commit().await
-    };
-    let Err(e) = whole.await else { return };
-    tracing::warn!(error = %e, rows = rows.len(), "writing a batch of the run history failed; writing its rows one by one");
+        tracing::warn!(error = %e, rows = rows.len(), attempt, "writing the run history failed; trying again");
+        tokio::time::sleep(pause).await;
+        pause *= 4;
+    }
+}
+
+async fn write_batch(db: &DatabaseConnection, rows: &[run::Model]) -> Result<(), sea_orm::DbErr> {
+    let txn = db.begin().await?;
+    run::Entity::insert_many(rows.iter().cloned().map(IntoActiveModel::into_active_model)).exec(&txn).await?;
+    let mut latest: HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    for row in rows {
+        let at = latest.entry(row.module_id).or_insert(row.started_at);
+        *at = (*at).max(row.started_at);
+    }
+    for (module_id, at) in latest {
+        touch(&txn, module_id, at).await?;
+    }
+    txn.commit().await
+}
+
+async fn write_each(db: &DatabaseConnection, rows: &[run::Model]) {
     for row in rows {
         let one = async {
             let txn = db.begin().await?;
