@@ -9,12 +9,12 @@
 //! instrumentation, without their validation and the re-encoding of the component around them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::time::{Duration, Instant};
 
 use sandbox::{Limits, PreparedFrom, Sandbox, SandboxOptions};
-use wasi_preview1_component_adapter_provider::{
-    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-};
 use wasmparser::{Parser, Payload};
 
 const HELLO: &str = r#"(module
@@ -29,18 +29,7 @@ const HELLO: &str = r#"(module
 const ROUNDS: usize = 21;
 
 fn main() {
-    let module = wat::parse_str(HELLO).unwrap();
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .adapter(
-            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
-            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-        )
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap();
+    let component = common::adapt(HELLO);
     let mut samples: Vec<Duration> = (0..ROUNDS + 1)
         .map(|_| {
             let cache = tempfile::tempdir().unwrap();

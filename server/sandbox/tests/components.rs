@@ -10,29 +10,10 @@ use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
-use common::{Fixture, WASI_IMPORTS, code, fixture, fixture_with, limits, read_file_module};
+use common::{Fixture, WASI_IMPORTS, adapt, code, fixture, fixture_with, limits, read_file_module};
 use sandbox::{
     Capabilities, Invocation, PreparedFrom, RunReport, Sandbox, SandboxError, SandboxOptions,
 };
-use wasi_preview1_component_adapter_provider::{
-    WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-};
-
-/// A preview 1 command (WAT) as a WASI 0.2 command component.
-fn adapt(wat: &str) -> Vec<u8> {
-    let module = wat::parse_str(wat).unwrap();
-    wit_component::ComponentEncoder::default()
-        .module(&module)
-        .unwrap()
-        .adapter(
-            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
-            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
-        )
-        .unwrap()
-        .validate(true)
-        .encode()
-        .unwrap()
-}
 
 async fn run_component(
     f: &Fixture,

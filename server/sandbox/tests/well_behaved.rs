@@ -23,25 +23,29 @@ async fn every_value_type_round_trips() {
     assert_eq!(r.results, vec![Value::F64(2.25), Value::F32(1.5), Value::I64(-7)]);
 }
 
+/// Early returns, branches to the function label, multiple results, a tail call, and a loop
+/// (`sum(n)` = 1 + … + n, wrapping, with n + 1 loop iterations).
+const BRANCHES_AND_SUM: &str = r#"(module
+  (func $pick (param $x i32) (result i32 i32)
+    (block $out
+      (if (i32.eqz (local.get $x)) (then (return (i32.const 10) (i32.const 20))))
+      (br_if $out (i32.eq (local.get $x) (i32.const 1))))
+    (if (i32.eq (local.get $x) (i32.const 2)) (then (i32.const 1) (i32.const 2) (br 1)))
+    (i32.const 3) (i32.const 4))
+  (func $tail (param i32) (result i32 i32) (return_call $pick (local.get 0)))
+  (func (export "f") (param i32) (result i32)
+    (call $tail (local.get 0)) (i32.add (i32.mul (i32.const 100))))
+  (func (export "sum") (param $n i32) (result i32) (local $acc i32)
+    (block $done (loop $l
+      (br_if $done (i32.eqz (local.get $n)))
+      (local.set $acc (i32.add (local.get $acc) (local.get $n)))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br $l)))
+    (local.get $acc)))"#;
+
 #[tokio::test]
 async fn instrumentation_keeps_early_returns_branches_and_multiple_results_intact() {
-    let wat = r#"(module
-      (func $pick (param $x i32) (result i32 i32)
-        (block $out
-          (if (i32.eqz (local.get $x)) (then (return (i32.const 10) (i32.const 20))))
-          (br_if $out (i32.eq (local.get $x) (i32.const 1))))
-        (if (i32.eq (local.get $x) (i32.const 2)) (then (i32.const 1) (i32.const 2) (br 1)))
-        (i32.const 3) (i32.const 4))
-      (func $tail (param i32) (result i32 i32) (return_call $pick (local.get 0)))
-      (func (export "f") (param i32) (result i32)
-        (call $tail (local.get 0)) (i32.add (i32.mul (i32.const 100))))
-      (func (export "sum") (param $n i32) (result i32) (local $acc i32)
-        (block $done (loop $l
-          (br_if $done (i32.eqz (local.get $n)))
-          (local.set $acc (i32.add (local.get $acc) (local.get $n)))
-          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-          (br $l)))
-        (local.get $acc)))"#;
+    let wat = BRANCHES_AND_SUM;
     let f = fixture();
     for (x, expected) in [(0, 2010), (1, 403), (2, 201), (3, 403)] {
         let r = f.call(wat, "f", &[Value::I32(x)]).await.unwrap();
@@ -198,13 +202,7 @@ async fn a_call_outlasting_an_epoch_tick_restarts_on_a_fiber_with_the_same_outco
     // A module that imports nothing first runs without a fiber, until the first epoch tick
     // (10 ms); one still running then is abandoned and run again from scratch on a fiber. The
     // restarted run must give exactly what one uninterrupted run gives.
-    let wat = r#"(module (func (export "sum") (param $n i32) (result i32) (local $acc i32)
-        (block $done (loop $l
-          (br_if $done (i32.eqz (local.get $n)))
-          (local.set $acc (i32.add (local.get $acc) (local.get $n)))
-          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
-          (br $l)))
-        (local.get $acc)))"#;
+    let wat = BRANCHES_AND_SUM;
     let f = common::fixture_with(sandbox::Limits { max_iterations: Some(200_000_000), ..common::limits() });
     let small = f.call(wat, "sum", &[Value::I32(100)]).await.unwrap();
     assert_eq!((small.results.clone(), small.iterations), (vec![Value::I32(5050)], 101));

@@ -103,3 +103,20 @@ pub fn read_file_module(path: &str) -> String {
         len = path.len()
     )
 }
+
+/// A preview 1 command (WAT) as a WASI 0.2 command component, through wasmtime 48's preview 1
+/// command adapter.
+pub fn adapt(wat: &str) -> Vec<u8> {
+    use wasi_preview1_component_adapter_provider::{
+        WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+    };
+    let module = wat::parse_str(wat).unwrap();
+    wit_component::ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap()
+}
