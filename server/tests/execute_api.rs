@@ -50,11 +50,13 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     cli(data_dir, database_url, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
     cli(data_dir, database_url, &["admin", "create-user", "--username", "viewer1", "--password", "ViewPassword123!", "--email", "v1@company.com", "--roles", "viewer"]);
     cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
+    cli(data_dir, database_url, &["admin", "create-user", "--username", "dev2", "--password", "DevPassword456!", "--email", "dev2@company.com", "--roles", "developer"]);
     let server = Server::start(data_dir, database_url);
     let http = Client::new();
     let dev = token(&http, &server, "dev1", "DevPassword123!").await;
     let viewer = token(&http, &server, "viewer1", "ViewPassword123!").await;
     let admin = token(&http, &server, "admin", "SecurePassword123!").await;
+    let dev2 = token(&http, &server, "dev2", "DevPassword456!").await;
 
     let add = upload(&http, &server, &dev, "add", ADD).await;
     let add_id = add["id"].as_str().unwrap();
@@ -133,6 +135,32 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes[50..], ["sandbox.invalid_invocation", "success"]);
 
+    // Accounts and modules are reused from memory between requests, yet every change is seen at
+    // the next request, including one made by another process (the CLI).
+    let shared = upload(&http, &server, &dev, "add-shared", ADD).await;
+    let shared_id = shared["id"].as_str().unwrap();
+    let two = json!({"function": "add", "args": [{"type": "i32", "value": 1}, {"type": "i32", "value": 1}]});
+    let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another developer's module is invisible");
+    let shares = server.url(&format!("/api/v1/modules/{shared_id}/shares"));
+    assert_eq!(http.post(&shares).bearer_auth(&dev).json(&json!({"user": "dev2"})).send().await.unwrap().status(), StatusCode::OK);
+    for _ in 0..2 {
+        let (status, body) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
+        assert_eq!((status, &body["results"][0]["value"]), (StatusCode::OK, &json!(2)), "{body}");
+    }
+    cli(data_dir, database_url, &["admin", "update-user", "--username", "dev2", "--remove-roles", "developer", "--add-roles", "viewer"]);
+    let (status, body) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "a role taken away by the CLI counts at once");
+    cli(data_dir, database_url, &["admin", "update-user", "--username", "dev2", "--remove-roles", "viewer", "--add-roles", "developer"]);
+    let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
+    assert_eq!(status, StatusCode::OK, "and a role given back too");
+    assert_eq!(http.delete(&shares).bearer_auth(&dev).json(&json!({"user": "dev2"})).send().await.unwrap().status(), StatusCode::OK);
+    let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a withdrawn share counts at once");
+    cli(data_dir, database_url, &["admin", "disable-user", "--username", "dev1"]);
+    let (status, _) = execute(&http, &server, &dev, shared_id, two).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a user disabled by the CLI is refused at once");
+
     let (status, _) = server.terminate();
     assert!(status.success());
     let db_url = database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string);
@@ -142,8 +170,8 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         let db = db.clone();
         async move { db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().len() }
     };
-    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 58, "every run and the refused one");
-    assert_eq!(count("SELECT id FROM module_runs").await, 57, "every run that reached the sandbox, written before the server stopped");
+    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 61, "every run and the refused one");
+    assert_eq!(count("SELECT id FROM module_runs").await, 60, "every run that reached the sandbox, written before the server stopped");
     assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await, 3);
 }
 

@@ -112,7 +112,14 @@ pub struct Identity {
     audit: AuditService,
     hasher: password::Hasher,
     keys: tokens::TokenKeys,
+    /// Moved by every change to accounts and roles (and modules), in any process.
+    generation: crate::generation::AccessGeneration,
+    /// Accounts as authentication needs them, reused while the generation stands.
+    accounts: Arc<crate::generation::Fresh<uuid::Uuid, Option<auth::Account>>>,
 }
+
+/// Most accounts kept in memory for authentication.
+const ACCOUNT_CACHE: usize = 10_000;
 
 fn invalid(field: &str, message: impl Into<String>) -> IdentityError {
     IdentityError::Invalid(BTreeMap::from([(field.to_string(), vec![message.into()])]))
@@ -140,24 +147,45 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 impl Identity {
-    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, audit: AuditService, secret: &SecretString) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        audit: AuditService,
+        secret: &SecretString,
+        generation: crate::generation::AccessGeneration,
+    ) -> Self {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
         let keys = tokens::TokenKeys::new(secret, &config.security.auth.jwt);
-        Self { db, clock, config, audit, hasher: password::Hasher::new(permits), keys }
+        let accounts = Arc::new(crate::generation::Fresh::new(generation.clone(), ACCOUNT_CACHE));
+        Self { db, clock, config, audit, hasher: password::Hasher::new(permits), keys, generation, accounts }
     }
 
-    /// Writes rbac.yml's roles into the database (their permissions follow the file).
+    /// Writes rbac.yml's roles into the database (their permissions follow the file); roles that
+    /// already match are left alone.
     pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
+        let result = self.write_builtin_roles().await;
+        if !matches!(result, Ok(false)) {
+            self.generation.advance().await;
+        }
+        result.map(|_| ())
+    }
+
+    /// Whether any role was written.
+    async fn write_builtin_roles(&self) -> Result<bool, IdentityError> {
         let now = self.clock.now();
+        let mut changed = false;
         for (name, def) in &self.config.rbac.roles {
             let permissions = serde_json::json!(def.permissions);
             match role::Entity::find_by_id(name.clone()).one(&self.db).await? {
+                Some(existing) if existing.builtin && existing.permissions == permissions => {}
                 Some(existing) => {
                     let mut active: role::ActiveModel = existing.into();
                     active.permissions = Set(permissions);
                     active.builtin = Set(true);
                     active.updated_at = Set(now);
                     active.update(&self.db).await?;
+                    changed = true;
                 }
                 None => {
                     role::ActiveModel {
@@ -170,10 +198,11 @@ impl Identity {
                     }
                     .insert(&self.db)
                     .await?;
+                    changed = true;
                 }
             }
         }
-        Ok(())
+        Ok(changed)
     }
 
     async fn authorize(&self, principal: &Principal, resource: &str, action: &str, target: &str) -> Result<(), IdentityError> {
@@ -260,6 +289,7 @@ impl Identity {
             user_role::ActiveModel { user_id: Set(id), role_name: Set(role_name) }.insert(&txn).await?;
         }
         txn.commit().await?;
+        self.generation.advance().await;
         let created = self.find(&username).await?;
         self.record(principal, EventKind::UserCreate, &created, serde_json::json!({ "username": created.username, "roles": created.roles })).await?;
         Ok(created)
@@ -311,6 +341,7 @@ impl Identity {
                 .await?;
         }
         txn.commit().await?;
+        self.generation.advance().await;
         let after = self.find(username).await?;
         let changed: Vec<&str> = [("email", email.is_some()), ("password", changes.password.is_some())]
             .into_iter()
@@ -338,6 +369,7 @@ impl Identity {
         }
         active.updated_at = Set(self.clock.now());
         let row = active.update(&self.db).await?;
+        self.generation.advance().await;
         if disabled {
             self.end_sessions_of(row.id).await?;
         }
@@ -393,6 +425,7 @@ impl Identity {
         entities::session::Entity::delete_many().filter(entities::session::Column::UserId.eq(uuid)).exec(&txn).await?;
         user::Entity::delete_by_id(uuid).exec(&txn).await?;
         txn.commit().await?;
+        self.generation.advance().await;
         self.record(principal, EventKind::UserDelete, &gone, serde_json::json!({ "username": gone.username })).await?;
         Ok(gone)
     }
@@ -415,6 +448,7 @@ impl Identity {
         active.token_version = Set(version);
         active.updated_at = Set(self.clock.now());
         active.update(&self.db).await?;
+        self.generation.advance().await;
         self.end_sessions_of(uuid).await?;
         let user = self.find(&row.username).await?;
         self.record(principal, EventKind::UserUpdate, &user, serde_json::json!({ "changed": ["password"], "by": "self" })).await?;

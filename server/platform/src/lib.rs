@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod generation;
 pub mod identity;
 pub mod modules;
 pub mod metrics;
@@ -144,10 +145,11 @@ impl Platform {
         let (url, engine) = store::target(&config, &options.data_dir, options.database_url.as_deref())?;
         let db = store::connect(&config, &url, &engine).await?;
         store::migrate(&db).await?;
+        let generation = store::access_generation(&db, &engine)?;
         let config = Arc::new(config);
         let metrics = metrics::Metrics::new();
         let audit = AuditService::start(db.clone(), options.clock.clone(), config.clone(), &options.data_dir, metrics.clone())?;
-        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret);
+        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret, generation.clone());
         identity.sync_builtin_roles().await?;
         let (key, generated) = secrets::storage_key(&options.data_dir)?;
         if let Some(path) = generated {
@@ -160,7 +162,7 @@ impl Platform {
         } else {
             None
         };
-        let modules = modules::Modules::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), store, options.max_upload, executor);
+        let modules = modules::Modules::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), store, options.max_upload, executor, generation);
         let reanalysed = modules.reanalyse_stale().await.map_err(|e| StartError::Modules(error_chain(&e)))?;
         if reanalysed > 0 {
             notices.push(Notice::Reanalysed { modules: reanalysed });

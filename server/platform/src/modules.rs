@@ -181,7 +181,21 @@ pub struct Modules {
     executor: Option<Arc<execute::Executor>>,
     /// Writes the run history behind the runs; present with the executor.
     runs: Option<recorder::RunRecorder>,
+    /// Moved by every change to modules, their shares, accounts and roles, in any process.
+    generation: crate::generation::AccessGeneration,
+    /// What an execute needs to know of a module, reused while the generation stands.
+    access: Arc<crate::generation::Fresh<uuid::Uuid, Option<ModuleAccess>>>,
 }
+
+/// A module's row and its shares: what deciding on a run needs.
+#[derive(Debug)]
+pub(crate) struct ModuleAccess {
+    row: module::Model,
+    shares: Vec<share::Model>,
+}
+
+/// Most modules kept in memory for deciding on runs.
+const ACCESS_CACHE: usize = 10_000;
 
 /// Module names: 1–128 printable characters, trimmed.
 pub fn check_name(name: &str) -> Result<String, String> {
@@ -202,6 +216,7 @@ impl Modules {
         store: ModuleStore,
         max_upload: u64,
         executor: Option<Arc<execute::Executor>>,
+        generation: crate::generation::AccessGeneration,
     ) -> Self {
         let policy = policy::from_config(&config);
         let policy_hash = policy::fingerprint(&policy);
@@ -209,7 +224,8 @@ impl Modules {
         if executor.is_some() && runs.is_none() {
             tracing::error!("no tokio runtime to write the run history on; runs will not be recorded");
         }
-        Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor, runs }
+        let access = Arc::new(crate::generation::Fresh::new(generation.clone(), ACCESS_CACHE));
+        Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor, runs, generation, access }
     }
 
     /// The upload size cap, in bytes.
@@ -306,6 +322,7 @@ impl Modules {
         }
         .insert(&self.db)
         .await?;
+        self.generation.advance().await;
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
         self.record(principal, EventKind::ModuleUpload, Outcome::Success, &row, details).await?;
         if status == ModuleStatus::Quarantined {
@@ -322,13 +339,11 @@ impl Modules {
 
     /// The caller's relation to a module.
     async fn relation(&self, principal: &Principal, row: &module::Model) -> Result<Relation, ModuleError> {
-        let Principal::User { id, roles, .. } = principal else { return Ok(Relation::Owner) };
-        if row.owner_id.to_string() == *id {
-            return Ok(Relation::Owner);
+        if matches!(principal, Principal::User { id, .. } if row.owner_id.to_string() != *id) {
+            let shares = share::Entity::find().filter(share::Column::ModuleId.eq(row.id)).all(&self.db).await?;
+            return Ok(relation_with(principal, row, &shares));
         }
-        let shares = share::Entity::find().filter(share::Column::ModuleId.eq(row.id)).all(&self.db).await?;
-        let shared = shares.iter().any(|s| (s.grantee_kind == "user" && s.grantee == *id) || (s.grantee_kind == "role" && roles.contains(&s.grantee)));
-        Ok(if shared { Relation::SharedWith } else { Relation::Other })
+        Ok(relation_with(principal, row, &[]))
     }
 
     fn resource_policy(&self) -> crate::config::rbac::ResourcePolicy {
@@ -341,6 +356,31 @@ impl Modules {
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
         let row = module::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(not_found)?;
         let relation = self.relation(principal, &row).await?;
+        self.check_reach(principal, id, action, relation).await?;
+        Ok(row)
+    }
+
+    /// [`Self::reach`] for runs: the module's row and shares come from memory while no module,
+    /// share, account or role changed anywhere (see [`crate::generation`]). Only the fields that
+    /// decide on a run are used from it (owner, status, capability group, content hash).
+    pub(crate) async fn reach_for_run(&self, principal: &Principal, id: &str) -> Result<module::Model, ModuleError> {
+        let not_found = || ModuleError::NotFound(id.to_string());
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
+        let access = self.access.get_or_load(&uuid, self.load_access(uuid)).await?;
+        let Some(access) = Option::as_ref(&access) else { return Err(not_found()) };
+        let relation = relation_with(principal, &access.row, &access.shares);
+        self.check_reach(principal, id, "execute", relation).await?;
+        Ok(access.row.clone())
+    }
+
+    async fn load_access(&self, id: uuid::Uuid) -> Result<Option<ModuleAccess>, ModuleError> {
+        let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else { return Ok(None) };
+        let shares = share::Entity::find().filter(share::Column::ModuleId.eq(id)).all(&self.db).await?;
+        Ok(Some(ModuleAccess { row, shares }))
+    }
+
+    async fn check_reach(&self, principal: &Principal, id: &str, action: &str, relation: Relation) -> Result<(), ModuleError> {
+        let not_found = || ModuleError::NotFound(id.to_string());
         let policy = self.resource_policy();
         if !principal.can_on("modules", "read", policy, relation) {
             // Invisible modules are not confirmed to exist, but the attempt is audited.
@@ -352,7 +392,7 @@ impl Modules {
         if !principal.can_on("modules", action, policy, relation) {
             return Err(self.deny(principal, &format!("modules:{action}"), id).await);
         }
-        Ok(row)
+        Ok(())
     }
 
     /// One module (`modules:read`, ownership and sharing apply).
@@ -420,6 +460,7 @@ impl Modules {
         }
         active.updated_at = Set(self.clock.now());
         let row = active.update(&self.db).await?;
+        self.generation.advance().await;
         self.info(row).await
     }
 
@@ -428,6 +469,7 @@ impl Modules {
     pub async fn delete(&self, principal: &Principal, id: &str, reason: Option<String>) -> Result<(), ModuleError> {
         let row = self.reach(principal, id, "delete").await?;
         module::Entity::delete_by_id(row.id).exec(&self.db).await?;
+        self.generation.advance().await;
         let others = module::Entity::find().filter(module::Column::Sha256.eq(row.sha256.clone())).count(&self.db).await?;
         if others == 0 {
             self.store.remove(&row.sha256).await?;
@@ -461,6 +503,7 @@ impl Modules {
         let exists = share::Entity::find_by_id((row.id, kind.to_string(), key.clone())).one(&self.db).await?.is_some();
         if !exists {
             share::ActiveModel { module_id: Set(row.id), grantee_kind: Set(kind.into()), grantee: Set(key), created_at: Set(self.clock.now()) }.insert(&self.db).await?;
+            self.generation.advance().await;
             self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "share", "with": grantee })).await?;
         }
         self.info(row).await
@@ -475,6 +518,7 @@ impl Modules {
             Grantee::Role(name) => ("role", name.clone()),
         };
         let gone = share::Entity::delete_by_id((row.id, kind.to_string(), key)).exec(&self.db).await?;
+        self.generation.advance().await;
         if gone.rows_affected > 0 {
             self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "unshare", "with": grantee })).await?;
         }
@@ -513,6 +557,7 @@ impl Modules {
         active.review_note = Set(Some(reason.chars().take(2000).collect()));
         active.updated_at = Set(self.clock.now());
         let row = active.update(&self.db).await?;
+        self.generation.advance().await;
         self.record(principal, kind, Outcome::Success, &row, serde_json::json!({ "reason": reason, "automatic": false })).await?;
         self.info(row).await
     }
@@ -533,6 +578,7 @@ impl Modules {
         active.capability_group = Set(group.clone());
         active.updated_at = Set(self.clock.now());
         let row = active.update(&self.db).await?;
+        self.generation.advance().await;
         let details = serde_json::json!({ "setting": "capability_group", "from": before, "to": group });
         self.record(principal, EventKind::ConfigChange, Outcome::Success, &row, details).await?;
         self.info(row).await
@@ -559,6 +605,7 @@ impl Modules {
             active.policy_hash = Set(self.policy_hash.clone());
             active.updated_at = Set(self.clock.now());
             let updated = active.update(&self.db).await?;
+            self.generation.advance().await;
             if status == ModuleStatus::Quarantined && row.status != "quarantined" {
                 self.record(&Principal::System, EventKind::ModuleQuarantine, Outcome::Success, &updated, serde_json::json!({ "reason": "re-analysis under changed rules", "automatic": true })).await?;
             }
@@ -653,6 +700,16 @@ struct StoredAnalysis {
     imports: Vec<String>,
     #[serde(default)]
     exports: Vec<String>,
+}
+
+/// How the caller relates to a module, given its shares.
+fn relation_with(principal: &Principal, row: &module::Model, shares: &[share::Model]) -> Relation {
+    let Principal::User { id, roles, .. } = principal else { return Relation::Owner };
+    if row.owner_id.to_string() == *id {
+        return Relation::Owner;
+    }
+    let shared = shares.iter().any(|s| (s.grantee_kind == "user" && s.grantee == *id) || (s.grantee_kind == "role" && roles.contains(&s.grantee)));
+    if shared { Relation::SharedWith } else { Relation::Other }
 }
 
 fn analysis_json(report: &analysis::Report) -> serde_json::Value {

@@ -124,6 +124,27 @@ pub async fn connect(config: &Config, url: &str, engine: &Engine) -> Result<Data
 }
 
 /// Applies every pending migration.
+/// The access generation of the database `db` is connected to (see [`crate::generation`]): a
+/// counter file beside an SQLite file, notifications on PostgreSQL, memory for in-memory SQLite.
+pub fn access_generation(db: &DatabaseConnection, engine: &Engine) -> Result<crate::generation::AccessGeneration, StoreError> {
+    use crate::generation::AccessGeneration;
+    match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => Ok(AccessGeneration::postgres(db.clone())),
+        _ => {
+            let options = db.get_sqlite_connection_pool().connect_options();
+            let file = options.get_filename();
+            let name = file.to_string_lossy();
+            if name.is_empty() || name == ":memory:" || name.starts_with("file:") {
+                return Ok(AccessGeneration::in_memory());
+            }
+            AccessGeneration::sqlite_file(file).map_err(|e| StoreError::Connect {
+                engine: engine.clone(),
+                reason: format!("cannot open {}{}: {e}", file.display(), crate::generation::FILE_SUFFIX),
+            })
+        }
+    }
+}
+
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
     Migrator::up(db, None).await.map_err(StoreError::Migrate)
 }

@@ -195,11 +195,25 @@ impl Identity {
         self.live_principal(id, claims.ver).await?.ok_or(AuthError::InvalidToken)
     }
 
-    /// The principal of an enabled account whose token version is still `version`, read with
-    /// one query (the account joined with its roles and their permissions), as every
-    /// authenticated request needs it; `None` when the account is gone, disabled or its
-    /// credentials changed since.
+    /// The principal of an enabled account whose token version is still `version`; `None` when
+    /// the account is gone, disabled or its credentials changed since. The account is read with
+    /// one query and then reused until an account or role changes anywhere (see
+    /// [`crate::generation`]), as every authenticated request needs it.
     pub(super) async fn live_principal(&self, id: uuid::Uuid, version: i32) -> Result<Option<Principal>, sea_orm::DbErr> {
+        let account = self.accounts.get_or_load(&id, self.load_account(id)).await?;
+        Ok(match account.as_ref() {
+            Some(a) if !a.disabled && a.token_version == version => Some(Principal::User {
+                id: id.to_string(),
+                username: a.username.clone(),
+                roles: a.roles.clone(),
+                permissions: a.permissions.clone(),
+            }),
+            _ => None,
+        })
+    }
+
+    /// The account joined with its roles and their permissions, in one query.
+    async fn load_account(&self, id: uuid::Uuid) -> Result<Option<Account>, sea_orm::DbErr> {
         use sea_orm::{ConnectionTrait, sea_query::{ExprTrait, Query}};
         let stmt = Query::select()
             .column((user::Entity, user::Column::Username))
@@ -214,12 +228,6 @@ impl Identity {
             .to_owned();
         let rows = self.db.query_all_raw(self.db.get_database_backend().build(&stmt)).await?;
         let Some(first) = rows.first() else { return Ok(None) };
-        let disabled: bool = first.try_get("", "disabled")?;
-        let token_version: i32 = first.try_get("", "token_version")?;
-        if disabled || token_version != version {
-            return Ok(None);
-        }
-        let username: String = first.try_get("", "username")?;
         let mut roles = Vec::new();
         let mut permissions = std::collections::BTreeSet::new();
         for row in &rows {
@@ -230,6 +238,22 @@ impl Identity {
             roles.push(name);
         }
         roles.sort();
-        Ok(Some(Principal::User { id: id.to_string(), username, roles, permissions: permissions.into_iter().collect() }))
+        Ok(Some(Account {
+            username: first.try_get("", "username")?,
+            disabled: first.try_get("", "disabled")?,
+            token_version: first.try_get("", "token_version")?,
+            roles,
+            permissions: permissions.into_iter().collect(),
+        }))
     }
+}
+
+/// An account as authentication needs it.
+#[derive(Debug)]
+pub(crate) struct Account {
+    username: String,
+    disabled: bool,
+    token_version: i32,
+    roles: Vec<String>,
+    permissions: crate::access::PermissionSet,
 }

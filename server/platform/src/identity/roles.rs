@@ -91,6 +91,7 @@ impl Identity {
         }
         .insert(&self.db)
         .await?;
+        self.generation.advance().await;
         let created = to_role(model);
         self.record_role(principal, &created, serde_json::json!({ "action": "create", "permissions": created.permissions })).await?;
         Ok(created)
@@ -114,6 +115,7 @@ impl Identity {
         }
         active.updated_at = Set(self.clock.now());
         let after = to_role(active.update(&self.db).await?);
+        self.generation.advance().await;
         let details = serde_json::json!({ "action": "update", "from": before.permissions, "to": after.permissions });
         self.record_role(principal, &after, details).await?;
         Ok(after)

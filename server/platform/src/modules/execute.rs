@@ -194,7 +194,7 @@ impl Modules {
     /// refused). Every attempt that reaches the sandbox is recorded and audited.
     pub async fn execute(&self, principal: &Principal, id: &str, request: ExecuteRequest) -> Result<RunResult, ExecuteError> {
         let executor = self.executor.clone().ok_or_else(|| ExecuteError::Module(ModuleError::Conflict("module execution is not available in this process".into())))?;
-        let row = self.reach(principal, id, "execute").await?;
+        let row = self.reach_for_run(principal, id).await?;
         if row.status == ModuleStatus::Quarantined.as_str() {
             let event = AuditEvent::new(EventKind::ModuleExecute, Self::actor(principal), Outcome::Denied)
                 .with_target("module", row.id.to_string())
