@@ -10,6 +10,10 @@ use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
 use serde_json::{Value, json};
 use wasmtime::{Config, Engine, InstancePre, Linker, Module, Store, Val};
 
+/// The same allocator as the server, so the two differ only in what the server adds.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Clone)]
 struct Bare {
     engine: Engine,

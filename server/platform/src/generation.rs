@@ -31,12 +31,13 @@ use std::{
     collections::HashMap,
     fs::File,
     hash::Hash,
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -65,14 +66,24 @@ struct Inner {
     shared: Shared,
 }
 
+/// A PostgreSQL listener whose last notification (its own heartbeat at least) is older than this
+/// is presumed cut off: nothing cached is trusted until it hears again.
+const SILENCE: Duration = Duration::from_secs(6);
+/// How often each process sends itself a heartbeat notification.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+const HEARTBEAT_PAYLOAD: &str = "heartbeat";
+/// How long an advance waits for another process holding the counter file's lock.
+const LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 enum Shared {
     /// One process only.
     Memory,
-    /// The counter file of an SQLite database.
-    File { path: PathBuf, file: File },
-    /// Notifications received on [`CHANNEL`], and whether the listener is connected.
-    Postgres { db: DatabaseConnection, received: AtomicU64, listening: AtomicBool },
+    /// The counter file of an SQLite database; reopened when it was deleted or replaced.
+    File { path: PathBuf, file: RwLock<File>, writing: Mutex<()> },
+    /// Notifications received on [`CHANNEL`], whether the listener is connected, and when it
+    /// last heard anything (milliseconds since `since`).
+    Postgres { db: DatabaseConnection, received: AtomicU64, listening: AtomicBool, since: Instant, heard_ms: AtomicU64 },
 }
 
 /// The check word stored after the value.
@@ -101,21 +112,60 @@ fn read_file(file: &File) -> Option<u64> {
     decode(&bytes)
 }
 
-/// Opens (or creates) the counter file. A new file starts at a value taken from the clock, so a
-/// file deleted and created again does not count through values an older reader may have cached.
+/// A starting value taken from the clock, so a counter file made afresh (deleted, damaged) does
+/// not count through values an older reader may have cached under.
+fn fresh_start() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Takes the counter file's lock, waiting at most [`LOCK_PATIENCE`] for another process.
+fn lock(file: &File) -> std::io::Result<()> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(std::io::Error::other("another process holds the counter file's lock")),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+/// Runs `f` on the counter file under its lock.
+fn locked<T>(file: &File, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    lock(file)?;
+    let result = f();
+    file.unlock()?;
+    result
+}
+
+/// Opens (or creates) the counter file, starting a new or damaged one at [`fresh_start`].
 fn open_file(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-    file.lock()?;
-    let result = (|| -> std::io::Result<()> {
-        if read_file(&file).is_none() {
-            let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-            file.write_all_at(&encode(start), 0)?;
-        }
-        Ok(())
-    })();
-    file.unlock()?;
-    result.map(|()| file)
+    locked(&file, || if read_file(&file).is_none() { file.write_all_at(&encode(fresh_start()), 0) } else { Ok(()) })?;
+    Ok(file)
+}
+
+/// Moves the counter file one forward.
+fn advance_file(file: &File) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    locked(file, || {
+        // Under the lock no write is under way, so the value is whole unless the file was damaged.
+        let value = read_file(file).map_or_else(fresh_start, |v| v.wrapping_add(1));
+        file.write_all_at(&encode(value), 0)
+    })
+}
+
+/// Moves the generation when dropped: create it before writing and drop it once the write is
+/// committed. A request cancelled in between (a client hanging up) still moves it.
+#[must_use = "the generation moves when this is dropped"]
+pub struct Change<'a>(&'a AccessGeneration);
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.0.advance();
+    }
 }
 
 impl AccessGeneration {
@@ -124,24 +174,34 @@ impl AccessGeneration {
         Self(Arc::new(Inner { local: AtomicU64::new(0), shared: Shared::Memory }))
     }
 
-    /// The counter file beside the SQLite database at `db_path`.
+    /// The counter file beside the SQLite database at `db_path` (through symbolic links, so every
+    /// process finds the same file).
     pub fn sqlite_file(db_path: &Path) -> std::io::Result<Self> {
-        let mut name = db_path.as_os_str().to_owned();
+        let db_path = std::fs::canonicalize(db_path).unwrap_or_else(|_| db_path.to_path_buf());
+        let mut name = db_path.into_os_string();
         name.push(FILE_SUFFIX);
         let path = PathBuf::from(name);
-        let file = open_file(&path)?;
-        Ok(Self(Arc::new(Inner { local: AtomicU64::new(0), shared: Shared::File { path, file } })))
+        let file = RwLock::new(open_file(&path)?);
+        Ok(Self(Arc::new(Inner { local: AtomicU64::new(0), shared: Shared::File { path, file, writing: Mutex::new(()) } })))
     }
 
-    /// Listens for PostgreSQL notifications on [`CHANNEL`]; must be called inside a tokio runtime.
-    /// The listener stops when the pool is closed.
+    /// Listens for PostgreSQL notifications on [`CHANNEL`] on a connection of its own; must be
+    /// called inside a tokio runtime. The listener stops when `db`'s pool is closed.
     pub fn postgres(db: DatabaseConnection) -> Self {
         let generation = Self(Arc::new(Inner {
             local: AtomicU64::new(0),
-            shared: Shared::Postgres { db: db.clone(), received: AtomicU64::new(0), listening: AtomicBool::new(false) },
+            shared: Shared::Postgres {
+                db,
+                received: AtomicU64::new(0),
+                listening: AtomicBool::new(false),
+                since: Instant::now(),
+                heard_ms: AtomicU64::new(0),
+            },
         }));
         let listener = generation.clone();
-        tokio::spawn(async move { listener.listen(db).await });
+        tokio::spawn(async move { listener.listen().await });
+        let heart = generation.clone();
+        tokio::spawn(async move { heart.heartbeat().await });
         generation
     }
 
@@ -150,9 +210,26 @@ impl AccessGeneration {
         let local = self.0.local.load(Ordering::Acquire);
         let shared = match &self.0.shared {
             Shared::Memory => 0,
-            Shared::File { file, .. } => read_file(file)?,
-            Shared::Postgres { received, listening, .. } => {
-                if !listening.load(Ordering::Acquire) {
+            Shared::File { path, file, .. } => {
+                let value = {
+                    let file = file.read().ok()?;
+                    // A deleted or replaced file no longer counts: open the one at the path.
+                    if file.metadata().ok()?.nlink() > 0 { read_file(&file) } else { None }
+                };
+                match value {
+                    Some(v) => v,
+                    None => {
+                        if let (Ok(fresh), Ok(mut held)) = (open_file(path), file.write()) {
+                            *held = fresh;
+                        }
+                        return None;
+                    }
+                }
+            }
+            Shared::Postgres { received, listening, since, heard_ms, .. } => {
+                let now_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let silent = Duration::from_millis(now_ms.saturating_sub(heard_ms.load(Ordering::Acquire)));
+                if !listening.load(Ordering::Acquire) || silent > SILENCE {
                     return None;
                 }
                 received.load(Ordering::Acquire)
@@ -161,84 +238,109 @@ impl AccessGeneration {
         Some(Tag { shared, local })
     }
 
-    /// Marks every cached access decision stale, here and in every other process. Call it after
-    /// the change is committed. A failure to tell other processes is logged, not returned: the
+    /// A guard that moves the generation when dropped; see [`Change`].
+    pub fn change(&self) -> Change<'_> {
+        Change(self)
+    }
+
+    /// Marks every cached access decision stale, here at once and in every other process (on
+    /// PostgreSQL, once the notification is delivered). Call it after the change is committed,
+    /// or use [`Self::change`]. A failure to tell other processes is logged, not returned: the
     /// change itself has been made.
-    pub async fn advance(&self) {
+    pub fn advance(&self) {
         self.0.local.fetch_add(1, Ordering::AcqRel);
         match &self.0.shared {
             Shared::Memory => {}
-            Shared::File { path, file } => {
-                if let Err(e) = advance_file(file) {
+            Shared::File { path, file, writing } => {
+                // `flock` does not exclude threads of one process: they take turns here first.
+                let result = match (writing.lock(), file.read()) {
+                    (Ok(_turn), Ok(file)) => advance_file(&file),
+                    _ => Err(std::io::Error::other("a lock was poisoned")),
+                };
+                if let Err(e) = result {
                     tracing::error!(path = %path.display(), error = %e, "cannot move the access generation; other processes may use stale access decisions");
                 }
             }
             Shared::Postgres { db, .. } => {
-                let notify = format!("SELECT pg_notify('{CHANNEL}', '')");
-                if let Err(e) = db.execute_unprepared(&notify).await {
-                    tracing::error!(error = %e, "cannot notify other replicas of an access change; they may use stale access decisions");
+                let db = db.clone();
+                let notify = async move {
+                    if let Err(e) = db.execute_unprepared(&format!("SELECT pg_notify('{CHANNEL}', '')")).await {
+                        tracing::error!(error = %e, "cannot notify other replicas of an access change; they may use stale access decisions");
+                    }
+                };
+                // Its own task, so the notification is sent even if the caller is cancelled.
+                match tokio::runtime::Handle::try_current() {
+                    Ok(handle) => drop(handle.spawn(notify)),
+                    Err(_) => tracing::error!("no runtime to notify other replicas of an access change on"),
                 }
             }
         }
     }
 
-    async fn listen(&self, db: DatabaseConnection) {
-        use sea_orm::sqlx::postgres::PgListener;
-        let Shared::Postgres { received, listening, .. } = &self.0.shared else { return };
+    async fn listen(&self) {
+        use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
+        let Shared::Postgres { db, received, listening, since, heard_ms } = &self.0.shared else { return };
+        let heard = || heard_ms.store(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX), Ordering::Release);
+        let main = db.get_postgres_connection_pool().clone();
+        // A pool of one of its own, so listening never takes a connection from the services.
+        let own = PgPoolOptions::new().max_connections(1).connect_lazy_with((*main.connect_options()).clone());
+        let mut closed = main.close_event();
         let mut backoff = Duration::from_millis(100);
         loop {
-            let pool = db.get_postgres_connection_pool();
-            if pool.is_closed() {
-                return;
-            }
-            let connected = async {
-                let mut listener = PgListener::connect_with(pool).await?;
+            let session = async {
+                let mut listener = PgListener::connect_with(&own).await?;
                 listener.listen(CHANNEL).await?;
-                Ok::<_, sea_orm::sqlx::Error>(listener)
-            }
-            .await;
-            match connected {
-                Ok(mut listener) => {
-                    // Whatever changed while nobody listened: drop it all.
-                    received.fetch_add(1, Ordering::AcqRel);
-                    listening.store(true, Ordering::Release);
-                    backoff = Duration::from_millis(100);
-                    // `try_recv` returns `None` when the connection was lost; start afresh then.
-                    while let Ok(Some(_)) = listener.try_recv().await {
+                // Whatever changed while nobody listened: drop it all.
+                received.fetch_add(1, Ordering::AcqRel);
+                heard();
+                listening.store(true, Ordering::Release);
+                // `try_recv` returns `None` when the connection was lost; start afresh then.
+                while let Some(n) = listener.try_recv().await? {
+                    heard();
+                    if n.payload() != HEARTBEAT_PAYLOAD {
                         received.fetch_add(1, Ordering::AcqRel);
                     }
-                    listening.store(false, Ordering::Release);
-                    received.fetch_add(1, Ordering::AcqRel);
-                    if pool.is_closed() {
-                        return;
-                    }
-                    tracing::warn!("lost the access-change listener; cached access decisions are not used until it reconnects");
                 }
-                Err(e) => {
-                    if pool.is_closed() {
-                        return;
-                    }
-                    tracing::warn!(error = %e, "cannot listen for access changes; retrying");
+                Ok::<_, sea_orm::sqlx::Error>(())
+            };
+            let ended = closed.do_until(session).await;
+            listening.store(false, Ordering::Release);
+            received.fetch_add(1, Ordering::AcqRel);
+            match ended {
+                Err(_) => {
+                    // The services' pool was closed: shut down.
+                    own.close().await;
+                    return;
                 }
+                Ok(Ok(())) => tracing::warn!("lost the access-change listener; cached access decisions are not used until it reconnects"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot listen for access changes; retrying"),
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
+            if main.is_closed() {
+                own.close().await;
+                return;
+            }
         }
     }
-}
 
-fn advance_file(file: &File) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.lock()?;
-    let result = (|| -> std::io::Result<()> {
-        let mut bytes = [0u8; 16];
-        file.read_exact_at(&mut bytes, 0)?;
-        // Under the lock no write is under way, so the value is whole unless the file was damaged.
-        let value = decode(&bytes).unwrap_or(0);
-        file.write_all_at(&encode(value.wrapping_add(1)), 0)
-    })();
-    file.unlock()?;
-    result
+    /// Sends a heartbeat on [`CHANNEL`] every [`HEARTBEAT`], so a listener cut off without
+    /// noticing stops being trusted after [`SILENCE`].
+    async fn heartbeat(&self) {
+        let Shared::Postgres { db, listening, .. } = &self.0.shared else { return };
+        let beat = format!("SELECT pg_notify('{CHANNEL}', '{HEARTBEAT_PAYLOAD}')");
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+            if db.get_postgres_connection_pool().is_closed() {
+                return;
+            }
+            if listening.load(Ordering::Acquire)
+                && let Err(e) = db.execute_unprepared(&beat).await
+            {
+                tracing::debug!(error = %e, "cannot send the access listener's heartbeat");
+            }
+        }
+    }
 }
 
 /// Values loaded from the database and reused while the [`AccessGeneration`] stays the same.
@@ -311,7 +413,7 @@ mod tests {
         let cli = AccessGeneration::sqlite_file(&db).unwrap();
         let before = server.current().unwrap();
         assert_eq!(cli.current().unwrap().shared, before.shared);
-        cli.advance().await;
+        cli.advance();
         let after = server.current().unwrap();
         assert_ne!(after, before);
         assert_eq!(after.shared, before.shared + 1);
@@ -326,7 +428,7 @@ mod tests {
         assert_eq!(*cache.get_or_load(&1, load("a")).await.unwrap(), "a");
         assert_eq!(*cache.get_or_load(&1, load("b")).await.unwrap(), "a");
         assert_eq!(*cache.get_or_load(&2, load("x")).await.unwrap(), "x");
-        generation.advance().await;
+        generation.advance();
         assert_eq!(*cache.get_or_load(&1, load("c")).await.unwrap(), "c");
     }
 
@@ -349,7 +451,7 @@ mod tests {
         // The load reads the old value, and the writer commits and advances before it returns.
         let g = generation.clone();
         let stale = cache.get_or_load(&1, async move {
-            g.advance().await;
+            g.advance();
             Ok::<_, ()>("old")
         });
         assert_eq!(*stale.await.unwrap(), "old");

@@ -166,7 +166,7 @@ impl Identity {
     pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
         let result = self.write_builtin_roles().await;
         if !matches!(result, Ok(false)) {
-            self.generation.advance().await;
+            self.generation.advance();
         }
         result.map(|_| ())
     }
@@ -288,8 +288,9 @@ impl Identity {
         for role_name in dedup(&new.roles) {
             user_role::ActiveModel { user_id: Set(id), role_name: Set(role_name) }.insert(&txn).await?;
         }
+        let change = self.generation.change();
         txn.commit().await?;
-        self.generation.advance().await;
+        drop(change);
         let created = self.find(&username).await?;
         self.record(principal, EventKind::UserCreate, &created, serde_json::json!({ "username": created.username, "roles": created.roles })).await?;
         Ok(created)
@@ -340,8 +341,9 @@ impl Identity {
                 .exec(&txn)
                 .await?;
         }
+        let change = self.generation.change();
         txn.commit().await?;
-        self.generation.advance().await;
+        drop(change);
         let after = self.find(username).await?;
         let changed: Vec<&str> = [("email", email.is_some()), ("password", changes.password.is_some())]
             .into_iter()
@@ -368,8 +370,9 @@ impl Identity {
             active.token_version = Set(version + 1);
         }
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         let row = active.update(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         if disabled {
             self.end_sessions_of(row.id).await?;
         }
@@ -424,8 +427,9 @@ impl Identity {
         entities::refresh_token::Entity::delete_many().filter(entities::refresh_token::Column::UserId.eq(uuid)).exec(&txn).await?;
         entities::session::Entity::delete_many().filter(entities::session::Column::UserId.eq(uuid)).exec(&txn).await?;
         user::Entity::delete_by_id(uuid).exec(&txn).await?;
+        let change = self.generation.change();
         txn.commit().await?;
-        self.generation.advance().await;
+        drop(change);
         self.record(principal, EventKind::UserDelete, &gone, serde_json::json!({ "username": gone.username })).await?;
         Ok(gone)
     }
@@ -447,8 +451,9 @@ impl Identity {
         active.password_hash = Set(Some(hash));
         active.token_version = Set(version);
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         active.update(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         self.end_sessions_of(uuid).await?;
         let user = self.find(&row.username).await?;
         self.record(principal, EventKind::UserUpdate, &user, serde_json::json!({ "changed": ["password"], "by": "self" })).await?;

@@ -187,11 +187,21 @@ pub struct Modules {
     access: Arc<crate::generation::Fresh<uuid::Uuid, Option<ModuleAccess>>>,
 }
 
-/// A module's row and its shares: what deciding on a run needs.
+/// What deciding on a run needs of a module: its owner and shares, and what the run uses.
 #[derive(Debug)]
 pub(crate) struct ModuleAccess {
-    row: module::Model,
+    target: RunTarget,
+    owner_id: uuid::Uuid,
     shares: Vec<share::Model>,
+}
+
+/// The fields of a module a run uses.
+#[derive(Debug, Clone)]
+pub(crate) struct RunTarget {
+    pub(crate) id: uuid::Uuid,
+    pub(crate) status: String,
+    pub(crate) sha256: String,
+    pub(crate) capability_group: Option<String>,
 }
 
 /// Most modules kept in memory for deciding on runs.
@@ -322,7 +332,7 @@ impl Modules {
         }
         .insert(&self.db)
         .await?;
-        self.generation.advance().await;
+        self.generation.advance();
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
         self.record(principal, EventKind::ModuleUpload, Outcome::Success, &row, details).await?;
         if status == ModuleStatus::Quarantined {
@@ -341,9 +351,9 @@ impl Modules {
     async fn relation(&self, principal: &Principal, row: &module::Model) -> Result<Relation, ModuleError> {
         if matches!(principal, Principal::User { id, .. } if row.owner_id.to_string() != *id) {
             let shares = share::Entity::find().filter(share::Column::ModuleId.eq(row.id)).all(&self.db).await?;
-            return Ok(relation_with(principal, row, &shares));
+            return Ok(relation_with(principal, row.owner_id, &shares));
         }
-        Ok(relation_with(principal, row, &[]))
+        Ok(relation_with(principal, row.owner_id, &[]))
     }
 
     fn resource_policy(&self) -> crate::config::rbac::ResourcePolicy {
@@ -360,23 +370,24 @@ impl Modules {
         Ok(row)
     }
 
-    /// [`Self::reach`] for runs: the module's row and shares come from memory while no module,
-    /// share, account or role changed anywhere (see [`crate::generation`]). Only the fields that
-    /// decide on a run are used from it (owner, status, capability group, content hash).
-    pub(crate) async fn reach_for_run(&self, principal: &Principal, id: &str) -> Result<module::Model, ModuleError> {
+    /// [`Self::reach`] for runs: owner, shares, status, capability group and content hash come
+    /// from memory while no module, share, account or role changed anywhere (see
+    /// [`crate::generation`]).
+    pub(crate) async fn reach_for_run(&self, principal: &Principal, id: &str) -> Result<RunTarget, ModuleError> {
         let not_found = || ModuleError::NotFound(id.to_string());
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
         let access = self.access.get_or_load(&uuid, self.load_access(uuid)).await?;
         let Some(access) = Option::as_ref(&access) else { return Err(not_found()) };
-        let relation = relation_with(principal, &access.row, &access.shares);
+        let relation = relation_with(principal, access.owner_id, &access.shares);
         self.check_reach(principal, id, "execute", relation).await?;
-        Ok(access.row.clone())
+        Ok(access.target.clone())
     }
 
     async fn load_access(&self, id: uuid::Uuid) -> Result<Option<ModuleAccess>, ModuleError> {
         let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else { return Ok(None) };
         let shares = share::Entity::find().filter(share::Column::ModuleId.eq(id)).all(&self.db).await?;
-        Ok(Some(ModuleAccess { row, shares }))
+        let target = RunTarget { id: row.id, status: row.status, sha256: row.sha256, capability_group: row.capability_group };
+        Ok(Some(ModuleAccess { target, owner_id: row.owner_id, shares }))
     }
 
     async fn check_reach(&self, principal: &Principal, id: &str, action: &str, relation: Relation) -> Result<(), ModuleError> {
@@ -459,8 +470,9 @@ impl Modules {
             active.description = Set(description.trim().chars().take(2000).collect());
         }
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         let row = active.update(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         self.info(row).await
     }
 
@@ -468,8 +480,9 @@ impl Modules {
     /// (`modules:delete`); audited as `module_delete` with the reason.
     pub async fn delete(&self, principal: &Principal, id: &str, reason: Option<String>) -> Result<(), ModuleError> {
         let row = self.reach(principal, id, "delete").await?;
+        let change = self.generation.change();
         module::Entity::delete_by_id(row.id).exec(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         let others = module::Entity::find().filter(module::Column::Sha256.eq(row.sha256.clone())).count(&self.db).await?;
         if others == 0 {
             self.store.remove(&row.sha256).await?;
@@ -502,8 +515,9 @@ impl Modules {
         };
         let exists = share::Entity::find_by_id((row.id, kind.to_string(), key.clone())).one(&self.db).await?.is_some();
         if !exists {
+            let change = self.generation.change();
             share::ActiveModel { module_id: Set(row.id), grantee_kind: Set(kind.into()), grantee: Set(key), created_at: Set(self.clock.now()) }.insert(&self.db).await?;
-            self.generation.advance().await;
+            drop(change);
             self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "share", "with": grantee })).await?;
         }
         self.info(row).await
@@ -517,8 +531,9 @@ impl Modules {
             Grantee::User(name) => ("user", self.user_id(name).await?.map(|u| u.to_string()).unwrap_or_default()),
             Grantee::Role(name) => ("role", name.clone()),
         };
+        let change = self.generation.change();
         let gone = share::Entity::delete_by_id((row.id, kind.to_string(), key)).exec(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         if gone.rows_affected > 0 {
             self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "unshare", "with": grantee })).await?;
         }
@@ -556,8 +571,9 @@ impl Modules {
         active.status = Set(status.as_str().to_string());
         active.review_note = Set(Some(reason.chars().take(2000).collect()));
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         let row = active.update(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         self.record(principal, kind, Outcome::Success, &row, serde_json::json!({ "reason": reason, "automatic": false })).await?;
         self.info(row).await
     }
@@ -577,8 +593,9 @@ impl Modules {
         let mut active: module::ActiveModel = row.into();
         active.capability_group = Set(group.clone());
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         let row = active.update(&self.db).await?;
-        self.generation.advance().await;
+        drop(change);
         let details = serde_json::json!({ "setting": "capability_group", "from": before, "to": group });
         self.record(principal, EventKind::ConfigChange, Outcome::Success, &row, details).await?;
         self.info(row).await
@@ -604,8 +621,9 @@ impl Modules {
             active.status = Set(status.as_str().to_string());
             active.policy_hash = Set(self.policy_hash.clone());
             active.updated_at = Set(self.clock.now());
+            let change = self.generation.change();
             let updated = active.update(&self.db).await?;
-            self.generation.advance().await;
+            drop(change);
             if status == ModuleStatus::Quarantined && row.status != "quarantined" {
                 self.record(&Principal::System, EventKind::ModuleQuarantine, Outcome::Success, &updated, serde_json::json!({ "reason": "re-analysis under changed rules", "automatic": true })).await?;
             }
@@ -703,9 +721,9 @@ struct StoredAnalysis {
 }
 
 /// How the caller relates to a module, given its shares.
-fn relation_with(principal: &Principal, row: &module::Model, shares: &[share::Model]) -> Relation {
+fn relation_with(principal: &Principal, owner_id: uuid::Uuid, shares: &[share::Model]) -> Relation {
     let Principal::User { id, roles, .. } = principal else { return Relation::Owner };
-    if row.owner_id.to_string() == *id {
+    if owner_id.to_string() == *id {
         return Relation::Owner;
     }
     let shared = shares.iter().any(|s| (s.grantee_kind == "user" && s.grantee == *id) || (s.grantee_kind == "role" && roles.contains(&s.grantee)));

@@ -123,7 +123,6 @@ pub async fn connect(config: &Config, url: &str, engine: &Engine) -> Result<Data
     Ok(db)
 }
 
-/// Applies every pending migration.
 /// The access generation of the database `db` is connected to (see [`crate::generation`]): a
 /// counter file beside an SQLite file, notifications on PostgreSQL, memory for in-memory SQLite.
 pub fn access_generation(db: &DatabaseConnection, engine: &Engine) -> Result<crate::generation::AccessGeneration, StoreError> {
@@ -145,6 +144,7 @@ pub fn access_generation(db: &DatabaseConnection, engine: &Engine) -> Result<cra
     }
 }
 
+/// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StoreError> {
     Migrator::up(db, None).await.map_err(StoreError::Migrate)
 }

@@ -236,7 +236,7 @@ async fn drain(cx: &mut Context, dir: &Path, own: bool) -> bool {
     }
 }
 
-/// A small write and rename; cheap enough to keep on the runtime.
+/// One small write in place; cheap enough to keep on the runtime.
 async fn commit(reader: &mut Reader, next: Position) -> std::io::Result<()> {
     reader.commit(next)
 }

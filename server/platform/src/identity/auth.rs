@@ -190,7 +190,7 @@ impl Identity {
     /// The principal behind a bearer access token: the user must exist, be enabled, and the token
     /// must predate no disable or password change.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        let claims = self.keys.verify_access(access_token, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
         self.live_principal(id, claims.ver).await?.ok_or(AuthError::InvalidToken)
     }

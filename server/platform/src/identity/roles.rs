@@ -91,7 +91,7 @@ impl Identity {
         }
         .insert(&self.db)
         .await?;
-        self.generation.advance().await;
+        self.generation.advance();
         let created = to_role(model);
         self.record_role(principal, &created, serde_json::json!({ "action": "create", "permissions": created.permissions })).await?;
         Ok(created)
@@ -114,8 +114,9 @@ impl Identity {
             active.permissions = Set(serde_json::json!(check_permissions(&permissions)?));
         }
         active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
         let after = to_role(active.update(&self.db).await?);
-        self.generation.advance().await;
+        drop(change);
         let details = serde_json::json!({ "action": "update", "from": before.permissions, "to": after.permissions });
         self.record_role(principal, &after, details).await?;
         Ok(after)

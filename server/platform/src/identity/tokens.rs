@@ -55,7 +55,13 @@ pub struct TokenKeys {
     decoding: DecodingKey,
     issuer: String,
     audience: String,
+    /// Access tokens whose signature and claims were checked, by their exact text: a repeated
+    /// token skips the HMAC and the JSON (its time window and type are still checked each time).
+    verified: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Claims>>>,
 }
+
+/// Most verified access tokens remembered.
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +80,29 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(bytes),
             issuer: jwt.issuer.clone(),
             audience: jwt.audience.clone(),
+            verified: Default::default(),
         }
+    }
+
+    /// [`Self::verify`] for access tokens, remembering the ones that passed.
+    pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+        let known = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
+        if let Some(claims) = known {
+            check_window(&claims, now)?;
+            return Ok(claims);
+        }
+        let claims = self.verify(token, TokenType::Access, now)?;
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_TOKENS {
+                let now = now.timestamp();
+                m.retain(|_, c| c.exp > now);
+                if m.len() >= VERIFIED_TOKENS {
+                    m.clear();
+                }
+            }
+            m.insert(token.to_string(), claims.clone());
+        }
+        Ok(claims)
     }
 
     pub fn kid(&self) -> &str {
@@ -129,18 +157,24 @@ impl TokenKeys {
         validation.validate_exp = false; // checked below against the injected clock
         validation.leeway = 0;
         let claims = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?.claims;
-        let now = now.timestamp();
-        if claims.exp <= now {
-            return Err(TokenError::Invalid("token has expired".into()));
-        }
-        if claims.nbf > now {
-            return Err(TokenError::Invalid("token is not valid yet".into()));
-        }
+        check_window(&claims, now)?;
         if claims.typ != expected {
             return Err(TokenError::WrongType);
         }
         Ok(claims)
     }
+}
+
+/// `exp` and `nbf` against `now`.
+fn check_window(claims: &Claims, now: DateTime<Utc>) -> Result<(), TokenError> {
+    let now = now.timestamp();
+    if claims.exp <= now {
+        return Err(TokenError::Invalid("token has expired".into()));
+    }
+    if claims.nbf > now {
+        return Err(TokenError::Invalid("token is not valid yet".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,6 +219,22 @@ mod tests {
         let keys = keys();
         let later = t0() + chrono::Duration::seconds(3600);
         assert_eq!(keys.verify(&access(&keys), TokenType::Access, later), Err(TokenError::Invalid("token has expired".into())));
+    }
+
+    #[test]
+    fn a_remembered_access_token_still_expires_and_a_refresh_token_is_never_one() {
+        let keys = keys();
+        let token = access(&keys);
+        assert_eq!(keys.verify_access(&token, t0()).unwrap().sub, "u1");
+        assert_eq!(keys.verify_access(&token, t0()).unwrap().sub, "u1", "from memory");
+        let later = t0() + chrono::Duration::seconds(3600);
+        assert_eq!(keys.verify_access(&token, later), Err(TokenError::Invalid("token has expired".into())));
+        let refresh = keys.issue(TokenType::Refresh, "u1", "dev", 0, "j2", Some("f"), t0(), std::time::Duration::from_secs(60)).unwrap();
+        assert_eq!(keys.verify_access(&refresh, t0()), Err(TokenError::WrongType));
+        assert_eq!(keys.verify_access(&refresh, t0()), Err(TokenError::WrongType), "a refused token is not remembered");
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert!(keys.verify_access(&tampered, t0()).is_err(), "only the exact text is remembered");
     }
 
     #[test]

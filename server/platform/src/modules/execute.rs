@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
-use super::{ModuleError, ModuleStatus, Modules, module, run};
+use super::{ModuleError, ModuleStatus, Modules, run};
 use crate::{
     access::Principal,
     audit::{AuditEvent, EventKind, Outcome},
@@ -219,7 +219,7 @@ impl Modules {
                     }
                     Err(error) => {
                         let outcome = error.code();
-                        self.record_run(principal, &row, run_id, &request, outcome, std::time::Duration::ZERO, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
+                        self.record_run(principal, row.id, run_id, &request, outcome, std::time::Duration::ZERO, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
                         return Err(ExecuteError::Prepare { run_id: run_id.to_string(), error });
                     }
                 }
@@ -246,12 +246,12 @@ impl Modules {
                     peak_memory_bytes: report.peak_memory_bytes,
                 };
                 let summary = serde_json::to_value(&result).unwrap_or_default();
-                self.record_run(principal, &row, run_id, &request, "success", report.duration, report.peak_memory_bytes, report.iterations, summary, started_at).await?;
+                self.record_run(principal, row.id, run_id, &request, "success", report.duration, report.peak_memory_bytes, report.iterations, summary, started_at).await?;
                 Ok(result)
             }
             Err(error) => {
                 let elapsed = (self.clock.now() - started_at).to_std().unwrap_or_default();
-                self.record_run(principal, &row, run_id, &request, error.code(), elapsed, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
+                self.record_run(principal, row.id, run_id, &request, error.code(), elapsed, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
                 if !matches!(error, sandbox::SandboxError::InvalidInvocation(_) | sandbox::SandboxError::Trap(_)) {
                     let event = AuditEvent::new(EventKind::SandboxViolation, Self::actor(principal), Outcome::Denied)
                         .with_target("module", row.id.to_string())
@@ -281,7 +281,7 @@ impl Modules {
     async fn record_run(
         &self,
         principal: &Principal,
-        row: &module::Model,
+        module_id: uuid::Uuid,
         run_id: uuid::Uuid,
         request: &ExecuteRequest,
         outcome: &str,
@@ -298,7 +298,7 @@ impl Modules {
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let history = run::Model {
             id: run_id,
-            module_id: row.id,
+            module_id,
             user_id: principal.id().and_then(|i| uuid::Uuid::parse_str(i).ok()),
             actor: principal.name().to_string(),
             mode: mode.to_string(),
@@ -314,10 +314,10 @@ impl Modules {
         }
         let audit_outcome = if outcome == "success" { Outcome::Success } else { Outcome::Failure };
         let details = serde_json::json!({
-            "module_id": row.id.to_string(), "run_id": run_id.to_string(), "mode": mode, "outcome": outcome,
+            "module_id": module_id.to_string(), "run_id": run_id.to_string(), "mode": mode, "outcome": outcome,
             "duration_ms": duration.as_secs_f64() * 1000.0,
         });
-        let event = AuditEvent::new(EventKind::ModuleExecute, Self::actor(principal), audit_outcome).with_target("module", row.id.to_string()).with_details(details);
+        let event = AuditEvent::new(EventKind::ModuleExecute, Self::actor(principal), audit_outcome).with_target("module", module_id.to_string()).with_details(details);
         self.audit.record(event).await.map_err(ModuleError::from)?;
         Ok(())
     }
