@@ -199,7 +199,9 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
         for e in events {
             assert_eq!(e["event"], "permission_denied");
             assert_eq!(e["actor"]["name"], "watcher");
-            seen.push((e["timestamp"].as_str().unwrap().to_string(), e["id"].as_str().unwrap().to_string()));
+            // Compared as times: RFC 3339 text drops trailing zeros of the fraction, so text order is not time order.
+            let at = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
+            seen.push((at, e["id"].as_str().unwrap().to_string()));
         }
         match page["next"].as_str() {
             Some(next) => after = next.to_string(),
