@@ -211,20 +211,19 @@ impl AccessGeneration {
         let shared = match &self.0.shared {
             Shared::Memory => 0,
             Shared::File { path, file, .. } => {
-                let value = {
+                let (unlinked, value) = {
                     let file = file.read().ok()?;
-                    // A deleted or replaced file no longer counts: open the one at the path.
-                    if file.metadata().ok()?.nlink() > 0 { read_file(&file) } else { None }
+                    (file.metadata().ok()?.nlink() == 0, read_file(&file))
                 };
-                match value {
-                    Some(v) => v,
-                    None => {
-                        if let (Ok(fresh), Ok(mut held)) = (open_file(path), file.write()) {
-                            *held = fresh;
-                        }
-                        return None;
+                if unlinked {
+                    // A deleted or replaced file no longer counts: open the one at the path.
+                    if let (Ok(fresh), Ok(mut held)) = (open_file(path), file.write()) {
+                        *held = fresh;
                     }
+                    return None;
                 }
+                // A torn read (a write under way) or a damaged file: unknown until the next advance.
+                value?
             }
             Shared::Postgres { received, listening, since, heard_ms, .. } => {
                 let now_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -418,6 +417,20 @@ mod tests {
         assert_ne!(after, before);
         assert_eq!(after.shared, before.shared + 1);
         assert!(dir.path().join("wasm-as-os.db-generation").exists());
+    }
+
+    #[test]
+    fn a_replaced_counter_file_is_reopened_rather_than_read_forever() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wasm-as-os.db");
+        let server = AccessGeneration::sqlite_file(&db).unwrap();
+        assert!(server.current().is_some());
+        std::fs::remove_file(dir.path().join("wasm-as-os.db-generation")).unwrap();
+        assert_eq!(server.current(), None, "the old file is gone: nothing cached is trusted");
+        let cli = AccessGeneration::sqlite_file(&db).unwrap();
+        let seen = server.current().unwrap();
+        cli.advance();
+        assert_ne!(server.current().unwrap(), seen, "the server reads the file the CLI writes");
     }
 
     #[tokio::test]
