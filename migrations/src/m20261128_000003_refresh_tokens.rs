@@ -31,11 +31,20 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_refresh_tokens_family").table("refresh_tokens").col("family_id").if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("idx_refresh_tokens_family")
+                    .table("refresh_tokens")
+                    .col("family_id")
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("refresh_tokens").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("refresh_tokens").to_owned())
+            .await
     }
 }

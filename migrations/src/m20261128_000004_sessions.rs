@@ -22,10 +22,24 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_sessions_user").table("sessions").col("user_id").if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_user")
+                    .table("sessions")
+                    .col("user_id")
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
-            .create_index(Index::create().name("idx_sessions_expires").table("sessions").col("expires_at").if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("idx_sessions_expires")
+                    .table("sessions")
+                    .col("expires_at")
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_table(
@@ -42,7 +56,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("setup_tokens").to_owned()).await?;
-        manager.drop_table(Table::drop().table("sessions").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("setup_tokens").to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table("sessions").to_owned())
+            .await
     }
 }

@@ -34,8 +34,21 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, col) in [("idx_modules_owner", "owner_id"), ("idx_modules_status", "status"), ("idx_modules_sha256", "sha256")] {
-            manager.create_index(Index::create().name(name).table("modules").col(col).if_not_exists().to_owned()).await?;
+        for (name, col) in [
+            ("idx_modules_owner", "owner_id"),
+            ("idx_modules_status", "status"),
+            ("idx_modules_sha256", "sha256"),
+        ] {
+            manager
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table("modules")
+                        .col(col)
+                        .if_not_exists()
+                        .to_owned(),
+                )
+                .await?;
         }
         manager
             .create_table(
@@ -46,7 +59,12 @@ impl MigrationTrait for Migration {
                     .col(string_len("grantee_kind", 8))
                     .col(string_len("grantee", 128))
                     .col(timestamp_with_time_zone("created_at"))
-                    .primary_key(Index::create().col("module_id").col("grantee_kind").col("grantee"))
+                    .primary_key(
+                        Index::create()
+                            .col("module_id")
+                            .col("grantee_kind")
+                            .col("grantee"),
+                    )
                     .foreign_key(
                         ForeignKey::create()
                             .name("fk_module_shares_module")
@@ -58,7 +76,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_module_shares_grantee").table("module_shares").col("grantee").if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("idx_module_shares_grantee")
+                    .table("module_shares")
+                    .col("grantee")
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_table(
@@ -87,13 +112,27 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("idx_module_runs_module").table("module_runs").col("module_id").col("started_at").if_not_exists().to_owned())
+            .create_index(
+                Index::create()
+                    .name("idx_module_runs_module")
+                    .table("module_runs")
+                    .col("module_id")
+                    .col("started_at")
+                    .if_not_exists()
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_table(Table::drop().table("module_runs").to_owned()).await?;
-        manager.drop_table(Table::drop().table("module_shares").to_owned()).await?;
-        manager.drop_table(Table::drop().table("modules").to_owned()).await
+        manager
+            .drop_table(Table::drop().table("module_runs").to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table("module_shares").to_owned())
+            .await?;
+        manager
+            .drop_table(Table::drop().table("modules").to_owned())
+            .await
     }
 }

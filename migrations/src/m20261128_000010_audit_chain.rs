@@ -19,9 +19,15 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // SQLite accepts one column per ALTER TABLE.
-        for col in [big_integer_null("seq"), string_len_null("prev_hash", 64), string_len_null("hash", 64)] {
+        for col in [
+            big_integer_null("seq"),
+            string_len_null("prev_hash", 64),
+            string_len_null("hash", 64),
+        ] {
             let mut col = col;
-            manager.alter_table(Table::alter().table(LOGS).add_column(&mut col).to_owned()).await?;
+            manager
+                .alter_table(Table::alter().table(LOGS).add_column(&mut col).to_owned())
+                .await?;
         }
         manager
             .create_table(
@@ -36,11 +42,25 @@ impl MigrationTrait for Migration {
             .await?;
         let mut head = Query::insert();
         head.into_table(CHAIN).columns(["id", "seq", "hash"]);
-        head.values([1.into(), 0i64.into(), GENESIS.into()]).map_err(|e| DbErr::Custom(e.to_string()))?;
+        head.values([1.into(), 0i64.into(), GENESIS.into()])
+            .map_err(|e| DbErr::Custom(e.to_string()))?;
         manager.exec_stmt(head).await?;
-        manager.create_index(Index::create().name("idx_audit_logs_seq").table(LOGS).col("seq").unique().if_not_exists().to_owned()).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_audit_logs_seq")
+                    .table(LOGS)
+                    .col("seq")
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
         for (name, cols) in [
-            ("idx_audit_logs_actor_name", &["actor_name", "occurred_at"][..]),
+            (
+                "idx_audit_logs_actor_name",
+                &["actor_name", "occurred_at"][..],
+            ),
             ("idx_audit_logs_outcome", &["outcome", "occurred_at"][..]),
             ("idx_audit_logs_target", &["target_id", "occurred_at"][..]),
         ] {
@@ -55,12 +75,23 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for name in ["idx_audit_logs_seq", "idx_audit_logs_actor_name", "idx_audit_logs_outcome", "idx_audit_logs_target"] {
-            manager.drop_index(Index::drop().name(name).table(LOGS).to_owned()).await?;
+        for name in [
+            "idx_audit_logs_seq",
+            "idx_audit_logs_actor_name",
+            "idx_audit_logs_outcome",
+            "idx_audit_logs_target",
+        ] {
+            manager
+                .drop_index(Index::drop().name(name).table(LOGS).to_owned())
+                .await?;
         }
-        manager.drop_table(Table::drop().table(CHAIN).to_owned()).await?;
+        manager
+            .drop_table(Table::drop().table(CHAIN).to_owned())
+            .await?;
         for col in ["seq", "prev_hash", "hash"] {
-            manager.alter_table(Table::alter().table(LOGS).drop_column(col).to_owned()).await?;
+            manager
+                .alter_table(Table::alter().table(LOGS).drop_column(col).to_owned())
+                .await?;
         }
         Ok(())
     }

@@ -1,12 +1,12 @@
 //! `admin` user-management commands, run as the system principal through the identity service.
 
+use platform::audit::verify::{self, Verification};
 use platform::{
     Platform,
     access::Principal,
     identity::{NewUser, User, UserChanges},
 };
 use secrecy::SecretString;
-use platform::audit::verify::{self, Verification};
 
 use crate::{
     cli::{CreateUserArgs, ListFormat, UpdateUserArgs},
@@ -14,10 +14,28 @@ use crate::{
 };
 
 pub async fn create_user(platform: &Platform, args: CreateUserArgs) -> Result<(), CommandError> {
-    let CreateUserArgs { username, password, email, roles } = args;
-    let new = NewUser { username, email, password: SecretString::from(password), roles };
-    let user = platform.identity().create_user(&Principal::System, new).await?;
-    println!("created user {} <{}> with roles: {}", user.username, user.email, user.roles.join(", "));
+    let CreateUserArgs {
+        username,
+        password,
+        email,
+        roles,
+    } = args;
+    let new = NewUser {
+        username,
+        email,
+        password: SecretString::from(password),
+        roles,
+    };
+    let user = platform
+        .identity()
+        .create_user(&Principal::System, new)
+        .await?;
+    println!(
+        "created user {} <{}> with roles: {}",
+        user.username,
+        user.email,
+        user.roles.join(", ")
+    );
     Ok(())
 }
 
@@ -28,13 +46,27 @@ pub async fn update_user(platform: &Platform, args: UpdateUserArgs) -> Result<()
         add_roles: args.add_roles,
         remove_roles: args.remove_roles,
     };
-    let user = platform.identity().update_user(&Principal::System, &args.username, changes).await?;
-    println!("updated user {}: roles {}", user.username, user.roles.join(", "));
+    let user = platform
+        .identity()
+        .update_user(&Principal::System, &args.username, changes)
+        .await?;
+    println!(
+        "updated user {}: roles {}",
+        user.username,
+        user.roles.join(", ")
+    );
     Ok(())
 }
 
-pub async fn set_disabled(platform: &Platform, username: &str, disabled: bool) -> Result<(), CommandError> {
-    let user = platform.identity().set_disabled(&Principal::System, username, disabled).await?;
+pub async fn set_disabled(
+    platform: &Platform,
+    username: &str,
+    disabled: bool,
+) -> Result<(), CommandError> {
+    let user = platform
+        .identity()
+        .set_disabled(&Principal::System, username, disabled)
+        .await?;
     let word = if disabled { "disabled" } else { "enabled" };
     println!("{word} user {}", user.username);
     Ok(())
@@ -52,12 +84,26 @@ fn status(u: &User) -> &'static str {
 
 pub fn render(users: &[User], format: ListFormat) -> String {
     match format {
-        ListFormat::Json => serde_json::to_string_pretty(users).map(|s| s + "\n").unwrap_or_default(),
+        ListFormat::Json => serde_json::to_string_pretty(users)
+            .map(|s| s + "\n")
+            .unwrap_or_default(),
         ListFormat::Csv => {
             let mut out = String::from("username,email,roles,status,created_at\n");
             for u in users {
-                let fields = [u.username.clone(), u.email.clone(), u.roles.join(" "), status(u).to_string(), u.created_at.to_rfc3339()];
-                out.push_str(&fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+                let fields = [
+                    u.username.clone(),
+                    u.email.clone(),
+                    u.roles.join(" "),
+                    status(u).to_string(),
+                    u.created_at.to_rfc3339(),
+                ];
+                out.push_str(
+                    &fields
+                        .iter()
+                        .map(|f| csv_field(f))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
                 out.push('\n');
             }
             out
@@ -66,7 +112,15 @@ pub fn render(users: &[User], format: ListFormat) -> String {
             let header = ["USERNAME", "EMAIL", "ROLES", "STATUS", "CREATED"];
             let rows: Vec<[String; 5]> = users
                 .iter()
-                .map(|u| [u.username.clone(), u.email.clone(), u.roles.join(","), status(u).to_string(), u.created_at.format("%Y-%m-%d %H:%M").to_string()])
+                .map(|u| {
+                    [
+                        u.username.clone(),
+                        u.email.clone(),
+                        u.roles.join(","),
+                        status(u).to_string(),
+                        u.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                    ]
+                })
                 .collect();
             let mut widths = header.map(str::len);
             for row in &rows {
@@ -75,7 +129,11 @@ pub fn render(users: &[User], format: ListFormat) -> String {
                 }
             }
             let line = |cells: [&str; 5]| {
-                let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                let padded: Vec<String> = cells
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect();
                 padded.join("  ").trim_end().to_string() + "\n"
             };
             let mut out = line(header);
@@ -92,8 +150,16 @@ pub fn render(users: &[User], format: ListFormat) -> String {
 
 fn csv_field(s: &str) -> String {
     // Quote when needed; a leading formula character is neutralised so spreadsheets do not run it.
-    let s = if s.starts_with(['=', '+', '-', '@']) { format!("'{s}") } else { s.to_string() };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
 }
 
 /// `admin audit verify --file PATH`: the file and its rotated predecessors, oldest first.
@@ -101,15 +167,28 @@ pub fn verify_files(path: Option<&std::path::Path>) -> Result<(), CommandError> 
     let Some(path) = path else { return Ok(()) };
     let files = verify::rotated_set(path);
     if files.is_empty() {
-        return Err(CommandError::Usage(format!("no audit log at {}", path.display())));
+        return Err(CommandError::Usage(format!(
+            "no audit log at {}",
+            path.display()
+        )));
     }
-    report(verify::files(&files)?, &format!("in {} file(s)", files.len()))
+    report(
+        verify::files(&files)?,
+        &format!("in {} file(s)", files.len()),
+    )
 }
 
 /// `admin audit verify`: the database's chain.
 pub async fn verify_database(platform: &Platform) -> Result<(), CommandError> {
     let result = platform.audit().verify_database().await?;
-    let note = if result.unchained > 0 { format!("in the database ({} older events predate the chain)", result.unchained) } else { "in the database".to_string() };
+    let note = if result.unchained > 0 {
+        format!(
+            "in the database ({} older events predate the chain)",
+            result.unchained
+        )
+    } else {
+        "in the database".to_string()
+    };
     report(result, &note)
 }
 
@@ -119,6 +198,9 @@ fn report(result: Verification, place: &str) -> Result<(), CommandError> {
             println!("{} events verified {place}", result.verified);
             Ok(())
         }
-        Some(broken) => Err(CommandError::AuditBroken { broken, verified: result.verified }),
+        Some(broken) => Err(CommandError::AuditBroken {
+            broken,
+            verified: result.verified,
+        }),
     }
 }

@@ -9,15 +9,30 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "wasm-as-os", version, propagate_version = true)]
 pub struct Cli {
     /// Directory holding the YAML configuration (security.yml, rbac.yml, …).
-    #[arg(long, global = true, env = "WASM_AS_OS_CONFIG_DIR", default_value = "./config")]
+    #[arg(
+        long,
+        global = true,
+        env = "WASM_AS_OS_CONFIG_DIR",
+        default_value = "./config"
+    )]
     pub config_dir: PathBuf,
 
     /// Directory for the embedded database, generated secrets and stored modules.
-    #[arg(long, global = true, env = "WASM_AS_OS_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        global = true,
+        env = "WASM_AS_OS_DATA_DIR",
+        default_value = "./data"
+    )]
     pub data_dir: PathBuf,
 
     /// PostgreSQL connection URL; overrides database.yml (DATABASE_URL is read too).
-    #[arg(long, global = true, env = "WASM_AS_OS_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "WASM_AS_OS_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Log format: human-readable text or one JSON object per line.
@@ -71,7 +86,12 @@ pub struct ServeArgs {
     pub session_max_age: platform::config::units::Span,
     /// Addresses or networks that may read /metrics without a token, comma-separated; `none`
     /// requires a bearer token with metrics:read from everyone (use it behind a local proxy).
-    #[arg(long, env = "WASM_AS_OS_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128")]
+    #[arg(
+        long,
+        env = "WASM_AS_OS_METRICS_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
     pub metrics_allow: Vec<String>,
 }
 

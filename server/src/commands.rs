@@ -16,15 +16,23 @@ pub enum CommandError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("cannot listen on {addr}: {reason}")]
-    Listen { addr: std::net::SocketAddr, reason: String },
+    Listen {
+        addr: std::net::SocketAddr,
+        reason: String,
+    },
     #[error(transparent)]
     Identity(#[from] platform::identity::IdentityError),
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
     #[error(transparent)]
     Audit(#[from] platform::audit::AuditError),
-    #[error("the audit log's hash chain is broken at {broken} ({verified} events verified before it)")]
-    AuditBroken { broken: platform::audit::verify::Broken, verified: u64 },
+    #[error(
+        "the audit log's hash chain is broken at {broken} ({verified} events verified before it)"
+    )]
+    AuditBroken {
+        broken: platform::audit::verify::Broken,
+        verified: u64,
+    },
     #[error("{0}")]
     Usage(String),
 }
@@ -33,7 +41,10 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
     let options = StartOptions {
         config_dir: cli.config_dir.clone(),
         data_dir: cli.data_dir.clone(),
-        database_url: cli.database_url.clone().or_else(|| std::env::var("DATABASE_URL").ok()),
+        database_url: cli
+            .database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok()),
         clock: Arc::new(SystemClock),
         sessions: Default::default(),
         max_upload: platform::DEFAULT_MAX_UPLOAD,
@@ -43,7 +54,9 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Serve(args) => crate::serve::run(options, args).await,
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options),
-        Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => crate::admin::verify_files(args.file.as_deref()),
+        Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => {
+            crate::admin::verify_files(args.file.as_deref())
+        }
         Command::Admin(command) => admin(options, command).await,
     }
 }
@@ -53,11 +66,17 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
     let result = match command {
         AdminCommand::CreateUser(args) => crate::admin::create_user(&platform, args).await,
         AdminCommand::UpdateUser(args) => crate::admin::update_user(&platform, args).await,
-        AdminCommand::DisableUser(args) => crate::admin::set_disabled(&platform, &args.username, true).await,
-        AdminCommand::EnableUser(args) => crate::admin::set_disabled(&platform, &args.username, false).await,
+        AdminCommand::DisableUser(args) => {
+            crate::admin::set_disabled(&platform, &args.username, true).await
+        }
+        AdminCommand::EnableUser(args) => {
+            crate::admin::set_disabled(&platform, &args.username, false).await
+        }
         AdminCommand::ListUsers(args) => crate::admin::list_users(&platform, args.format).await,
         AdminCommand::Status => status(&platform).await,
-        AdminCommand::Audit(AuditCommand::Verify(_)) => crate::admin::verify_database(&platform).await,
+        AdminCommand::Audit(AuditCommand::Verify(_)) => {
+            crate::admin::verify_database(&platform).await
+        }
         AdminCommand::SecurityReport(args) => crate::report::security_report(&platform, args).await,
     };
     platform.close().await;
@@ -84,7 +103,22 @@ async fn status(platform: &Platform) -> Result<(), CommandError> {
     let readiness = platform.readiness().await;
     println!("config dir   {}", platform.config().dir.display());
     println!("data dir     {}", platform.data_dir().display());
-    println!("database     {} ({})", platform.engine(), if readiness.database { "reachable" } else { "unreachable" });
-    println!("schema       {}", if readiness.migrations { "up to date" } else { "migrations pending" });
+    println!(
+        "database     {} ({})",
+        platform.engine(),
+        if readiness.database {
+            "reachable"
+        } else {
+            "unreachable"
+        }
+    );
+    println!(
+        "schema       {}",
+        if readiness.migrations {
+            "up to date"
+        } else {
+            "migrations pending"
+        }
+    );
     Ok(())
 }

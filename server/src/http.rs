@@ -12,8 +12,8 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use platform::Platform;
-use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 
 /// State shared by every handler.
 #[derive(Clone, axum::extract::FromRef)]
@@ -25,8 +25,11 @@ pub struct AppState {
 /// Browser sessions: an HttpOnly, SameSite=Lax cookie (Secure under TLS) naming a row of the
 /// `sessions` table; idle expiry is renewed by each request, the absolute limit is checked by the
 /// platform.
-fn session_layer(platform: &Platform) -> SessionManagerLayer<platform::identity::sessions::DbSessionStore> {
-    let idle = time::Duration::try_from(platform.session_timeouts().idle).unwrap_or(time::Duration::minutes(30));
+fn session_layer(
+    platform: &Platform,
+) -> SessionManagerLayer<platform::identity::sessions::DbSessionStore> {
+    let idle = time::Duration::try_from(platform.session_timeouts().idle)
+        .unwrap_or(time::Duration::minutes(30));
     SessionManagerLayer::new(platform.session_store())
         .with_name("wasm_as_os_session")
         .with_http_only(true)
@@ -36,8 +39,15 @@ fn session_layer(platform: &Platform) -> SessionManagerLayer<platform::identity:
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
-pub fn router(platform: Platform, leptos: LeptosOptions, metrics_allow: metrics::MetricsAllow) -> Router {
-    let state = AppState { leptos: leptos.clone(), platform: platform.clone() };
+pub fn router(
+    platform: Platform,
+    leptos: LeptosOptions,
+    metrics_allow: metrics::MetricsAllow,
+) -> Router {
+    let state = AppState {
+        leptos: leptos.clone(),
+        platform: platform.clone(),
+    };
     let sessions = session_layer(&platform);
     let routes = generate_route_list(app::App);
     let context = move || provide_context(platform.clone());
@@ -45,13 +55,22 @@ pub fn router(platform: Platform, leptos: LeptosOptions, metrics_allow: metrics:
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .nest("/api/v1", api::router())
-        .route("/modules/upload", axum::routing::post(dashboard::upload).layer(axum::extract::DefaultBodyLimit::disable()))
+        .route(
+            "/modules/upload",
+            axum::routing::post(dashboard::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/audit/export", get(dashboard::audit_export))
         .merge(metrics::router(metrics_allow))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
+            app::shell,
+        ))
         .layer(sessions)
-        .layer(axum::middleware::from_fn_with_state(state.platform.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.platform.clone(),
+            metrics::track,
+        ))
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

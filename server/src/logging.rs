@@ -26,20 +26,28 @@ const DEFAULT_FILTER: &str = "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn
 static REDACTOR: RwLock<Option<Redactor>> = RwLock::new(None);
 
 fn with_redactor<T>(f: impl FnOnce(&Redactor) -> T) -> T {
-    let guard = REDACTOR.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let guard = REDACTOR
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     match guard.as_ref() {
         Some(r) => f(r),
-        None => f(&Redactor::new(true, &["password", "token", "secret", "key"])),
+        None => f(&Redactor::new(
+            true,
+            &["password", "token", "secret", "key"],
+        )),
     }
 }
 
 /// Applies audit.yml's `filter_sensitive_data` and `sensitive_fields` to the logs from now on.
 pub fn set_redactor(redactor: Redactor) {
-    *REDACTOR.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(redactor);
+    *REDACTOR
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(redactor);
 }
 
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let ansi = std::io::stderr().is_terminal();
     let result = match format {
         LogFormat::Text => tfmt::fmt()
@@ -90,7 +98,15 @@ fn escape_controls(s: String) -> String {
     if !s.chars().any(char::is_control) {
         return s;
     }
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl<V: Visit> Visit for RedactingVisitor<V> {
@@ -98,7 +114,8 @@ impl<V: Visit> Visit for RedactingVisitor<V> {
         if with_redactor(|r| r.is_sensitive(field.name())) {
             self.0.record_debug(field, &format_args!("{REDACTED}"));
         } else {
-            self.0.record_debug(field, &Escaped(escape_controls(format!("{value:?}"))));
+            self.0
+                .record_debug(field, &Escaped(escape_controls(format!("{value:?}"))));
         }
     }
 
@@ -106,7 +123,8 @@ impl<V: Visit> Visit for RedactingVisitor<V> {
         if with_redactor(|r| r.is_sensitive(field.name())) {
             self.0.record_str(field, REDACTED);
         } else {
-            self.0.record_str(field, &escape_controls(value.to_string()));
+            self.0
+                .record_str(field, &escape_controls(value.to_string()));
         }
     }
 
@@ -217,12 +235,19 @@ mod tests {
     #[test]
     fn text_log_fields_are_redacted_and_cannot_forge_a_line() {
         let out = Captured::default();
-        let subscriber = tfmt::fmt().with_writer(out.clone()).with_ansi(false).fmt_fields(RedactingFields(DefaultFields::new())).finish();
+        let subscriber = tfmt::fmt()
+            .with_writer(out.clone())
+            .with_ansi(false)
+            .fmt_fields(RedactingFields(DefaultFields::new()))
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(client_secret = "s3cr3t", session_token = %"abc", username = %"bob\nINFO forged line", "login");
         });
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert!(!text.contains("s3cr3t") && !text.contains("abc") && text.contains(REDACTED), "{text}");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("abc") && text.contains(REDACTED),
+            "{text}"
+        );
         assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
         assert!(text.contains("bob\\nINFO forged line"), "{text}");
     }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use leptos::config::LeptosOptions;
 use platform::{
     Notice, Platform, StartOptions,
-    identity::sessions::SessionTimeouts,
     audit::{Actor, AuditEvent, EventKind, Outcome},
+    identity::sessions::SessionTimeouts,
 };
 
 use crate::{cli::ServeArgs, commands::CommandError, http};
@@ -15,8 +15,12 @@ use crate::{cli::ServeArgs, commands::CommandError, http};
 pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), CommandError> {
     options.max_upload = args.max_upload.bytes();
     options.run_modules = true;
-    options.sessions = SessionTimeouts { idle: args.session_idle.duration(), absolute: args.session_max_age.duration() };
-    let metrics_allow = http::metrics::MetricsAllow::parse(&args.metrics_allow).map_err(CommandError::Usage)?;
+    options.sessions = SessionTimeouts {
+        idle: args.session_idle.duration(),
+        absolute: args.session_max_age.duration(),
+    };
+    let metrics_allow =
+        http::metrics::MetricsAllow::parse(&args.metrics_allow).map_err(CommandError::Usage)?;
     let (platform, notices) = Platform::start(options).await?;
     crate::logging::set_redactor(platform.audit().redactor().clone());
     for notice in notices {
@@ -25,7 +29,10 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
                 path = %path.display(),
                 "generated a module-storage key into the data dir; back it up with the data dir, or set WASM_AS_OS_STORAGE_KEY (64 hex characters) — without it stored modules cannot be read"
             ),
-            Notice::Reanalysed { modules } => tracing::info!(modules, "the analysis rules changed: stored modules were analysed again"),
+            Notice::Reanalysed { modules } => tracing::info!(
+                modules,
+                "the analysis rules changed: stored modules were analysed again"
+            ),
             Notice::GeneratedJwtSecret { path } => tracing::warn!(
                 path = %path.display(),
                 "no JWT secret is configured: generated a random one into the data dir; set auth.jwt.secret (e.g. \"${{JWT_SECRET}}\") in security.yml for production"
@@ -34,7 +41,10 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| CommandError::Listen { addr: args.listen, reason: listen_reason(&e) })?;
+        .map_err(|e| CommandError::Listen {
+            addr: args.listen,
+            reason: listen_reason(&e),
+        })?;
     let addr = listener.local_addr().map_err(CommandError::Serve)?;
 
     let site_root = args
@@ -52,9 +62,16 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     }
     let router = http::router(platform.clone(), leptos, metrics_allow);
 
-    record(&platform, EventKind::ServiceStart, serde_json::json!({ "listen": addr.to_string(), "version": env!("CARGO_PKG_VERSION") })).await;
+    record(
+        &platform,
+        EventKind::ServiceStart,
+        serde_json::json!({ "listen": addr.to_string(), "version": env!("CARGO_PKG_VERSION") }),
+    )
+    .await;
     match platform.audit().note_config(platform.data_dir()).await {
-        Ok(true) => tracing::info!("the configuration changed since the last start: recorded config_change"),
+        Ok(true) => {
+            tracing::info!("the configuration changed since the last start: recorded config_change")
+        }
         Ok(false) => {}
         Err(e) => tracing::error!(error = %e, "could not record config_change"),
     }
@@ -65,9 +82,12 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     offer_setup_link(&platform, addr).await;
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
 
-    let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     tracing::info!("shutting down");
     sweeper.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
@@ -82,7 +102,11 @@ async fn offer_setup_link(platform: &Platform, addr: std::net::SocketAddr) {
     use secrecy::ExposeSecret;
     match platform.identity().issue_setup_token().await {
         Ok(Some(setup)) => {
-            let host = if addr.ip().is_unspecified() { format!("localhost:{}", addr.port()) } else { addr.to_string() };
+            let host = if addr.ip().is_unspecified() {
+                format!("localhost:{}", addr.port())
+            } else {
+                addr.to_string()
+            };
             let text = format!(
                 "\nNo account exists yet. Open this one-time link to create the first administrator\n(valid until {}):\n  http://{host}/setup?token={}\nOr run: wasm-as-os admin create-user --username admin --password … --email … --roles admin\n\n",
                 setup.expires_at.format("%Y-%m-%d %H:%M UTC"),
@@ -90,10 +114,13 @@ async fn offer_setup_link(platform: &Platform, addr: std::net::SocketAddr) {
             );
             // Written directly (not println!), so a closed stdout cannot bring the server down.
             let mut out = std::io::stdout();
-            let _ = std::io::Write::write_all(&mut out, text.as_bytes()).and_then(|()| std::io::Write::flush(&mut out));
+            let _ = std::io::Write::write_all(&mut out, text.as_bytes())
+                .and_then(|()| std::io::Write::flush(&mut out));
         }
         Ok(None) => {}
-        Err(e) => tracing::error!(error = %platform::error_chain(&e), "could not issue a set-up link"),
+        Err(e) => {
+            tracing::error!(error = %platform::error_chain(&e), "could not issue a set-up link")
+        }
     }
 }
 
@@ -131,7 +158,9 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let streams = {
         use tokio::signal::unix::{SignalKind, signal};
         [SignalKind::interrupt(), SignalKind::terminate()].map(|kind| {
-            signal(kind).map_err(|e| tracing::error!(error = %e, "cannot listen for a shutdown signal")).ok()
+            signal(kind)
+                .map_err(|e| tracing::error!(error = %e, "cannot listen for a shutdown signal"))
+                .ok()
         })
     };
     async move {

@@ -18,17 +18,30 @@ use sea_orm::{ConnectionTrait, Database};
 use support::{FreshDb, Server, run_cli};
 
 fn db_url(data_dir: &Path, database_url: Option<&str>) -> String {
-    database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string)
+    database_url.map_or_else(
+        || {
+            format!(
+                "sqlite://{}?mode=ro",
+                data_dir.join("wasm-as-os.db").display()
+            )
+        },
+        str::to_string,
+    )
 }
 
 async fn login_failures(url: &str) -> BTreeSet<String> {
     let db = Database::connect(url).await.unwrap();
     let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT actor_name FROM audit_logs WHERE event = 'login_failure'"))
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT actor_name FROM audit_logs WHERE event = 'login_failure'",
+        ))
         .await
         .unwrap();
     db.close().await.unwrap();
-    rows.iter().map(|r| r.try_get::<String>("", "actor_name").unwrap()).collect()
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "actor_name").unwrap())
+        .collect()
 }
 
 async fn kill9_during_a_burst(data_dir: &Path, database_url: Option<&str>) {
@@ -42,7 +55,8 @@ async fn kill9_during_a_burst(data_dir: &Path, database_url: Option<&str>) {
         workers.push(tokio::spawn(async move {
             for n in 0..10_000 {
                 let name = format!("burst-{w}-{n}");
-                let body = serde_json::json!({ "username": name, "password": "not-the-password-1A!" });
+                let body =
+                    serde_json::json!({ "username": name, "password": "not-the-password-1A!" });
                 match http.post(&login).json(&body).send().await {
                     Ok(r) if r.status() == 401 => acknowledged.lock().unwrap().push(name),
                     _ => break,
@@ -64,19 +78,48 @@ async fn kill9_during_a_burst(data_dir: &Path, database_url: Option<&str>) {
     let (status, log) = server.terminate();
     assert!(status.success(), "{log:#?}");
     let stored = login_failures(&db_url(data_dir, database_url)).await;
-    let lost: Vec<&String> = acknowledged.iter().filter(|n| !stored.contains(*n)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged events lost: {lost:?}", lost.len(), acknowledged.len());
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|n| !stored.contains(*n))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged events lost: {lost:?}",
+        lost.len(),
+        acknowledged.len()
+    );
 
     // Both chains are intact and verifiable from the command line.
     let out = run_cli(data_dir, database_url, &["admin", "audit", "verify"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && stdout.contains("events verified in the database"), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && stdout.contains("events verified in the database"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = data_dir.join("audit.log");
-    let out = run_cli(data_dir, database_url, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--file",
+            &file.display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file_lines = std::fs::read_to_string(&file).unwrap();
     for name in &acknowledged {
-        assert!(file_lines.contains(&format!("\"username\":\"{name}\"")), "{name} is in the file too");
+        assert!(
+            file_lines.contains(&format!("\"username\":\"{name}\"")),
+            "{name} is in the file too"
+        );
     }
 }
 
@@ -88,7 +131,9 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_event_on_sqlite() {
 
 #[tokio::test]
 async fn kill_9_during_a_burst_loses_no_acknowledged_event_on_postgres() {
-    let Some(db) = FreshDb::create().await else { return };
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     kill9_during_a_burst(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
@@ -101,30 +146,78 @@ async fn verify_names_the_edited_line_of_the_file() {
     let http = reqwest::Client::new();
     for n in 0..5 {
         let body = serde_json::json!({ "username": format!("someone-{n}"), "password": "x" });
-        http.post(server.url("/api/v1/auth/login")).json(&body).send().await.unwrap();
+        http.post(server.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
     }
     let (status, _) = server.terminate();
     assert!(status.success());
     let file = dir.path().join("audit.log");
     let text = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines.len() >= 7, "service_start, config_change, 5 logins, service_stop: {text}");
-    let edited: Vec<String> = lines.iter().enumerate().map(|(i, l)| if i == 3 { l.replace("someone", "nobody") } else { l.to_string() }).collect();
+    assert!(
+        lines.len() >= 7,
+        "service_start, config_change, 5 logins, service_stop: {text}"
+    );
+    let edited: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 3 {
+                l.replace("someone", "nobody")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
     std::fs::write(&file, edited.join("\n") + "\n").unwrap();
-    let out = run_cli(dir.path(), None, &["admin", "audit", "verify", "--file", &file.display().to_string()]);
+    let out = run_cli(
+        dir.path(),
+        None,
+        &[
+            "admin",
+            "audit",
+            "verify",
+            "--file",
+            &file.display().to_string(),
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("audit.log:4:") && stderr.contains("3 events verified"), "{stderr}");
+    assert!(
+        stderr.contains("audit.log:4:") && stderr.contains("3 events verified"),
+        "{stderr}"
+    );
 }
 
 fn promtool(text: &str) -> Option<(bool, String)> {
-    let Ok(mut child) = Command::new("promtool").args(["check", "metrics"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn() else {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
         eprintln!("notice: promtool is not installed (.ci/setup installs it); skipping the lint");
         return None;
     };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    Some((out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
 }
 
 #[tokio::test]
@@ -133,21 +226,57 @@ async fn metrics_pass_promtool_and_count_security_events() {
     let server = Server::start(dir.path(), None);
     let http = reqwest::Client::new();
     let body = serde_json::json!({ "username": "nobody", "password": "x" });
-    assert_eq!(http.post(server.url("/api/v1/auth/login")).json(&body).send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.post(server.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     http.get(server.url("/healthz")).send().await.unwrap();
     let r = http.get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200, "loopback scrapes without a token");
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
     let text = r.text().await.unwrap();
-    for name in ["authentication_failures_total", "authorization_denials_total", "suspicious_modules_detected_total", "rate_limit_violations_total", "sandbox_violations_total"] {
-        assert!(text.contains(&format!("# HELP {name} security:")), "{name}: {text}");
+    for name in [
+        "authentication_failures_total",
+        "authorization_denials_total",
+        "suspicious_modules_detected_total",
+        "rate_limit_violations_total",
+        "sandbox_violations_total",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {name} security:")),
+            "{name}: {text}"
+        );
     }
-    assert!(text.contains("authentication_failures_total{reason=\"unknown_user\"} 1"), "{text}");
-    assert!(text.contains("http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"} 1"), "{text}");
+    assert!(
+        text.contains("authentication_failures_total{reason=\"unknown_user\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "http_requests_total{method=\"POST\",route=\"/api/v1/auth/login\",status=\"401\"} 1"
+        ),
+        "{text}"
+    );
     assert!(text.contains("http_request_duration_seconds_bucket{method=\"GET\",route=\"/healthz\",status=\"200\",le=\"0.005\"}"), "{text}");
-    assert!(text.lines().filter(|l| l.contains("security")).count() >= 5, "the spec's `grep security` finds the security metrics");
+    assert!(
+        text.lines().filter(|l| l.contains("security")).count() >= 5,
+        "the spec's `grep security` finds the security metrics"
+    );
     if let Some((ok, report)) = promtool(&text) {
-        assert!(ok && report.trim().is_empty(), "promtool check metrics: {report}\n{text}");
+        assert!(
+            ok && report.trim().is_empty(),
+            "promtool check metrics: {report}\n{text}"
+        );
     }
     let (status, _) = server.terminate();
     assert!(status.success());
@@ -156,15 +285,48 @@ async fn metrics_pass_promtool_and_count_security_events() {
 #[tokio::test]
 async fn metrics_need_a_token_from_an_address_not_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    support::cli(dir.path(), None, &["admin", "create-user", "--username", "ops", "--password", "Correct-Horse-9!", "--email", "ops@example.com", "--roles", "viewer"]);
-    let server = Server::start_with_env(dir.path(), None, &[], &[("WASM_AS_OS_METRICS_ALLOW", "none")]);
+    support::cli(
+        dir.path(),
+        None,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "ops",
+            "--password",
+            "Correct-Horse-9!",
+            "--email",
+            "ops@example.com",
+            "--roles",
+            "viewer",
+        ],
+    );
+    let server = Server::start_with_env(
+        dir.path(),
+        None,
+        &[],
+        &[("WASM_AS_OS_METRICS_ALLOW", "none")],
+    );
     let http = reqwest::Client::new();
     let r = http.get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
-    assert_eq!(http.get(server.url("/metrics")).bearer_auth("not-a-token").send().await.unwrap().status(), 401);
+    assert_eq!(
+        http.get(server.url("/metrics"))
+            .bearer_auth("not-a-token")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let token = &support::token(&http, &server, "ops", "Correct-Horse-9!").await;
-    let r = http.get(server.url("/metrics")).bearer_auth(token).send().await.unwrap();
+    let r = http
+        .get(server.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "a viewer has metrics:read");
     let (status, _) = server.terminate();
     assert!(status.success());
@@ -172,8 +334,38 @@ async fn metrics_need_a_token_from_an_address_not_allowed() {
 
 async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>) {
     use reqwest::StatusCode;
-    support::cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
-    support::cli(data_dir, database_url, &["admin", "create-user", "--username", "watcher", "--password", "Correct-Horse-9!", "--email", "w@example.com", "--roles", "viewer"]);
+    support::cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--password",
+            "SecurePassword123!",
+            "--email",
+            "admin@company.com",
+            "--roles",
+            "admin",
+        ],
+    );
+    support::cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "watcher",
+            "--password",
+            "Correct-Horse-9!",
+            "--email",
+            "w@example.com",
+            "--roles",
+            "viewer",
+        ],
+    );
     let server = Server::start(data_dir, database_url);
     let http = reqwest::Client::new();
     let admin = support::token(&http, &server, "admin", "SecurePassword123!").await;
@@ -182,7 +374,13 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
     const DENIED: usize = 520;
     for n in 0..DENIED {
         let body = serde_json::json!({ "username": format!("u{n}"), "password": "Correct-Horse-9!", "email": format!("u{n}@example.com"), "roles": ["viewer"] });
-        let r = http.post(server.url("/api/v1/users")).bearer_auth(&viewer).json(&body).send().await.unwrap();
+        let r = http
+            .post(server.url("/api/v1/users"))
+            .bearer_auth(&viewer)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
 
@@ -190,7 +388,9 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
     let mut seen = Vec::new();
     let mut after = String::new();
     loop {
-        let url = server.url(&format!("/api/v1/audit/events?event=permission_denied&actor=watcher&limit=200&after={after}"));
+        let url = server.url(&format!(
+            "/api/v1/audit/events?event=permission_denied&actor=watcher&limit=200&after={after}"
+        ));
         let r = http.get(url).bearer_auth(&admin).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let page: serde_json::Value = r.json().await.unwrap();
@@ -200,7 +400,8 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
             assert_eq!(e["event"], "permission_denied");
             assert_eq!(e["actor"]["name"], "watcher");
             // Compared as times: RFC 3339 text drops trailing zeros of the fraction, so text order is not time order.
-            let at = chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
+            let at =
+                chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).unwrap();
             seen.push((at, e["id"].as_str().unwrap().to_string()));
         }
         match page["next"].as_str() {
@@ -214,36 +415,101 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
     assert!(seen.windows(2).all(|w| w[0].0 >= w[1].0), "newest first");
 
     // Free text and the outcome filter.
-    let r: serde_json::Value = http.get(server.url("/api/v1/audit/events?q=WATCHER&outcome=denied&limit=5")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = http
+        .get(server.url("/api/v1/audit/events?q=WATCHER&outcome=denied&limit=5"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["events"].as_array().unwrap().len(), 5);
-    let r: serde_json::Value = http.get(server.url("/api/v1/audit/events?q=no-such-text-anywhere")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = http
+        .get(server.url("/api/v1/audit/events?q=no-such-text-anywhere"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["events"].as_array().unwrap().len(), 0);
     assert!(r["next"].is_null());
 
     // Bad filters are 400 with the field named; a viewer may not read the log.
-    for (query, field) in [("event=login_party", "event:"), ("from=yesterday", "from:"), ("outcome=maybe", "outcome:"), ("after=garbage", "after:")] {
-        let r = http.get(server.url(&format!("/api/v1/audit/events?{query}"))).bearer_auth(&admin).send().await.unwrap();
+    for (query, field) in [
+        ("event=login_party", "event:"),
+        ("from=yesterday", "from:"),
+        ("outcome=maybe", "outcome:"),
+        ("after=garbage", "after:"),
+    ] {
+        let r = http
+            .get(server.url(&format!("/api/v1/audit/events?{query}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
         let body: serde_json::Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_query");
-        assert!(body["error"]["message"].as_str().unwrap().contains(field), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(field),
+            "{body}"
+        );
     }
-    let r = http.get(server.url("/api/v1/audit/events")).bearer_auth(&viewer).send().await.unwrap();
+    let r = http
+        .get(server.url("/api/v1/audit/events"))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // That refusal is itself recorded: one more permission_denied by the viewer.
     const EXPORTED: usize = DENIED + 1;
-    assert_eq!(http.get(server.url("/api/v1/audit/export")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        http.get(server.url("/api/v1/audit/export"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
 
     // Exports of the filter: all rows, across pages, as CSV and as JSON.
-    let r = http.get(server.url("/api/v1/audit/export?format=csv&event=permission_denied&actor=watcher")).bearer_auth(&admin).send().await.unwrap();
+    let r = http
+        .get(server.url("/api/v1/audit/export?format=csv&event=permission_denied&actor=watcher"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
-    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"audit-"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"audit-")
+    );
     let csv = r.text().await.unwrap();
     let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
-    assert_eq!(lines[0], "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id");
+    assert_eq!(
+        lines[0],
+        "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id"
+    );
     assert_eq!(lines.len(), EXPORTED + 1);
-    assert!(lines[1..].iter().all(|l| l.contains(",permission_denied,denied,")), "{}", lines[1]);
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains(",permission_denied,denied,")),
+        "{}",
+        lines[1]
+    );
     let json: Vec<serde_json::Value> = http
         .get(server.url("/api/v1/audit/export?format=json&event=permission_denied&actor=watcher"))
         .bearer_auth(&admin)
@@ -255,10 +521,25 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
         .unwrap();
     assert_eq!(json.len(), EXPORTED);
     let exported: BTreeSet<&str> = json.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(exported.len(), EXPORTED, "no event twice across the export's pages");
-    assert!(unique.iter().all(|id| exported.contains(id.as_str())), "every paged event is exported");
-    assert_eq!(json[0]["details"]["permission"], "system:audit", "newest first: the refused audit read");
-    let r = http.get(server.url("/api/v1/audit/export?format=xml")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(
+        exported.len(),
+        EXPORTED,
+        "no event twice across the export's pages"
+    );
+    assert!(
+        unique.iter().all(|id| exported.contains(id.as_str())),
+        "every paged event is exported"
+    );
+    assert_eq!(
+        json[0]["details"]["permission"], "system:audit",
+        "newest first: the refused audit read"
+    );
+    let r = http
+        .get(server.url("/api/v1/audit/export?format=xml"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let (status, _) = server.terminate();
     assert!(status.success());
@@ -272,7 +553,9 @@ async fn audit_query_pages_filters_and_exports_on_sqlite() {
 
 #[tokio::test]
 async fn audit_query_pages_filters_and_exports_on_postgres() {
-    let Some(db) = FreshDb::create().await else { return };
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     query_and_export(dir.path(), Some(&db.url)).await;
     db.drop_db().await;

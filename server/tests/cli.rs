@@ -44,13 +44,29 @@ fn config_check_accepts_the_shipped_config() {
 #[test]
 fn config_check_prints_every_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("sandbox.yml"), "sandbox:\n  resource_limits:\n    max_memory: \"100XB\"\n").unwrap();
-    std::fs::write(dir.path().join("tls.yml"), "tls:\n  enabled: false\n  min_version: \"0.9\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("sandbox.yml"),
+        "sandbox:\n  resource_limits:\n    max_memory: \"100XB\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("tls.yml"),
+        "tls:\n  enabled: false\n  min_version: \"0.9\"\n",
+    )
+    .unwrap();
     let out = run(dir.path(), dir.path(), &["config", "check"]);
     assert_one_sentence_failure(&out, "error: invalid configuration (2 problems):");
     let err = stderr(&out);
-    assert!(err.contains("config/sandbox.yml: sandbox.resource_limits.max_memory: invalid size \"100XB\""), "{err}");
-    assert!(err.contains("config/tls.yml: tls.min_version: unknown variant `0.9`"), "{err}");
+    assert!(
+        err.contains(
+            "config/sandbox.yml: sandbox.resource_limits.max_memory: invalid size \"100XB\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("config/tls.yml: tls.min_version: unknown variant `0.9`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -59,15 +75,24 @@ fn the_production_example_is_refused_with_how_to_set_a_real_secret() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/production");
     let out = run(&config, dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
     assert_one_sentence_failure(&out, "error: invalid configuration");
-    assert!(stderr(&out).contains("auth.jwt.secret: still has the example value from the guide; set secret: \"${JWT_SECRET}\""));
+    assert!(stderr(&out).contains(
+        "auth.jwt.secret: still has the example value from the guide; set secret: \"${JWT_SECRET}\""
+    ));
 }
 
 #[test]
 fn a_malformed_config_stops_serve_before_it_listens() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rbac.yml"), "roles: [unclosed\n").unwrap();
-    let out = run(dir.path(), &dir.path().join("data"), &["serve", "--listen", "127.0.0.1:0"]);
-    assert_one_sentence_failure(&out, "error: invalid configuration: config/rbac.yml: not valid YAML");
+    let out = run(
+        dir.path(),
+        &dir.path().join("data"),
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
+    assert_one_sentence_failure(
+        &out,
+        "error: invalid configuration: config/rbac.yml: not valid YAML",
+    );
 }
 
 #[test]
@@ -78,11 +103,18 @@ fn an_unreachable_database_is_named() {
         .arg(dir.path())
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--database-url", "postgres://nobody@127.0.0.1:1/wasmdb", "migrate"])
+        .args([
+            "--database-url",
+            "postgres://nobody@127.0.0.1:1/wasmdb",
+            "migrate",
+        ])
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
-    assert_one_sentence_failure(&out, "error: cannot connect to the PostgreSQL (wasmdb on 127.0.0.1) database:");
+    assert_one_sentence_failure(
+        &out,
+        "error: cannot connect to the PostgreSQL (wasmdb on 127.0.0.1) database:",
+    );
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
 
@@ -92,7 +124,10 @@ fn a_port_already_in_use_is_named() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let out = run(dir.path(), dir.path(), &["serve", "--listen", &addr]);
-    assert_one_sentence_failure(&out, &format!("error: cannot listen on {addr}: the address is already in use"));
+    assert_one_sentence_failure(
+        &out,
+        &format!("error: cannot listen on {addr}: the address is already in use"),
+    );
 }
 
 #[test]
@@ -102,7 +137,10 @@ fn an_unwritable_data_dir_is_named() {
     std::fs::write(&file, "x").unwrap();
     let data_dir = file.join("data");
     let out = run(dir.path(), &data_dir, &["migrate"]);
-    assert_one_sentence_failure(&out, &format!("error: the data dir {} is not usable:", data_dir.display()));
+    assert_one_sentence_failure(
+        &out,
+        &format!("error: the data dir {} is not usable:", data_dir.display()),
+    );
 }
 
 #[test]
@@ -110,7 +148,9 @@ fn migrate_creates_the_embedded_database() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), dir.path(), &["migrate"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("database schema is up to date (SQLite"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("database schema is up to date (SQLite")
+    );
     assert!(dir.path().join("wasm-as-os.db").is_file());
 }
 
@@ -127,6 +167,12 @@ fn flags_can_be_given_as_environment_variables() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("data dir     {}", dir.path().join("data").display())), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "data dir     {}",
+            dir.path().join("data").display()
+        )),
+        "{stdout}"
+    );
     assert!(stdout.contains("schema       up to date"), "{stdout}");
 }

@@ -13,7 +13,22 @@ const EXIT_3: &str = include_str!("../sandbox/tests/fixtures/exit3.wat");
 #[tokio::test]
 async fn a_command_component_is_uploaded_and_run_over_http() {
     let dir = tempfile::tempdir().unwrap();
-    support::cli(dir.path(), None, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
+    support::cli(
+        dir.path(),
+        None,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "dev1",
+            "--password",
+            "DevPassword123!",
+            "--email",
+            "dev1@company.com",
+            "--roles",
+            "developer",
+        ],
+    );
     let server = Server::start(dir.path(), None);
     let http = Client::new();
     let token = &support::token(&http, &server, "dev1", "DevPassword123!").await;

@@ -22,14 +22,34 @@ async fn upload(http: &Client, server: &Server, token: &str, name: &str, wat: &s
     r.json().await.unwrap()
 }
 
-async fn execute(http: &Client, server: &Server, token: &str, id: &str, body: Value) -> (StatusCode, Value) {
-    let r = http.post(server.url(&format!("/api/v1/modules/{id}/execute"))).bearer_auth(token).json(&body).send().await.unwrap();
+async fn execute(
+    http: &Client,
+    server: &Server,
+    token: &str,
+    id: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let r = http
+        .post(server.url(&format!("/api/v1/modules/{id}/execute")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let status = r.status();
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
 async fn healthy(http: &Client, server: &Server) {
-    assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), StatusCode::OK, "the server keeps serving");
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK,
+        "the server keeps serving"
+    );
 }
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
@@ -47,10 +67,70 @@ const HELLO: &str = r#"(module
         (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
 
 async fn flow(data_dir: &Path, database_url: Option<&str>) {
-    cli(data_dir, database_url, &["admin", "create-user", "--username", "dev1", "--password", "DevPassword123!", "--email", "dev1@company.com", "--roles", "developer"]);
-    cli(data_dir, database_url, &["admin", "create-user", "--username", "viewer1", "--password", "ViewPassword123!", "--email", "v1@company.com", "--roles", "viewer"]);
-    cli(data_dir, database_url, &["admin", "create-user", "--username", "admin", "--password", "SecurePassword123!", "--email", "admin@company.com", "--roles", "admin"]);
-    cli(data_dir, database_url, &["admin", "create-user", "--username", "dev2", "--password", "DevPassword456!", "--email", "dev2@company.com", "--roles", "developer"]);
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "dev1",
+            "--password",
+            "DevPassword123!",
+            "--email",
+            "dev1@company.com",
+            "--roles",
+            "developer",
+        ],
+    );
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "viewer1",
+            "--password",
+            "ViewPassword123!",
+            "--email",
+            "v1@company.com",
+            "--roles",
+            "viewer",
+        ],
+    );
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "admin",
+            "--password",
+            "SecurePassword123!",
+            "--email",
+            "admin@company.com",
+            "--roles",
+            "admin",
+        ],
+    );
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            "dev2",
+            "--password",
+            "DevPassword456!",
+            "--email",
+            "dev2@company.com",
+            "--roles",
+            "developer",
+        ],
+    );
     let server = Server::start(data_dir, database_url);
     let http = Client::new();
     let dev = token(&http, &server, "dev1", "DevPassword123!").await;
@@ -67,13 +147,29 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         assert!(run.get(key).is_some(), "{key} in {run}");
     }
     let (status, body) = execute(&http, &server, &dev, add_id, json!({"function": "nope"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.invalid_invocation")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("sandbox.invalid_invocation")
+        )
+    );
 
     // WASI command output.
     let hello = upload(&http, &server, &dev, "hello", HELLO).await;
-    let (status, run) = execute(&http, &server, &dev, hello["id"].as_str().unwrap(), json!({"args": []})).await;
+    let (status, run) = execute(
+        &http,
+        &server,
+        &dev,
+        hello["id"].as_str().unwrap(),
+        json!({"args": []}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{run}");
-    assert_eq!((run["exit_code"].clone(), run["stdout"].clone()), (json!(0), json!("hello\n")));
+    assert_eq!(
+        (run["exit_code"].clone(), run["stdout"].clone()),
+        (json!(0), json!("hello\n"))
+    );
 
     // Limits end the run with their own code; the server keeps serving.
     for (name, wat, function, code) in [
@@ -82,26 +178,74 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     ] {
         let module = upload(&http, &server, &dev, name, wat).await;
         if module["status"] == "quarantined" {
-            let r = http.post(server.url(&format!("/api/v1/modules/{}/release", module["id"].as_str().unwrap()))).bearer_auth(&admin).json(&json!({"reason": "testing the sandbox limits"})).send().await.unwrap();
+            let r = http
+                .post(server.url(&format!(
+                    "/api/v1/modules/{}/release",
+                    module["id"].as_str().unwrap()
+                )))
+                .bearer_auth(&admin)
+                .json(&json!({"reason": "testing the sandbox limits"}))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
         }
-        let (status, body) = execute(&http, &server, &dev, module["id"].as_str().unwrap(), json!({"function": function})).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some(code)), "{name}: {body}");
+        let (status, body) = execute(
+            &http,
+            &server,
+            &dev,
+            module["id"].as_str().unwrap(),
+            json!({"function": function}),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(code)),
+            "{name}: {body}"
+        );
         healthy(&http, &server).await;
     }
     let deep = upload(&http, &server, &dev, "deep", DEEP).await;
     let deep_id = deep["id"].as_str().unwrap();
-    let (status, run) = execute(&http, &server, &dev, deep_id, json!({"function": "deep", "args": [{"type": "i32", "value": 500}]})).await;
-    assert_eq!((status, run["results"][0]["value"].clone()), (StatusCode::OK, json!(500)), "within max_stack_depth (1000)");
-    let (status, body) = execute(&http, &server, &dev, deep_id, json!({"function": "deep", "args": [{"type": "i32", "value": 5000}]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.stack_overflow")));
+    let (status, run) = execute(
+        &http,
+        &server,
+        &dev,
+        deep_id,
+        json!({"function": "deep", "args": [{"type": "i32", "value": 500}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, run["results"][0]["value"].clone()),
+        (StatusCode::OK, json!(500)),
+        "within max_stack_depth (1000)"
+    );
+    let (status, body) = execute(
+        &http,
+        &server,
+        &dev,
+        deep_id,
+        json!({"function": "deep", "args": [{"type": "i32", "value": 5000}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("sandbox.stack_overflow")
+        )
+    );
     healthy(&http, &server).await;
 
     // A burst of concurrent runs: each is answered, and each is in the run history (written
     // behind the runs, in batches) as soon as the history is read.
     let mut burst = tokio::task::JoinSet::new();
     for i in 0..50 {
-        let (http, url, dev) = (http.clone(), server.url(&format!("/api/v1/modules/{add_id}/execute")), dev.clone());
+        let (http, url, dev) = (
+            http.clone(),
+            server.url(&format!("/api/v1/modules/{add_id}/execute")),
+            dev.clone(),
+        );
         burst.spawn(async move {
             let body = json!({"function": "add", "args": [{"type": "i32", "value": i}, {"type": "i32", "value": 1}]});
             let r: Value = http.post(url).bearer_auth(&dev).json(&body).send().await.unwrap().json().await.unwrap();
@@ -109,30 +253,99 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
             r["run_id"].as_str().unwrap().to_string()
         });
     }
-    let burst_ids: std::collections::BTreeSet<String> = burst.join_all().await.into_iter().collect();
+    let burst_ids: std::collections::BTreeSet<String> =
+        burst.join_all().await.into_iter().collect();
     assert_eq!(burst_ids.len(), 50);
-    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
-    let listed: std::collections::BTreeSet<String> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-    assert!(burst_ids.is_subset(&listed), "every run of the burst is in the history");
+    let runs: Value = http
+        .get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100")))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed: std::collections::BTreeSet<String> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        burst_ids.is_subset(&listed),
+        "every run of the burst is in the history"
+    );
     assert_eq!(listed.len(), 52);
     let latest = runs[0]["started_at"].as_str().unwrap().to_string();
-    let module: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
-    let last_run_at = chrono::DateTime::parse_from_rfc3339(module["last_run_at"].as_str().unwrap()).unwrap();
-    assert_eq!(last_run_at, chrono::DateTime::parse_from_rfc3339(&latest).unwrap(), "last_run_at is the newest run's start");
+    let module: Value = http
+        .get(server.url(&format!("/api/v1/modules/{add_id}")))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last_run_at =
+        chrono::DateTime::parse_from_rfc3339(module["last_run_at"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        last_run_at,
+        chrono::DateTime::parse_from_rfc3339(&latest).unwrap(),
+        "last_run_at is the newest run's start"
+    );
 
     // Who may run what.
-    let r = http.post(server.url(&format!("/api/v1/modules/{add_id}/shares"))).bearer_auth(&dev).json(&json!({"user": "viewer1"})).send().await.unwrap();
+    let r = http
+        .post(server.url(&format!("/api/v1/modules/{add_id}/shares")))
+        .bearer_auth(&dev)
+        .json(&json!({"user": "viewer1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let (status, _) = execute(&http, &server, &viewer, add_id, json!({"function": "add", "args": []})).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a viewer lacks modules:execute");
-    let r = http.post(server.url(&format!("/api/v1/modules/{add_id}/quarantine"))).bearer_auth(&admin).json(&json!({"reason": "suspected"})).send().await.unwrap();
+    let (status, _) = execute(
+        &http,
+        &server,
+        &viewer,
+        add_id,
+        json!({"function": "add", "args": []}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a viewer lacks modules:execute"
+    );
+    let r = http
+        .post(server.url(&format!("/api/v1/modules/{add_id}/quarantine")))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "suspected"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let (status, body) = execute(&http, &server, &dev, add_id, json!({"function": "add", "args": [{"type": "i32", "value": 1}, {"type": "i32", "value": 1}]})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("module_quarantined")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("module_quarantined"))
+    );
 
     // History.
-    let runs: Value = http.get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100"))).bearer_auth(&dev).send().await.unwrap().json().await.unwrap();
-    let outcomes: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let runs: Value = http
+        .get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100")))
+        .bearer_auth(&dev)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let outcomes: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
     assert_eq!(outcomes[50..], ["sandbox.invalid_invocation", "success"]);
 
     // Accounts and modules are reused from memory between requests, yet every change is seen at
@@ -141,38 +354,133 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     let shared_id = shared["id"].as_str().unwrap();
     let two = json!({"function": "add", "args": [{"type": "i32", "value": 1}, {"type": "i32", "value": 1}]});
     let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "another developer's module is invisible");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another developer's module is invisible"
+    );
     let shares = server.url(&format!("/api/v1/modules/{shared_id}/shares"));
-    assert_eq!(http.post(&shares).bearer_auth(&dev).json(&json!({"user": "dev2"})).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.post(&shares)
+            .bearer_auth(&dev)
+            .json(&json!({"user": "dev2"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     for _ in 0..2 {
         let (status, body) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
-        assert_eq!((status, &body["results"][0]["value"]), (StatusCode::OK, &json!(2)), "{body}");
+        assert_eq!(
+            (status, &body["results"][0]["value"]),
+            (StatusCode::OK, &json!(2)),
+            "{body}"
+        );
     }
-    cli(data_dir, database_url, &["admin", "update-user", "--username", "dev2", "--remove-roles", "developer", "--add-roles", "viewer"]);
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "update-user",
+            "--username",
+            "dev2",
+            "--remove-roles",
+            "developer",
+            "--add-roles",
+            "viewer",
+        ],
+    );
     let (status, body) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "a role taken away by the CLI counts at once");
-    cli(data_dir, database_url, &["admin", "update-user", "--username", "dev2", "--remove-roles", "viewer", "--add-roles", "developer"]);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "a role taken away by the CLI counts at once"
+    );
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "update-user",
+            "--username",
+            "dev2",
+            "--remove-roles",
+            "viewer",
+            "--add-roles",
+            "developer",
+        ],
+    );
     let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
     assert_eq!(status, StatusCode::OK, "and a role given back too");
-    assert_eq!(http.delete(&shares).bearer_auth(&dev).json(&json!({"user": "dev2"})).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        http.delete(&shares)
+            .bearer_auth(&dev)
+            .json(&json!({"user": "dev2"}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     let (status, _) = execute(&http, &server, &dev2, shared_id, two.clone()).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "a withdrawn share counts at once");
-    cli(data_dir, database_url, &["admin", "disable-user", "--username", "dev1"]);
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a withdrawn share counts at once"
+    );
+    cli(
+        data_dir,
+        database_url,
+        &["admin", "disable-user", "--username", "dev1"],
+    );
     let (status, _) = execute(&http, &server, &dev, shared_id, two).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "a user disabled by the CLI is refused at once");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a user disabled by the CLI is refused at once"
+    );
 
     let (status, _) = server.terminate();
     assert!(status.success());
-    let db_url = database_url.map_or_else(|| format!("sqlite://{}?mode=ro", data_dir.join("wasm-as-os.db").display()), str::to_string);
+    let db_url = database_url.map_or_else(
+        || {
+            format!(
+                "sqlite://{}?mode=ro",
+                data_dir.join("wasm-as-os.db").display()
+            )
+        },
+        str::to_string,
+    );
     let db = sea_orm::Database::connect(&db_url).await.unwrap();
     use sea_orm::ConnectionTrait;
     let count = |sql: &'static str| {
         let db = db.clone();
-        async move { db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.unwrap().len() }
+        async move {
+            db.query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .unwrap()
+            .len()
+        }
     };
-    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await, 61, "every run and the refused one");
-    assert_eq!(count("SELECT id FROM module_runs").await, 60, "every run that reached the sandbox, written before the server stopped");
-    assert_eq!(count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await, 3);
+    assert_eq!(
+        count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await,
+        61,
+        "every run and the refused one"
+    );
+    assert_eq!(
+        count("SELECT id FROM module_runs").await,
+        60,
+        "every run that reached the sandbox, written before the server stopped"
+    );
+    assert_eq!(
+        count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await,
+        3
+    );
 }
 
 #[tokio::test]
@@ -183,7 +491,9 @@ async fn modules_run_in_the_sandbox_over_http_on_sqlite() {
 
 #[tokio::test]
 async fn modules_run_in_the_sandbox_over_http_on_postgres() {
-    let Some(db) = FreshDb::create().await else { return };
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;

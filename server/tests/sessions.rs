@@ -18,8 +18,19 @@ fn browser() -> Client {
 }
 
 /// Posts a dashboard form the way a browser without JavaScript does.
-async fn form(http: &Client, server: &Server, path: &str, from: &str, cookie: Option<&str>, fields: &[(&str, &str)]) -> reqwest::Response {
-    let mut request = http.post(server.url(path)).header(ACCEPT, "text/html").header(REFERER, server.url(from)).form(fields);
+async fn form(
+    http: &Client,
+    server: &Server,
+    path: &str,
+    from: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = http
+        .post(server.url(path))
+        .header(ACCEPT, "text/html")
+        .header(REFERER, server.url(from))
+        .form(fields);
     if let Some(c) = cookie {
         request = request.header(COOKIE, c);
     }
@@ -27,19 +38,36 @@ async fn form(http: &Client, server: &Server, path: &str, from: &str, cookie: Op
 }
 
 fn location(r: &reqwest::Response) -> String {
-    r.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 /// The session cookie a response sets, as `name=value`, with its attributes checked.
 fn session_cookie(r: &reqwest::Response) -> String {
-    let set = r.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).find(|c| c.starts_with("wasm_as_os_session=")).expect("a session cookie");
+    let set = r
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("wasm_as_os_session="))
+        .expect("a session cookie");
     assert!(set.contains("HttpOnly"), "{set}");
     assert!(set.contains("SameSite=Lax"), "{set}");
-    assert!(!set.contains("Secure"), "plain HTTP here, so not Secure: {set}");
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP here, so not Secure: {set}"
+    );
     set.split(';').next().unwrap().to_string()
 }
 
-async fn page(http: &Client, server: &Server, path: &str, cookie: Option<&str>) -> (StatusCode, String, String) {
+async fn page(
+    http: &Client,
+    server: &Server,
+    path: &str,
+    cookie: Option<&str>,
+) -> (StatusCode, String, String) {
     // Browsers ask for HTML; the dashboard answers a missing session with a 302 to sign-in.
     let mut request = http.get(server.url(path)).header(ACCEPT, "text/html");
     if let Some(c) = cookie {
@@ -56,23 +84,73 @@ async fn browser_flow(data_dir: &Path, database_url: Option<&str>) {
     let http = browser();
 
     // First start: a one-time link on the console creates the first administrator.
-    let line = server.stdout_line("/setup?token=").expect("the set-up link is printed");
+    let line = server
+        .stdout_line("/setup?token=")
+        .expect("the set-up link is printed");
     let link = line.trim().to_string();
     let token = link.split("token=").nth(1).unwrap().to_string();
     let setup_path = format!("/setup?token={token}");
     let (status, _, html) = page(&http, &server, &setup_path, None).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("data-testid=\"setup-form\""), "the set-up form renders without JavaScript");
+    assert!(
+        html.contains("data-testid=\"setup-form\""),
+        "the set-up form renders without JavaScript"
+    );
     let (_, _, html) = page(&http, &server, "/setup?token=forged", None).await;
     assert!(html.contains("This set-up link is not valid"));
 
-    let weak = form(&http, &server, "/api/setup/create_admin", &setup_path, None, &[("token", &token), ("username", "admin"), ("email", "admin@company.com"), ("password", "weak")]).await;
+    let weak = form(
+        &http,
+        &server,
+        "/api/setup/create_admin",
+        &setup_path,
+        None,
+        &[
+            ("token", &token),
+            ("username", "admin"),
+            ("email", "admin@company.com"),
+            ("password", "weak"),
+        ],
+    )
+    .await;
     assert_eq!(weak.status(), StatusCode::FOUND);
-    assert!(location(&weak).contains("__err="), "a weak password comes back to the form as an error");
-    let created = form(&http, &server, "/api/setup/create_admin", &setup_path, None, &[("token", &token), ("username", "admin"), ("email", "admin@company.com"), ("password", "SecurePassword123!")]).await;
-    assert_eq!((created.status(), location(&created)), (StatusCode::FOUND, "/".to_string()));
+    assert!(
+        location(&weak).contains("__err="),
+        "a weak password comes back to the form as an error"
+    );
+    let created = form(
+        &http,
+        &server,
+        "/api/setup/create_admin",
+        &setup_path,
+        None,
+        &[
+            ("token", &token),
+            ("username", "admin"),
+            ("email", "admin@company.com"),
+            ("password", "SecurePassword123!"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (created.status(), location(&created)),
+        (StatusCode::FOUND, "/".to_string())
+    );
     let admin = session_cookie(&created);
-    let again = form(&http, &server, "/api/setup/create_admin", &setup_path, None, &[("token", &token), ("username", "mallory"), ("email", "m@company.com"), ("password", "SecurePassword123!")]).await;
+    let again = form(
+        &http,
+        &server,
+        "/api/setup/create_admin",
+        &setup_path,
+        None,
+        &[
+            ("token", &token),
+            ("username", "mallory"),
+            ("email", "m@company.com"),
+            ("password", "SecurePassword123!"),
+        ],
+    )
+    .await;
     assert!(location(&again).contains("__err="), "the link works once");
 
     // Signed in: the Users page lists the account. Signed out: it sends the browser to sign in.
@@ -80,21 +158,76 @@ async fn browser_flow(data_dir: &Path, database_url: Option<&str>) {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("admin@company.com") && html.contains("data-testid=\"users-table\""));
     let (status, loc, _) = page(&http, &server, "/users", None).await;
-    assert_eq!((status, loc.as_str()), (StatusCode::FOUND, "/login?next=/users"));
+    assert_eq!(
+        (status, loc.as_str()),
+        (StatusCode::FOUND, "/login?next=/users")
+    );
 
     // The admin creates a viewer through the form (checkbox roles[viewer]).
-    let r = form(&http, &server, "/api/users/create", "/users", Some(&admin), &[("username", "viewer1"), ("email", "v1@company.com"), ("password", "ViewPass123!"), ("roles[viewer]", "on")]).await;
+    let r = form(
+        &http,
+        &server,
+        "/api/users/create",
+        "/users",
+        Some(&admin),
+        &[
+            ("username", "viewer1"),
+            ("email", "v1@company.com"),
+            ("password", "ViewPass123!"),
+            ("roles[viewer]", "on"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FOUND);
     let user_page = location(&r);
-    assert!(user_page.starts_with("/users/") && user_page.ends_with("?created=1"), "{user_page}");
-    let viewer_id = user_page.trim_start_matches("/users/").trim_end_matches("?created=1").to_string();
+    assert!(
+        user_page.starts_with("/users/") && user_page.ends_with("?created=1"),
+        "{user_page}"
+    );
+    let viewer_id = user_page
+        .trim_start_matches("/users/")
+        .trim_end_matches("?created=1")
+        .to_string();
 
     // Sign-in: wrong password is an error on the form; the right one opens a new session.
-    let wrong = form(&http, &server, "/api/auth/sign_in", "/login", None, &[("username", "viewer1"), ("password", "nope")]).await;
-    assert!(location(&wrong).contains("/login?") && location(&wrong).contains("__err="), "{}", location(&wrong));
-    assert!(wrong.headers().get_all(SET_COOKIE).iter().all(|c| !c.to_str().unwrap().starts_with("wasm_as_os_session=") || c.to_str().unwrap().contains("Max-Age=0")));
-    let ok = form(&http, &server, "/api/auth/sign_in", "/login?next=/account", None, &[("username", "viewer1"), ("password", "ViewPass123!"), ("next", "/account")]).await;
-    assert_eq!((ok.status(), location(&ok)), (StatusCode::FOUND, "/account".to_string()));
+    let wrong = form(
+        &http,
+        &server,
+        "/api/auth/sign_in",
+        "/login",
+        None,
+        &[("username", "viewer1"), ("password", "nope")],
+    )
+    .await;
+    assert!(
+        location(&wrong).contains("/login?") && location(&wrong).contains("__err="),
+        "{}",
+        location(&wrong)
+    );
+    assert!(
+        wrong.headers().get_all(SET_COOKIE).iter().all(|c| !c
+            .to_str()
+            .unwrap()
+            .starts_with("wasm_as_os_session=")
+            || c.to_str().unwrap().contains("Max-Age=0"))
+    );
+    let ok = form(
+        &http,
+        &server,
+        "/api/auth/sign_in",
+        "/login?next=/account",
+        None,
+        &[
+            ("username", "viewer1"),
+            ("password", "ViewPass123!"),
+            ("next", "/account"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (ok.status(), location(&ok)),
+        (StatusCode::FOUND, "/account".to_string())
+    );
     let viewer = session_cookie(&ok);
     assert_ne!(viewer, admin);
     let (status, _, html) = page(&http, &server, "/account", Some(&viewer)).await;
@@ -105,22 +238,51 @@ async fn browser_flow(data_dir: &Path, database_url: Option<&str>) {
     assert!(html.contains("You do not have permission"));
 
     // Disabling the viewer ends their session at once.
-    let r = form(&http, &server, "/api/users/set_disabled", &user_page, Some(&admin), &[("id", &viewer_id), ("disabled", "true")]).await;
+    let r = form(
+        &http,
+        &server,
+        "/api/users/set_disabled",
+        &user_page,
+        Some(&admin),
+        &[("id", &viewer_id), ("disabled", "true")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FOUND);
     let (status, loc, _) = page(&http, &server, "/account", Some(&viewer)).await;
-    assert_eq!((status, loc.as_str()), (StatusCode::FOUND, "/login?next=/account"));
+    assert_eq!(
+        (status, loc.as_str()),
+        (StatusCode::FOUND, "/login?next=/account")
+    );
 
     // Sign-out ends the admin's session.
-    let out = form(&http, &server, "/api/auth/sign_out", "/users", Some(&admin), &[]).await;
-    assert_eq!((out.status(), location(&out)), (StatusCode::FOUND, "/login".to_string()));
+    let out = form(
+        &http,
+        &server,
+        "/api/auth/sign_out",
+        "/users",
+        Some(&admin),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (out.status(), location(&out)),
+        (StatusCode::FOUND, "/login".to_string())
+    );
     let (status, _, _) = page(&http, &server, "/users", Some(&admin)).await;
-    assert_eq!(status, StatusCode::FOUND, "the old cookie no longer signs in");
+    assert_eq!(
+        status,
+        StatusCode::FOUND,
+        "the old cookie no longer signs in"
+    );
 
     let (status, log) = server.terminate();
     assert!(status.success());
     let log = log.join("\n");
     assert!(!log.contains(&token), "the set-up token is never logged");
-    assert!(!log.contains("SecurePassword123!") && !log.contains("ViewPass123!"), "passwords are never logged");
+    assert!(
+        !log.contains("SecurePassword123!") && !log.contains("ViewPass123!"),
+        "passwords are never logged"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +293,9 @@ async fn a_browser_sets_up_signs_in_and_out_on_sqlite() {
 
 #[tokio::test]
 async fn a_browser_sets_up_signs_in_and_out_on_postgres() {
-    let Some(db) = FreshDb::create().await else { return };
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     browser_flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;

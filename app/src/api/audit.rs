@@ -47,19 +47,39 @@ pub async fn search_audit(
     use platform::audit::{AuditError, AuditParams, AuditQuery, EventKind};
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let params = AuditParams { event, actor, outcome, resource, from, to, q, after, limit: Some(50) };
+    let params = AuditParams {
+        event,
+        actor,
+        outcome,
+        resource,
+        from,
+        to,
+        q,
+        after,
+        limit: Some(50),
+    };
     let to_app = |e: AuditError| match e {
         AuditError::Forbidden => AppError::Forbidden,
         AuditError::Query(message) => {
             // Messages start with the field they are about ("from: …").
-            let (field, text) = message.split_once(": ").map_or(("q", message.as_str()), |(f, t)| (f, t));
+            let (field, text) = message
+                .split_once(": ")
+                .map_or(("q", message.as_str()), |(f, t)| (f, t));
             let field = if field == "after" { "q" } else { field };
-            AppError::Validation([(field.to_string(), vec![text.to_string()])].into_iter().collect())
+            AppError::Validation(
+                [(field.to_string(), vec![text.to_string()])]
+                    .into_iter()
+                    .collect(),
+            )
         }
         other => AppError::internal(&other),
     };
     let query = AuditQuery::from_params(&params).map_err(to_app)?;
-    let page = platform.audit().search(&principal, &query).await.map_err(to_app)?;
+    let page = platform
+        .audit()
+        .search(&principal, &query)
+        .await
+        .map_err(to_app)?;
     let rows = page
         .events
         .into_iter()
@@ -69,10 +89,22 @@ pub async fn search_audit(
             event: e.event.kind.as_str().to_string(),
             outcome: e.event.outcome.as_str().to_string(),
             actor: e.event.actor.name.clone(),
-            resource: e.event.target.as_ref().map(|t| format!("{} {}", t.kind, t.id)).unwrap_or_default(),
+            resource: e
+                .event
+                .target
+                .as_ref()
+                .map(|t| format!("{} {}", t.kind, t.id))
+                .unwrap_or_default(),
             ip: e.event.ip.clone().unwrap_or_default(),
             json: serde_json::to_string_pretty(&e).unwrap_or_default(),
         })
         .collect();
-    Ok(AuditView { rows, next: page.next, event_names: EventKind::ALL.iter().map(|k| k.as_str().to_string()).collect() })
+    Ok(AuditView {
+        rows,
+        next: page.next,
+        event_names: EventKind::ALL
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect(),
+    })
 }

@@ -20,7 +20,9 @@ impl SignedInUser {
     /// Whether the user holds `resource:action` (or `resource:*`); only for showing controls —
     /// the services decide.
     pub fn can(&self, resource: &str, action: &str) -> bool {
-        self.permissions.iter().any(|p| p == &format!("{resource}:{action}") || p == &format!("{resource}:*"))
+        self.permissions
+            .iter()
+            .any(|p| p == &format!("{resource}:{action}") || p == &format!("{resource}:*"))
     }
 }
 
@@ -29,19 +31,34 @@ impl SignedInUser {
 pub async fn current_user() -> Result<Option<SignedInUser>, AppError> {
     use platform::access::Principal;
     Ok(ssr::current_principal().await?.and_then(|p| match p {
-        Principal::User { id, username, roles, permissions } => {
-            Some(SignedInUser { id, username, roles, permissions: permissions.iter().map(ToString::to_string).collect() })
-        }
+        Principal::User {
+            id,
+            username,
+            roles,
+            permissions,
+        } => Some(SignedInUser {
+            id,
+            username,
+            roles,
+            permissions: permissions.iter().map(ToString::to_string).collect(),
+        }),
         Principal::System => None,
     }))
 }
 
 /// Signs in with a local account and starts a fresh session.
 #[server(endpoint = "auth/sign_in")]
-pub async fn sign_in(username: String, password: String, #[server(default)] next: Option<String>) -> Result<(), AppError> {
+pub async fn sign_in(
+    username: String,
+    password: String,
+    #[server(default)] next: Option<String>,
+) -> Result<(), AppError> {
     let platform = ssr::platform()?;
     let password = secrecy::SecretString::from(password);
-    let user = platform.identity().sign_in(&username, &password, &ssr::client()).await?;
+    let user = platform
+        .identity()
+        .sign_in(&username, &password, &ssr::client())
+        .await?;
     ssr::start_session(user).await?;
     leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
     Ok(())
@@ -52,19 +69,32 @@ pub async fn sign_in(username: String, password: String, #[server(default)] next
 pub async fn sign_out() -> Result<(), AppError> {
     let platform = ssr::platform()?;
     if let Some(principal) = ssr::current_principal().await? {
-        platform.identity().sign_out(&principal, &ssr::client()).await?;
+        platform
+            .identity()
+            .sign_out(&principal, &ssr::client())
+            .await?;
     }
-    ssr::session().await?.flush().await.map_err(|e| AppError::internal(&e))?;
+    ssr::session()
+        .await?
+        .flush()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
     leptos_axum::redirect("/login");
     Ok(())
 }
 
 /// Changes the signed-in user's password (the current one must be given). Other sessions end.
 #[server(endpoint = "auth/change_password")]
-pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<(), AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let user = platform.identity().change_own_password(&principal, &current_password.into(), new_password.into()).await?;
+    let user = platform
+        .identity()
+        .change_own_password(&principal, &current_password.into(), new_password.into())
+        .await?;
     ssr::start_session(user).await?;
     leptos_axum::redirect("/account?changed=1");
     Ok(())
@@ -73,18 +103,36 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 /// Whether the set-up link `token` can still create the first administrator.
 #[server(endpoint = "setup/check", input = leptos::server_fn::codec::GetUrl)]
 pub async fn setup_token_valid(token: String) -> Result<bool, AppError> {
-    Ok(ssr::platform()?.identity().setup_token_valid(&token).await?)
+    Ok(ssr::platform()?
+        .identity()
+        .setup_token_valid(&token)
+        .await?)
 }
 
 /// Creates the first administrator through a set-up link and signs them in.
 #[server(endpoint = "setup/create_admin")]
-pub async fn create_first_admin(token: String, username: String, email: String, password: String) -> Result<(), AppError> {
+pub async fn create_first_admin(
+    token: String,
+    username: String,
+    email: String,
+    password: String,
+) -> Result<(), AppError> {
     use platform::identity::setup::FirstAdmin;
     let platform = ssr::platform()?;
     let secret = secrecy::SecretString::from(password);
-    let admin = FirstAdmin { username: username.clone(), email, password: secret.clone() };
-    platform.identity().create_first_admin(&token, admin).await?;
-    let user = platform.identity().sign_in(&username, &secret, &ssr::client()).await?;
+    let admin = FirstAdmin {
+        username: username.clone(),
+        email,
+        password: secret.clone(),
+    };
+    platform
+        .identity()
+        .create_first_admin(&token, admin)
+        .await?;
+    let user = platform
+        .identity()
+        .sign_in(&username, &secret, &ssr::client())
+        .await?;
     ssr::start_session(user).await?;
     leptos_axum::redirect("/");
     Ok(())

@@ -71,7 +71,10 @@ impl From<platform::modules::ModuleInfo> for ModuleView {
     fn from(m: platform::modules::ModuleInfo) -> Self {
         use platform::modules::Grantee;
         fn to_value(v: &impl Serialize) -> String {
-            serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            serde_json::to_value(v)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
         }
         Self {
             id: m.id,
@@ -110,7 +113,9 @@ impl From<platform::modules::ModuleInfo> for ModuleView {
                 })
                 .collect(),
             created_at: m.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            last_run_at: m.last_run_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            last_run_at: m
+                .last_run_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         }
     }
 }
@@ -123,7 +128,9 @@ impl From<platform::modules::ModuleError> for AppError {
             E::Forbidden(_) => Self::Forbidden,
             E::NotFound(_) => Self::NotFound,
             E::Invalid(fields) => Self::Validation(fields),
-            E::InvalidWasm(_) | E::Empty | E::TooLarge { .. } => Self::Validation([("file".to_string(), vec![e.to_string()])].into()),
+            E::InvalidWasm(_) | E::Empty | E::TooLarge { .. } => {
+                Self::Validation([("file".to_string(), vec![e.to_string()])].into())
+            }
             E::Quarantined(_) | E::Conflict(_) => Self::Conflict(e.to_string()),
             other => Self::internal(&other),
         }
@@ -132,14 +139,35 @@ impl From<platform::modules::ModuleError> for AppError {
 
 /// Modules the caller may see, filtered, one page at a time (1-based).
 #[server(endpoint = "modules/list", input = leptos::server_fn::codec::GetUrl)]
-pub async fn list_modules(#[server(default)] status: String, #[server(default)] q: String, #[server(default)] page: u64) -> Result<ModulesPage, AppError> {
+pub async fn list_modules(
+    #[server(default)] status: String,
+    #[server(default)] q: String,
+    #[server(default)] page: u64,
+) -> Result<ModulesPage, AppError> {
     use platform::modules::{ModuleFilter, ModuleStatus};
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let page = page.max(1);
-    let filter = ModuleFilter { status: ModuleStatus::parse(&status), owner: None, q: Some(q) };
-    let (modules, total) = platform.modules().list(&principal, &filter, (page - 1) * MODULES_PER_PAGE, MODULES_PER_PAGE).await?;
-    Ok(ModulesPage { modules: modules.into_iter().map(ModuleView::from).collect(), total, page, per_page: MODULES_PER_PAGE })
+    let filter = ModuleFilter {
+        status: ModuleStatus::parse(&status),
+        owner: None,
+        q: Some(q),
+    };
+    let (modules, total) = platform
+        .modules()
+        .list(
+            &principal,
+            &filter,
+            (page - 1) * MODULES_PER_PAGE,
+            MODULES_PER_PAGE,
+        )
+        .await?;
+    Ok(ModulesPage {
+        modules: modules.into_iter().map(ModuleView::from).collect(),
+        total,
+        page,
+        per_page: MODULES_PER_PAGE,
+    })
 }
 
 /// One module and what the caller may do with it.
@@ -155,7 +183,14 @@ pub async fn get_module(id: String) -> Result<ModuleDetail, AppError> {
         can_delete: principal.can("modules", "delete"),
         can_share: owner || admin,
         can_execute: principal.can("modules", "execute"),
-        capability_groups: platform.config().sandbox.sandbox.module_capabilities.keys().cloned().collect(),
+        capability_groups: platform
+            .config()
+            .sandbox
+            .sandbox
+            .module_capabilities
+            .keys()
+            .cloned()
+            .collect(),
         module: module.into(),
     })
 }
@@ -165,7 +200,13 @@ pub async fn get_module(id: String) -> Result<ModuleDetail, AppError> {
 pub async fn review_queue() -> Result<Vec<ModuleView>, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    Ok(platform.modules().review_queue(&principal).await?.into_iter().map(ModuleView::from).collect())
+    Ok(platform
+        .modules()
+        .review_queue(&principal)
+        .await?
+        .into_iter()
+        .map(ModuleView::from)
+        .collect())
 }
 
 /// Deletes a module, with an optional reason for the audit log.
@@ -181,15 +222,30 @@ pub async fn delete_module(id: String, #[server(default)] reason: String) -> Res
 
 /// Releases a module from review or quarantine, or quarantines it; the reason is audited.
 #[server(endpoint = "modules/review")]
-pub async fn review_module(id: String, decision: String, #[server(default)] reason: String) -> Result<(), AppError> {
+pub async fn review_module(
+    id: String,
+    decision: String,
+    #[server(default)] reason: String,
+) -> Result<(), AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let quarantine = match decision.as_str() {
         "release" => false,
         "quarantine" => true,
-        _ => return Err(AppError::Validation([("decision".to_string(), vec!["must be release or quarantine".to_string()])].into())),
+        _ => {
+            return Err(AppError::Validation(
+                [(
+                    "decision".to_string(),
+                    vec!["must be release or quarantine".to_string()],
+                )]
+                .into(),
+            ));
+        }
     };
-    platform.modules().set_quarantine(&principal, &id, quarantine, &reason).await?;
+    platform
+        .modules()
+        .set_quarantine(&principal, &id, quarantine, &reason)
+        .await?;
     Ok(())
 }
 
@@ -199,7 +255,11 @@ pub async fn share_module(id: String, kind: String, name: String) -> Result<(), 
     use platform::modules::Grantee;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let grantee = if kind == "role" { Grantee::Role(name.trim().to_string()) } else { Grantee::User(name.trim().to_string()) };
+    let grantee = if kind == "role" {
+        Grantee::Role(name.trim().to_string())
+    } else {
+        Grantee::User(name.trim().to_string())
+    };
     platform.modules().share(&principal, &id, grantee).await?;
     Ok(())
 }
@@ -210,18 +270,28 @@ pub async fn unshare_module(id: String, kind: String, name: String) -> Result<()
     use platform::modules::Grantee;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let grantee = if kind == "role" { Grantee::Role(name) } else { Grantee::User(name) };
+    let grantee = if kind == "role" {
+        Grantee::Role(name)
+    } else {
+        Grantee::User(name)
+    };
     platform.modules().unshare(&principal, &id, grantee).await?;
     Ok(())
 }
 
 /// Assigns a sandbox.yml capability group to a module, or none (empty).
 #[server(endpoint = "modules/capability_group")]
-pub async fn set_capability_group(id: String, #[server(default)] group: String) -> Result<(), AppError> {
+pub async fn set_capability_group(
+    id: String,
+    #[server(default)] group: String,
+) -> Result<(), AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let group = Some(group).filter(|g| !g.is_empty());
-    platform.modules().set_capability_group(&principal, &id, group).await?;
+    platform
+        .modules()
+        .set_capability_group(&principal, &id, group)
+        .await?;
     Ok(())
 }
 
@@ -259,13 +329,22 @@ pub struct RunRow {
 
 #[cfg(feature = "ssr")]
 fn summarize(result: &serde_json::Value) -> String {
-    let clip = |s: &str| if s.chars().count() > 200 { format!("{}…", s.chars().take(200).collect::<String>()) } else { s.to_string() };
+    let clip = |s: &str| {
+        if s.chars().count() > 200 {
+            format!("{}…", s.chars().take(200).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
     if let Some(e) = result["error"].as_str() {
         return clip(e);
     }
     let mut parts = Vec::new();
     if let Some(values) = result["results"].as_array() {
-        let shown: Vec<String> = values.iter().map(|v| format!("{}:{}", v["type"].as_str().unwrap_or(""), v["value"])).collect();
+        let shown: Vec<String> = values
+            .iter()
+            .map(|v| format!("{}:{}", v["type"].as_str().unwrap_or(""), v["value"]))
+            .collect();
         parts.push(format!("results [{}]", shown.join(", ")));
     }
     if let Some(code) = result["exit_code"].as_i64() {
@@ -288,11 +367,31 @@ pub fn parse_args(text: &str) -> Result<Vec<serde_json::Value>, String> {
                 None => ("f64".to_string(), token),
             };
             let value = match ty.as_str() {
-                "i32" => serde_json::json!(value.parse::<i32>().map_err(|_| format!("\"{value}\" is not an i32"))?),
-                "i64" => serde_json::json!(value.parse::<i64>().map_err(|_| format!("\"{value}\" is not an i64"))?),
-                "f32" => serde_json::json!(value.parse::<f32>().map_err(|_| format!("\"{value}\" is not an f32"))?),
-                "f64" => serde_json::json!(value.parse::<f64>().map_err(|_| format!("\"{value}\" is not an f64"))?),
-                other => return Err(format!("unknown type \"{other}\" (use i32, i64, f32 or f64)")),
+                "i32" => serde_json::json!(
+                    value
+                        .parse::<i32>()
+                        .map_err(|_| format!("\"{value}\" is not an i32"))?
+                ),
+                "i64" => serde_json::json!(
+                    value
+                        .parse::<i64>()
+                        .map_err(|_| format!("\"{value}\" is not an i64"))?
+                ),
+                "f32" => serde_json::json!(
+                    value
+                        .parse::<f32>()
+                        .map_err(|_| format!("\"{value}\" is not an f32"))?
+                ),
+                "f64" => serde_json::json!(
+                    value
+                        .parse::<f64>()
+                        .map_err(|_| format!("\"{value}\" is not an f64"))?
+                ),
+                other => {
+                    return Err(format!(
+                        "unknown type \"{other}\" (use i32, i64, f32 or f64)"
+                    ));
+                }
             };
             Ok(serde_json::json!({ "type": ty, "value": value }))
         })
@@ -317,17 +416,37 @@ pub async fn execute_module(
         let env = env
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| l.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| format!("\"{l}\" is not KEY=VALUE")))
+            .map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                    .ok_or_else(|| format!("\"{l}\" is not KEY=VALUE"))
+            })
             .collect::<Result<_, _>>()
             .map_err(|m| AppError::Validation([("env".to_string(), vec![m])].into()))?;
-        ExecuteRequest::Command { args: args.split_whitespace().map(str::to_string).collect(), env, stdin }
+        ExecuteRequest::Command {
+            args: args.split_whitespace().map(str::to_string).collect(),
+            env,
+            stdin,
+        }
     } else {
         if function.trim().is_empty() {
-            return Err(AppError::Validation([("function".to_string(), vec!["name the exported function to call".to_string()])].into()));
+            return Err(AppError::Validation(
+                [(
+                    "function".to_string(),
+                    vec!["name the exported function to call".to_string()],
+                )]
+                .into(),
+            ));
         }
-        let values = parse_args(&args).map_err(|m| AppError::Validation([("args".to_string(), vec![m])].into()))?;
-        let args = serde_json::from_value(serde_json::Value::Array(values)).map_err(|e| AppError::Validation([("args".to_string(), vec![e.to_string()])].into()))?;
-        ExecuteRequest::Call { function: function.trim().to_string(), args }
+        let values = parse_args(&args)
+            .map_err(|m| AppError::Validation([("args".to_string(), vec![m])].into()))?;
+        let args = serde_json::from_value(serde_json::Value::Array(values)).map_err(|e| {
+            AppError::Validation([("args".to_string(), vec![e.to_string()])].into())
+        })?;
+        ExecuteRequest::Call {
+            function: function.trim().to_string(),
+            args,
+        }
     };
     match platform.modules().execute(&principal, &id, request).await {
         Ok(r) => Ok(RunView {
@@ -335,7 +454,16 @@ pub async fn execute_module(
             ok: true,
             outcome: "success".to_string(),
             message: None,
-            results: r.results.unwrap_or_default().iter().map(|v| serde_json::to_value(v).map(|j| format!("{}:{}", j["type"].as_str().unwrap_or(""), j["value"])).unwrap_or_default()).collect(),
+            results: r
+                .results
+                .unwrap_or_default()
+                .iter()
+                .map(|v| {
+                    serde_json::to_value(v)
+                        .map(|j| format!("{}:{}", j["type"].as_str().unwrap_or(""), j["value"]))
+                        .unwrap_or_default()
+                })
+                .collect(),
             exit_code: r.exit_code,
             stdout: r.stdout,
             stderr: r.stderr,

@@ -20,7 +20,10 @@ pub struct RoleView {
 /// Permissions typed one per line (or separated by commas or spaces).
 #[cfg(feature = "ssr")]
 fn parse_permissions(text: &str) -> Vec<String> {
-    text.split(|c: char| c == ',' || c.is_whitespace()).filter(|p| !p.is_empty()).map(str::to_string).collect()
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every role.
@@ -31,17 +34,31 @@ pub async fn list_roles() -> Result<Vec<RoleView>, AppError> {
     let roles = platform.identity().roles_with_holders(&principal).await?;
     Ok(roles
         .into_iter()
-        .map(|r| RoleView { name: r.role.name, description: r.role.description, builtin: r.role.builtin, permissions: r.role.permissions, holders: r.holders })
+        .map(|r| RoleView {
+            name: r.role.name,
+            description: r.role.description,
+            builtin: r.role.builtin,
+            permissions: r.role.permissions,
+            holders: r.holders,
+        })
         .collect())
 }
 
 /// Creates a custom role.
 #[server(endpoint = "roles/create")]
-pub async fn create_role(name: String, #[server(default)] description: String, permissions: String) -> Result<(), AppError> {
+pub async fn create_role(
+    name: String,
+    #[server(default)] description: String,
+    permissions: String,
+) -> Result<(), AppError> {
     use platform::identity::roles::NewRole;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let new = NewRole { name, description, permissions: parse_permissions(&permissions) };
+    let new = NewRole {
+        name,
+        description,
+        permissions: parse_permissions(&permissions),
+    };
     let role = platform.identity().create_role(&principal, new).await?;
     leptos_axum::redirect(&format!("/roles#role-{}", role.name));
     Ok(())
@@ -49,12 +66,22 @@ pub async fn create_role(name: String, #[server(default)] description: String, p
 
 /// Replaces a custom role's description and permissions.
 #[server(endpoint = "roles/update")]
-pub async fn update_role(name: String, #[server(default)] description: String, permissions: String) -> Result<(), AppError> {
+pub async fn update_role(
+    name: String,
+    #[server(default)] description: String,
+    permissions: String,
+) -> Result<(), AppError> {
     use platform::identity::roles::RoleChanges;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let changes = RoleChanges { description: Some(description), permissions: Some(parse_permissions(&permissions)) };
-    platform.identity().update_role(&principal, &name, changes).await?;
+    let changes = RoleChanges {
+        description: Some(description),
+        permissions: Some(parse_permissions(&permissions)),
+    };
+    platform
+        .identity()
+        .update_role(&principal, &name, changes)
+        .await?;
     leptos_axum::redirect(&format!("/roles#role-{name}"));
     Ok(())
 }

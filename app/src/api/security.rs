@@ -32,13 +32,29 @@ pub async fn security_overview(#[server(default)] hours: usize) -> Result<Securi
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let hours = if hours == 0 { 24 } else { hours };
-    let overview = platform.security_overview(&principal, hours).await.map_err(|e| match e {
-        SecurityError::Forbidden => AppError::Forbidden,
-        other => AppError::internal(&other),
-    })?;
+    let overview = platform
+        .security_overview(&principal, hours)
+        .await
+        .map_err(|e| match e {
+            SecurityError::Forbidden => AppError::Forbidden,
+            other => AppError::internal(&other),
+        })?;
     Ok(SecurityView {
-        labels: overview.buckets.iter().map(|b| b.format("%H:%M").to_string()).collect(),
-        series: overview.series.into_iter().map(|s| SeriesView { name: s.name, event: s.event, counts: s.counts, total: s.total }).collect(),
+        labels: overview
+            .buckets
+            .iter()
+            .map(|b| b.format("%H:%M").to_string())
+            .collect(),
+        series: overview
+            .series
+            .into_iter()
+            .map(|s| SeriesView {
+                name: s.name,
+                event: s.event,
+                counts: s.counts,
+                total: s.total,
+            })
+            .collect(),
         hours: overview.buckets.len(),
     })
 }

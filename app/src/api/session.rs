@@ -7,7 +7,11 @@ use axum::extract::ConnectInfo;
 use platform::{
     Platform,
     access::Principal,
-    identity::{IdentityError, auth::{AuthError, Client}, sessions::{SESSION_USER_KEY, SessionUser}},
+    identity::{
+        IdentityError,
+        auth::{AuthError, Client},
+        sessions::{SESSION_USER_KEY, SessionUser},
+    },
 };
 use tower_sessions::Session;
 
@@ -28,12 +32,18 @@ pub async fn session() -> Result<Session, AppError> {
 
 /// Who is calling: address and user agent, for audit events.
 pub fn client() -> Client {
-    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else { return Client::default() };
+    let Some(parts) = leptos::prelude::use_context::<http::request::Parts>() else {
+        return Client::default();
+    };
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect());
+    let user_agent = parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect());
     Client { ip, user_agent }
 }
 
@@ -41,10 +51,18 @@ pub fn client() -> Client {
 pub async fn current_principal() -> Result<Option<Principal>, AppError> {
     let platform = platform()?;
     let session = session().await?;
-    let Some(user) = session.get::<SessionUser>(SESSION_USER_KEY).await.map_err(|e| AppError::internal(&e))? else {
+    let Some(user) = session
+        .get::<SessionUser>(SESSION_USER_KEY)
+        .await
+        .map_err(|e| AppError::internal(&e))?
+    else {
         return Ok(None);
     };
-    let principal = platform.identity().session_principal(&user, platform.session_timeouts()).await.map_err(|e| AppError::internal(&e))?;
+    let principal = platform
+        .identity()
+        .session_principal(&user, platform.session_timeouts())
+        .await
+        .map_err(|e| AppError::internal(&e))?;
     if principal.is_none() {
         // The account was disabled, its password changed, or the session is too old: end it.
         session.flush().await.map_err(|e| AppError::internal(&e))?;
@@ -60,8 +78,14 @@ pub async fn principal() -> Result<Principal, AppError> {
 /// Starts a fresh session (new id) for a user who just signed in.
 pub async fn start_session(user: SessionUser) -> Result<(), AppError> {
     let session = session().await?;
-    session.cycle_id().await.map_err(|e| AppError::internal(&e))?;
-    session.insert(SESSION_USER_KEY, user).await.map_err(|e| AppError::internal(&e))
+    session
+        .cycle_id()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    session
+        .insert(SESSION_USER_KEY, user)
+        .await
+        .map_err(|e| AppError::internal(&e))
 }
 
 /// Only same-site paths are followed after sign-in.
@@ -87,7 +111,13 @@ impl From<IdentityError> for AppError {
 impl From<AuthError> for AppError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidCredentials => Self::Validation([("password".to_string(), vec!["invalid username or password".to_string()])].into()),
+            AuthError::InvalidCredentials => Self::Validation(
+                [(
+                    "password".to_string(),
+                    vec!["invalid username or password".to_string()],
+                )]
+                .into(),
+            ),
             AuthError::InvalidToken => Self::Unauthorized,
             AuthError::Internal(inner) => inner.into(),
         }

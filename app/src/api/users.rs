@@ -44,7 +44,9 @@ impl From<platform::identity::User> for UserView {
             roles: u.roles,
             disabled: u.disabled,
             created_at: u.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
-            last_login_at: u.last_login_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
+            last_login_at: u
+                .last_login_at
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()),
         }
     }
 }
@@ -57,13 +59,31 @@ fn checked(roles: BTreeMap<String, String>) -> Vec<String> {
 
 /// Users whose name or email contains `q`, one page at a time (1-based).
 #[server(endpoint = "users/list", input = leptos::server_fn::codec::GetUrl)]
-pub async fn list_users(#[server(default)] q: String, #[server(default)] page: u64) -> Result<UsersPage, AppError> {
+pub async fn list_users(
+    #[server(default)] q: String,
+    #[server(default)] page: u64,
+) -> Result<UsersPage, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let page = page.max(1);
-    let (users, total) = platform.identity().search_users(&principal, &q, (page - 1) * USERS_PER_PAGE, USERS_PER_PAGE).await?;
-    let roles = platform.identity().list_roles(&principal).await?.into_iter().map(|r| r.name).collect();
-    Ok(UsersPage { users: users.into_iter().map(UserView::from).collect(), total, page, per_page: USERS_PER_PAGE, roles })
+    let (users, total) = platform
+        .identity()
+        .search_users(&principal, &q, (page - 1) * USERS_PER_PAGE, USERS_PER_PAGE)
+        .await?;
+    let roles = platform
+        .identity()
+        .list_roles(&principal)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    Ok(UsersPage {
+        users: users.into_iter().map(UserView::from).collect(),
+        total,
+        page,
+        per_page: USERS_PER_PAGE,
+        roles,
+    })
 }
 
 /// One user, and every role name.
@@ -72,17 +92,33 @@ pub async fn get_user(id: String) -> Result<(UserView, Vec<String>), AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let user = platform.identity().get_user(&principal, &id).await?;
-    let roles = platform.identity().list_roles(&principal).await?.into_iter().map(|r| r.name).collect();
+    let roles = platform
+        .identity()
+        .list_roles(&principal)
+        .await?
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
     Ok((user.into(), roles))
 }
 
 /// Creates a local account.
 #[server(endpoint = "users/create")]
-pub async fn create_user(username: String, email: String, password: String, #[server(default)] roles: BTreeMap<String, String>) -> Result<UserView, AppError> {
+pub async fn create_user(
+    username: String,
+    email: String,
+    password: String,
+    #[server(default)] roles: BTreeMap<String, String>,
+) -> Result<UserView, AppError> {
     use platform::identity::NewUser;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let new = NewUser { username, email, password: password.into(), roles: checked(roles) };
+    let new = NewUser {
+        username,
+        email,
+        password: password.into(),
+        roles: checked(roles),
+    };
     let user = platform.identity().create_user(&principal, new).await?;
     leptos_axum::redirect(&format!("/users/{}?created=1", user.id));
     Ok(user.into())
@@ -90,10 +126,16 @@ pub async fn create_user(username: String, email: String, password: String, #[se
 
 /// Sets a user's roles to exactly the checked ones.
 #[server(endpoint = "users/set_roles")]
-pub async fn set_user_roles(id: String, #[server(default)] roles: BTreeMap<String, String>) -> Result<UserView, AppError> {
+pub async fn set_user_roles(
+    id: String,
+    #[server(default)] roles: BTreeMap<String, String>,
+) -> Result<UserView, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let user = platform.identity().set_roles(&principal, &id, &checked(roles)).await?;
+    let user = platform
+        .identity()
+        .set_roles(&principal, &id, &checked(roles))
+        .await?;
     Ok(user.into())
 }
 
@@ -102,7 +144,10 @@ pub async fn set_user_roles(id: String, #[server(default)] roles: BTreeMap<Strin
 pub async fn set_user_disabled(id: String, disabled: bool) -> Result<UserView, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let user = platform.identity().update_user_by_id(&principal, &id, Default::default(), Some(disabled)).await?;
+    let user = platform
+        .identity()
+        .update_user_by_id(&principal, &id, Default::default(), Some(disabled))
+        .await?;
     Ok(user.into())
 }
 
@@ -112,8 +157,14 @@ pub async fn reset_password(id: String, password: String) -> Result<UserView, Ap
     use platform::identity::UserChanges;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let changes = UserChanges { password: Some(password.into()), ..UserChanges::default() };
-    let user = platform.identity().update_user_by_id(&principal, &id, changes, None).await?;
+    let changes = UserChanges {
+        password: Some(password.into()),
+        ..UserChanges::default()
+    };
+    let user = platform
+        .identity()
+        .update_user_by_id(&principal, &id, changes, None)
+        .await?;
     Ok(user.into())
 }
 

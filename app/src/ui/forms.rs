@@ -16,7 +16,11 @@ pub fn messages_for(error: &Option<AppError>, field: &str) -> Vec<String> {
 
 /// The messages of a field, shown under its input (`id` is what `aria-describedby` points at).
 #[component]
-pub fn FieldErrors(#[prop(into)] error: Signal<Option<AppError>>, field: &'static str, id: &'static str) -> impl IntoView {
+pub fn FieldErrors(
+    #[prop(into)] error: Signal<Option<AppError>>,
+    field: &'static str,
+    id: &'static str,
+) -> impl IntoView {
     view! {
         <div class="field-errors" id=id role="alert" aria-live="polite">
             {move || {
@@ -40,7 +44,10 @@ fn label_of(field: &str) -> String {
 /// A banner for errors that belong to no single field, and for validation errors on fields the
 /// form does not show.
 #[component]
-pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>, #[prop(optional)] fields: &'static [&'static str]) -> impl IntoView {
+pub fn FormError(
+    #[prop(into)] error: Signal<Option<AppError>>,
+    #[prop(optional)] fields: &'static [&'static str],
+) -> impl IntoView {
     move || {
         let message = match error.get() {
             None => return None,
@@ -83,7 +90,9 @@ fn SignInRedirect() -> impl IntoView {
 pub fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -21,10 +21,17 @@ pub fn Layout(children: Children) -> impl IntoView {
     let location = use_location();
     let sign_out = ServerAction::<SignOut>::new();
     // Refetched on every navigation, so the header follows sign-in and sign-out.
-    let me = Resource::new(move || (location.pathname.get(), sign_out.version().get()), |_| current_user());
+    let me = Resource::new(
+        move || (location.pathname.get(), sign_out.version().get()),
+        |_| current_user(),
+    );
     let current = move |href: &'static str| {
         let path = location.pathname.get();
-        let active = if href == "/" { path == "/" } else { path == href || path.starts_with(&format!("{href}/")) };
+        let active = if href == "/" {
+            path == "/"
+        } else {
+            path == href || path.starts_with(&format!("{href}/"))
+        };
         active.then_some("page")
     };
     view! {

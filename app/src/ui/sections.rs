@@ -21,7 +21,11 @@ pub const SECTIONS: &[Section] = &[
         path: "/users",
         title: "Users",
         summary: "People who sign in to wasm-as-os, their roles and their status.",
-        coming: &["Search and page through accounts", "Create users and assign roles", "Disable, enable and reset passwords"],
+        coming: &[
+            "Search and page through accounts",
+            "Create users and assign roles",
+            "Disable, enable and reset passwords",
+        ],
         icon: "M16 19v-1a4 4 0 0 0-4-4H7a4 4 0 0 0-4 4v1M9.5 10a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7M21 19v-1a4 4 0 0 0-3-3.9M15.5 3.1a3.5 3.5 0 0 1 0 6.8",
     },
     Section {
@@ -29,7 +33,11 @@ pub const SECTIONS: &[Section] = &[
         path: "/roles",
         title: "Roles",
         summary: "Roles and the permissions they grant, from rbac.yml and your own.",
-        coming: &["The permissions of admin, developer, operator and viewer", "Who holds each role", "Custom roles"],
+        coming: &[
+            "The permissions of admin, developer, operator and viewer",
+            "Who holds each role",
+            "Custom roles",
+        ],
         icon: "M12 3l8 3v6c0 4.5-3.4 8.2-8 9-4.6-.8-8-4.5-8-9V6l8-3zM9 12l2 2 4-4",
     },
     Section {
@@ -37,7 +45,11 @@ pub const SECTIONS: &[Section] = &[
         path: "/modules",
         title: "Modules",
         summary: "Uploaded WebAssembly modules, their analysis and their runs.",
-        coming: &["Upload with static analysis and a risk score", "Quarantine review", "Run modules in the sandbox"],
+        coming: &[
+            "Upload with static analysis and a risk score",
+            "Quarantine review",
+            "Run modules in the sandbox",
+        ],
         icon: "M21 16V8l-9-5-9 5v8l9 5 9-5zM3.3 7.6 12 12.5l8.7-4.9M12 22V12.5",
     },
     Section {
@@ -61,7 +73,11 @@ pub const SECTIONS: &[Section] = &[
         path: "/audit",
         title: "Audit",
         summary: "Every security-relevant event, filterable and exportable.",
-        coming: &["Filter by event, actor, outcome and time", "Export as CSV or JSON", "Tamper-evidence verification"],
+        coming: &[
+            "Filter by event, actor, outcome and time",
+            "Export as CSV or JSON",
+            "Tamper-evidence verification",
+        ],
         icon: "M9 5H7a2 2 0 0 0-2 2v12a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V7a2 2 0 0 0-2-2h-2M9 5a2 2 0 0 0 2 2h2a2 2 0 0 0 2-2 2 2 0 0 0-2-2h-2a2 2 0 0 0-2 2zM9 12h6M9 16h4",
     },
     Section {
@@ -69,7 +85,10 @@ pub const SECTIONS: &[Section] = &[
         path: "/security",
         title: "Security",
         summary: "Authentication failures, denials, sandbox violations and intrusion detection.",
-        coming: &["Charts of security metrics over time", "Blocked addresses and alerts"],
+        coming: &[
+            "Charts of security metrics over time",
+            "Blocked addresses and alerts",
+        ],
         icon: "M12 22s8-4 8-10V5l-8-3-8 3v7c0 6 8 10 8 10zM12 8v4M12 16h.01",
     },
     Section {
@@ -77,7 +96,11 @@ pub const SECTIONS: &[Section] = &[
         path: "/compliance",
         title: "Compliance",
         summary: "GDPR requests and SOC 2 controls.",
-        coming: &["Data exports and erasure requests", "Retention status", "SOC 2 control report"],
+        coming: &[
+            "Data exports and erasure requests",
+            "Retention status",
+            "SOC 2 control report",
+        ],
         icon: "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M9 15l2 2 4-4",
     },
 ];

@@ -4,7 +4,10 @@
 //! `cargo bench -p platform --bench audit_pipeline` (numbers go to docs/benchmarks.md by hand).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use platform::{
     Platform, StartOptions,
@@ -13,16 +16,27 @@ use platform::{
 };
 
 fn event(n: usize) -> AuditEvent {
-    AuditEvent::new(EventKind::ModuleExecute, Actor::user("0191c3c2-7f5e-7000-8000-000000000001", "developer1"), Outcome::Success)
-        .with_client(Some("203.0.113.7".into()), Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()))
-        .with_target("module", format!("m-{}", n % 100))
-        .with_details(serde_json::json!({ "duration_ms": 12, "fuel": 100_000, "exit": "ok" }))
+    AuditEvent::new(
+        EventKind::ModuleExecute,
+        Actor::user("0191c3c2-7f5e-7000-8000-000000000001", "developer1"),
+        Outcome::Success,
+    )
+    .with_client(
+        Some("203.0.113.7".into()),
+        Some("Mozilla/5.0 (X11; Linux x86_64) bench".into()),
+    )
+    .with_target("module", format!("m-{}", n % 100))
+    .with_details(serde_json::json!({ "duration_ms": 12, "fuel": 100_000, "exit": "ok" }))
 }
 
 async fn platform(dir: &std::path::Path, database: bool) -> Platform {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
-    let db = if database { "    - type: \"database\"\n      table: \"audit_logs\"\n" } else { "" };
+    let db = if database {
+        "    - type: \"database\"\n      table: \"audit_logs\"\n"
+    } else {
+        ""
+    };
     std::fs::write(
         config.join("audit.yml"),
         format!(
@@ -31,7 +45,15 @@ async fn platform(dir: &std::path::Path, database: bool) -> Platform {
         ),
     )
     .unwrap();
-    let options = StartOptions { config_dir: config, data_dir: dir.join("data"), database_url: None, clock: Arc::new(SystemClock), sessions: Default::default(), max_upload: platform::DEFAULT_MAX_UPLOAD, run_modules: false };
+    let options = StartOptions {
+        config_dir: config,
+        data_dir: dir.join("data"),
+        database_url: None,
+        clock: Arc::new(SystemClock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
+    };
     Platform::start(options).await.unwrap().0
 }
 
@@ -57,7 +79,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::var("AUDIT_BENCH_EVENTS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("AUDIT_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
     for (label, database) in [("file", false), ("file + database (SQLite)", true)] {
         let (rate, mut latencies) = throughput(database, n).await;
         latencies.sort();

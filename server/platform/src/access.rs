@@ -32,8 +32,13 @@ impl FromStr for Permission {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         rbac::check_permission(s)?;
-        let (resource, action) = s.split_once(':').ok_or_else(|| format!("\"{s}\" is not of the form resource:action"))?;
-        Ok(Self { resource: resource.to_string(), action: action.to_string() })
+        let (resource, action) = s
+            .split_once(':')
+            .ok_or_else(|| format!("\"{s}\" is not of the form resource:action"))?;
+        Ok(Self {
+            resource: resource.to_string(),
+            action: action.to_string(),
+        })
     }
 }
 
@@ -67,7 +72,12 @@ impl FromIterator<Permission> for PermissionSet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     System,
-    User { id: String, username: String, roles: Vec<String>, permissions: PermissionSet },
+    User {
+        id: String,
+        username: String,
+        roles: Vec<String>,
+        permissions: PermissionSet,
+    },
 }
 
 /// How the caller relates to one owned resource (a module, task or snapshot).
@@ -104,7 +114,13 @@ impl Principal {
     /// Whether the principal may do `action` on one owned resource. With `ownership` on, a user
     /// reaches their own rows, rows shared with them (only where `sharing` is on), or any row
     /// through the wildcard `resource:*`.
-    pub fn can_on(&self, resource: &str, action: &str, policy: ResourcePolicy, relation: Relation) -> bool {
+    pub fn can_on(
+        &self,
+        resource: &str,
+        action: &str,
+        policy: ResourcePolicy,
+        relation: Relation,
+    ) -> bool {
         if !self.can(resource, action) {
             return false;
         }
@@ -153,24 +169,45 @@ mod tests {
         assert!("modules".parse::<Permission>().is_err());
         assert!("wizards:read".parse::<Permission>().is_err());
         assert!("modules:Read!".parse::<Permission>().is_err());
-        assert_eq!("snapshots:restore".parse::<Permission>().unwrap().to_string(), "snapshots:restore");
+        assert_eq!(
+            "snapshots:restore"
+                .parse::<Permission>()
+                .unwrap()
+                .to_string(),
+            "snapshots:restore"
+        );
     }
 
     #[test]
     fn ownership_limits_a_user_to_their_own_and_shared_rows() {
-        let modules = ResourcePolicy { ownership: true, sharing: true };
-        let tasks = ResourcePolicy { ownership: true, sharing: false };
+        let modules = ResourcePolicy {
+            ownership: true,
+            sharing: true,
+        };
+        let tasks = ResourcePolicy {
+            ownership: true,
+            sharing: false,
+        };
         let dev = user(&["modules:read", "scheduler:read"]);
         assert!(dev.can_on("modules", "read", modules, Relation::Owner));
         assert!(dev.can_on("modules", "read", modules, Relation::SharedWith));
         assert!(!dev.can_on("modules", "read", modules, Relation::Other));
-        assert!(!dev.can_on("scheduler", "read", tasks, Relation::SharedWith), "tasks cannot be shared");
-        assert!(!dev.can_on("modules", "delete", modules, Relation::Owner), "ownership does not add permissions");
+        assert!(
+            !dev.can_on("scheduler", "read", tasks, Relation::SharedWith),
+            "tasks cannot be shared"
+        );
+        assert!(
+            !dev.can_on("modules", "delete", modules, Relation::Owner),
+            "ownership does not add permissions"
+        );
     }
 
     #[test]
     fn the_resource_wildcard_reaches_everyones_rows() {
-        let modules = ResourcePolicy { ownership: true, sharing: true };
+        let modules = ResourcePolicy {
+            ownership: true,
+            sharing: true,
+        };
         let admin = user(&["modules:*"]);
         assert!(admin.can_on("modules", "delete", modules, Relation::Other));
         assert!(Principal::System.can_on("modules", "delete", modules, Relation::Other));

@@ -48,7 +48,10 @@ pub enum AuditError {
     Journal(std::io::Error),
     /// The journal under the data dir could not be opened at start.
     #[error("cannot open the audit journal under {path}: {source}")]
-    Open { path: std::path::PathBuf, source: std::io::Error },
+    Open {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     /// A verification could not run (unreadable file, missing chain head).
     #[error("cannot verify the audit log: {0}")]
     Verify(String),
@@ -85,17 +88,33 @@ struct Inner {
 
 impl AuditService {
     /// Starts the destinations of audit.yml; the journal lives under `data_dir/audit-journal`.
-    pub fn start(db: DatabaseConnection, clock: Arc<dyn Clock>, config: Arc<Config>, data_dir: &Path, metrics: Metrics) -> Result<Self, AuditError> {
+    pub fn start(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        config: Arc<Config>,
+        data_dir: &Path,
+        metrics: Metrics,
+    ) -> Result<Self, AuditError> {
         let settings = &config.audit.audit;
         let redactor = Redactor::new(settings.filter_sensitive_data, &settings.sensitive_fields);
         let pipeline = if settings.enabled {
             let root = data_dir.join("audit-journal");
             let sinks = sink::Sink::from_config(&settings.destinations, &db, data_dir);
-            Some(pipeline::Pipeline::start(&root, sinks, &metrics).map_err(|source| AuditError::Open { path: root, source })?)
+            Some(
+                pipeline::Pipeline::start(&root, sinks, &metrics)
+                    .map_err(|source| AuditError::Open { path: root, source })?,
+            )
         } else {
             None
         };
-        Ok(Self(Arc::new(Inner { db, clock, config, redactor, metrics, pipeline })))
+        Ok(Self(Arc::new(Inner {
+            db,
+            clock,
+            config,
+            redactor,
+            metrics,
+            pipeline,
+        })))
     }
 
     /// Records `event` unless audit.yml leaves it out; returns the event as it will be stored.
@@ -107,12 +126,19 @@ impl AuditService {
         if !self.wants(event.kind) {
             return Ok(None);
         }
-        let Some(pipeline) = &self.0.pipeline else { return Ok(None) };
+        let Some(pipeline) = &self.0.pipeline else {
+            return Ok(None);
+        };
         self.0.redactor.redact(&mut event.details);
         let now = self.0.clock.now();
         // Both databases keep microseconds; the chain hashes what they keep.
-        let timestamp = chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-        let recorded = RecordedEvent { id: uuid::Uuid::now_v7(), timestamp, event };
+        let timestamp =
+            chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let recorded = RecordedEvent {
+            id: uuid::Uuid::now_v7(),
+            timestamp,
+            event,
+        };
         let mut line = serde_json::to_vec(&recorded).map_err(|e| AuditError::Journal(e.into()))?;
         line.push(b'\n');
         if let Err(e) = pipeline.append(&line) {
@@ -171,10 +197,18 @@ impl AuditService {
     }
 
     /// The audit dashboard's query (`system:audit`); a refusal is itself audited.
-    pub async fn search(&self, principal: &Principal, query: &AuditQuery) -> Result<AuditPage, AuditError> {
+    pub async fn search(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+    ) -> Result<AuditPage, AuditError> {
         if !principal.can("system", "audit") {
-            let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
-            let denied = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied).with_details(serde_json::json!({ "permission": "system:audit" }));
+            let actor = Actor {
+                id: principal.id().map(str::to_string),
+                name: principal.name().to_string(),
+            };
+            let denied = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
+                .with_details(serde_json::json!({ "permission": "system:audit" }));
             self.record(denied).await?;
             return Err(AuditError::Forbidden);
         }
@@ -191,12 +225,18 @@ impl AuditService {
         let text = format!("{config:?}").replacen(&format!("dir: {:?}", config.dir), "", 1);
         let fingerprint = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
         let path = data_dir.join("config-fingerprint");
-        let previous = std::fs::read_to_string(&path).ok().map(|s| s.trim().to_string());
+        let previous = std::fs::read_to_string(&path)
+            .ok()
+            .map(|s| s.trim().to_string());
         if previous.as_deref() == Some(fingerprint.as_str()) {
             return Ok(false);
         }
         let details = serde_json::json!({ "config_fingerprint": fingerprint, "previous_fingerprint": previous, "config_dir": config.dir.display().to_string() });
-        self.record(AuditEvent::new(EventKind::ConfigChange, Actor::system(), Outcome::Success).with_details(details)).await?;
+        self.record(
+            AuditEvent::new(EventKind::ConfigChange, Actor::system(), Outcome::Success)
+                .with_details(details),
+        )
+        .await?;
         std::fs::write(&path, &fingerprint).map_err(AuditError::Journal)?;
         Ok(true)
     }

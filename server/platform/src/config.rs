@@ -77,7 +77,11 @@ pub(crate) struct Problems<'a> {
 
 impl Problems<'_> {
     pub(crate) fn push(&mut self, key: impl Into<String>, reason: impl Into<String>) {
-        self.out.push(Problem { file: self.file.to_string(), key: key.into(), reason: reason.into() });
+        self.out.push(Problem {
+            file: self.file.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        });
     }
 }
 
@@ -110,8 +114,17 @@ macro_rules! defaults {
     };
 }
 defaults!(
-    "security.yml", "rbac.yml", "tls.yml", "rate_limit.yml", "sandbox.yml", "static_analysis.yml",
-    "database.yml", "audit.yml", "ids.yml", "privacy.yml", "soc2.yml",
+    "security.yml",
+    "rbac.yml",
+    "tls.yml",
+    "rate_limit.yml",
+    "sandbox.yml",
+    "static_analysis.yml",
+    "database.yml",
+    "audit.yml",
+    "ids.yml",
+    "privacy.yml",
+    "soc2.yml",
 );
 
 /// Reads the config dir with the process environment for `${VAR}`.
@@ -120,9 +133,16 @@ pub fn load(dir: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Reads the config dir, looking `${VAR}` up with `env`.
-pub fn load_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub fn load_with_env(
+    dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     let mut problems = Vec::new();
-    let mut loader = Loader { dir, env, problems: &mut problems };
+    let mut loader = Loader {
+        dir,
+        env,
+        problems: &mut problems,
+    };
     let security: Option<security::SecurityFile> = loader.file("security.yml");
     let rbac: Option<rbac::RbacFile> = loader.file("rbac.yml");
     let mut tls: Option<tls::TlsFile> = loader.file("tls.yml");
@@ -134,9 +154,14 @@ pub fn load_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result
     }
     let rate_limit: Option<rate_limit::RateLimitFile> = loader.file("rate_limit.yml");
     let sandbox: Option<sandbox::SandboxFile> = loader.file("sandbox.yml");
-    let static_analysis: Option<static_analysis::StaticAnalysisFile> = loader.file("static_analysis.yml");
+    let static_analysis: Option<static_analysis::StaticAnalysisFile> =
+        loader.file("static_analysis.yml");
     let database_present = loader.has_content("database.yml");
-    let database: Option<database::DatabaseFile> = if database_present { loader.file("database.yml") } else { None };
+    let database: Option<database::DatabaseFile> = if database_present {
+        loader.file("database.yml")
+    } else {
+        None
+    };
     let database_defaults: Option<database::DatabaseFile> = loader.defaults_only("database.yml");
     let audit: Option<audit::AuditFile> = loader.file("audit.yml");
     let ids: Option<ids::IdsFile> = loader.file("ids.yml");
@@ -156,7 +181,19 @@ pub fn load_with_env(dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result
         "audit.yml" => audit, "ids.yml" => ids, "privacy.yml" => privacy,
     );
 
-    match (security, rbac, tls, rate_limit, sandbox, static_analysis, database_defaults, audit, ids, privacy, soc2) {
+    match (
+        security,
+        rbac,
+        tls,
+        rate_limit,
+        sandbox,
+        static_analysis,
+        database_defaults,
+        audit,
+        ids,
+        privacy,
+        soc2,
+    ) {
         (
             Some(security),
             Some(rbac),
@@ -211,7 +248,10 @@ impl Loader<'_> {
     }
 
     fn default_text(name: &str) -> &'static str {
-        DEFAULTS.iter().find(|(n, _)| *n == name).map_or("", |(_, text)| text)
+        DEFAULTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("", |(_, text)| text)
     }
 
     /// The spec's values alone, without reading the config dir.
@@ -226,7 +266,11 @@ impl Loader<'_> {
         let defaults = match yaml::parse(Self::default_text(name)) {
             Ok(v) => v,
             Err(reason) => {
-                self.problems.push(Problem { file, key: String::new(), reason: format!("built-in defaults: {reason}") });
+                self.problems.push(Problem {
+                    file,
+                    key: String::new(),
+                    reason: format!("built-in defaults: {reason}"),
+                });
                 return None;
             }
         };
@@ -234,13 +278,21 @@ impl Loader<'_> {
             Ok(text) => match yaml::parse(&text) {
                 Ok(v) => Some(v),
                 Err(reason) => {
-                    self.problems.push(Problem { file, key: String::new(), reason });
+                    self.problems.push(Problem {
+                        file,
+                        key: String::new(),
+                        reason,
+                    });
                     return None;
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
-                self.problems.push(Problem { file, key: String::new(), reason: format!("cannot read {}: {e}", path.display()) });
+                self.problems.push(Problem {
+                    file,
+                    key: String::new(),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                });
                 return None;
             }
         };
@@ -248,7 +300,13 @@ impl Loader<'_> {
             None => yaml::without_placeholders(defaults),
             Some(user) => {
                 let before = self.problems.len();
-                let mut report = |key, reason| self.problems.push(Problem { file: file.clone(), key, reason });
+                let mut report = |key, reason| {
+                    self.problems.push(Problem {
+                        file: file.clone(),
+                        key,
+                        reason,
+                    })
+                };
                 yaml::find_placeholders(&user, &mut Vec::new(), &mut report);
                 let mut merged = yaml::merge(yaml::without_placeholders(defaults), user);
                 yaml::interpolate(&mut merged, &mut Vec::new(), self.env, &mut report);
@@ -267,7 +325,11 @@ impl Loader<'_> {
             Err(e) => {
                 let key = e.path().to_string();
                 let key = if key == "." { String::new() } else { key };
-                self.problems.push(Problem { file: display_name(name), key, reason: e.into_inner().to_string() });
+                self.problems.push(Problem {
+                    file: display_name(name),
+                    key,
+                    reason: e.into_inner().to_string(),
+                });
                 None
             }
         }

@@ -80,10 +80,20 @@ enum Shared {
     /// One process only.
     Memory,
     /// The counter file of an SQLite database; reopened when it was deleted or replaced.
-    File { path: PathBuf, file: RwLock<File>, writing: Mutex<()> },
+    File {
+        path: PathBuf,
+        file: RwLock<File>,
+        writing: Mutex<()>,
+    },
     /// Notifications received on [`CHANNEL`], whether the listener is connected, and when it
     /// last heard anything (milliseconds since `since`).
-    Postgres { db: DatabaseConnection, received: AtomicU64, listening: AtomicBool, since: Instant, heard_ms: AtomicU64 },
+    Postgres {
+        db: DatabaseConnection,
+        received: AtomicU64,
+        listening: AtomicBool,
+        since: Instant,
+        heard_ms: AtomicU64,
+    },
 }
 
 /// The check word stored after the value.
@@ -115,7 +125,9 @@ fn read_file(file: &File) -> Option<u64> {
 /// A starting value taken from the clock, so a counter file made afresh (deleted, damaged) does
 /// not count through values an older reader may have cached under.
 fn fresh_start() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Takes the counter file's lock, waiting at most [`LOCK_PATIENCE`] for another process.
@@ -124,8 +136,14 @@ fn lock(file: &File) -> std::io::Result<()> {
     loop {
         match file.try_lock() {
             Ok(()) => return Ok(()),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-            Err(std::fs::TryLockError::WouldBlock) => return Err(std::io::Error::other("another process holds the counter file's lock")),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(
+                    "another process holds the counter file's lock",
+                ));
+            }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
     }
@@ -142,8 +160,19 @@ fn locked<T>(file: &File, f: impl FnOnce() -> std::io::Result<T>) -> std::io::Re
 /// Opens (or creates) the counter file, starting a new or damaged one at [`fresh_start`].
 fn open_file(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-    locked(&file, || if read_file(&file).is_none() { file.write_all_at(&encode(fresh_start()), 0) } else { Ok(()) })?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    locked(&file, || {
+        if read_file(&file).is_none() {
+            file.write_all_at(&encode(fresh_start()), 0)
+        } else {
+            Ok(())
+        }
+    })?;
     Ok(file)
 }
 
@@ -171,7 +200,10 @@ impl Drop for Change<'_> {
 impl AccessGeneration {
     /// A counter for one process only (in-memory databases, tests).
     pub fn in_memory() -> Self {
-        Self(Arc::new(Inner { local: AtomicU64::new(0), shared: Shared::Memory }))
+        Self(Arc::new(Inner {
+            local: AtomicU64::new(0),
+            shared: Shared::Memory,
+        }))
     }
 
     /// The counter file beside the SQLite database at `db_path` (through symbolic links, so every
@@ -182,7 +214,14 @@ impl AccessGeneration {
         name.push(FILE_SUFFIX);
         let path = PathBuf::from(name);
         let file = RwLock::new(open_file(&path)?);
-        Ok(Self(Arc::new(Inner { local: AtomicU64::new(0), shared: Shared::File { path, file, writing: Mutex::new(()) } })))
+        Ok(Self(Arc::new(Inner {
+            local: AtomicU64::new(0),
+            shared: Shared::File {
+                path,
+                file,
+                writing: Mutex::new(()),
+            },
+        })))
     }
 
     /// Listens for PostgreSQL notifications on [`CHANNEL`] on a connection of its own; must be
@@ -225,9 +264,16 @@ impl AccessGeneration {
                 // A torn read (a write under way) or a damaged file: unknown until the next advance.
                 value?
             }
-            Shared::Postgres { received, listening, since, heard_ms, .. } => {
+            Shared::Postgres {
+                received,
+                listening,
+                since,
+                heard_ms,
+                ..
+            } => {
                 let now_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-                let silent = Duration::from_millis(now_ms.saturating_sub(heard_ms.load(Ordering::Acquire)));
+                let silent =
+                    Duration::from_millis(now_ms.saturating_sub(heard_ms.load(Ordering::Acquire)));
                 if !listening.load(Ordering::Acquire) || silent > SILENCE {
                     return None;
                 }
@@ -250,7 +296,11 @@ impl AccessGeneration {
         self.0.local.fetch_add(1, Ordering::AcqRel);
         match &self.0.shared {
             Shared::Memory => {}
-            Shared::File { path, file, writing } => {
+            Shared::File {
+                path,
+                file,
+                writing,
+            } => {
                 // `flock` does not exclude threads of one process: they take turns here first.
                 let result = match (writing.lock(), file.read()) {
                     (Ok(_turn), Ok(file)) => advance_file(&file),
@@ -263,14 +313,19 @@ impl AccessGeneration {
             Shared::Postgres { db, .. } => {
                 let db = db.clone();
                 let notify = async move {
-                    if let Err(e) = db.execute_unprepared(&format!("SELECT pg_notify('{CHANNEL}', '')")).await {
+                    if let Err(e) = db
+                        .execute_unprepared(&format!("SELECT pg_notify('{CHANNEL}', '')"))
+                        .await
+                    {
                         tracing::error!(error = %e, "cannot notify other replicas of an access change; they may use stale access decisions");
                     }
                 };
                 // Its own task, so the notification is sent even if the caller is cancelled.
                 match tokio::runtime::Handle::try_current() {
                     Ok(handle) => drop(handle.spawn(notify)),
-                    Err(_) => tracing::error!("no runtime to notify other replicas of an access change on"),
+                    Err(_) => tracing::error!(
+                        "no runtime to notify other replicas of an access change on"
+                    ),
                 }
             }
         }
@@ -278,11 +333,27 @@ impl AccessGeneration {
 
     async fn listen(&self) {
         use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
-        let Shared::Postgres { db, received, listening, since, heard_ms } = &self.0.shared else { return };
-        let heard = || heard_ms.store(u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX), Ordering::Release);
+        let Shared::Postgres {
+            db,
+            received,
+            listening,
+            since,
+            heard_ms,
+        } = &self.0.shared
+        else {
+            return;
+        };
+        let heard = || {
+            heard_ms.store(
+                u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                Ordering::Release,
+            )
+        };
         let main = db.get_postgres_connection_pool().clone();
         // A pool of one of its own, so listening never takes a connection from the services.
-        let own = PgPoolOptions::new().max_connections(1).connect_lazy_with((*main.connect_options()).clone());
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*main.connect_options()).clone());
         let mut closed = main.close_event();
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -311,8 +382,12 @@ impl AccessGeneration {
                     own.close().await;
                     return;
                 }
-                Ok(Ok(())) => tracing::warn!("lost the access-change listener; cached access decisions are not used until it reconnects"),
-                Ok(Err(e)) => tracing::warn!(error = %e, "cannot listen for access changes; retrying"),
+                Ok(Ok(())) => tracing::warn!(
+                    "lost the access-change listener; cached access decisions are not used until it reconnects"
+                ),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "cannot listen for access changes; retrying")
+                }
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -326,7 +401,9 @@ impl AccessGeneration {
     /// Sends a heartbeat on [`CHANNEL`] every [`HEARTBEAT`], so a listener cut off without
     /// noticing stops being trusted after [`SILENCE`].
     async fn heartbeat(&self) {
-        let Shared::Postgres { db, listening, .. } = &self.0.shared else { return };
+        let Shared::Postgres { db, listening, .. } = &self.0.shared else {
+            return;
+        };
         let beat = format!("SELECT pg_notify('{CHANNEL}', '{HEARTBEAT_PAYLOAD}')");
         loop {
             tokio::time::sleep(HEARTBEAT).await;
@@ -352,7 +429,11 @@ pub struct Fresh<K, V> {
 
 impl<K: Eq + Hash + Clone, V> Fresh<K, V> {
     pub fn new(generation: AccessGeneration, capacity: usize) -> Self {
-        Self { generation, entries: Mutex::new(HashMap::new()), capacity }
+        Self {
+            generation,
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
     }
 
     /// The value for `key`: the cached one if it was loaded under the current generation, else
@@ -426,11 +507,19 @@ mod tests {
         let server = AccessGeneration::sqlite_file(&db).unwrap();
         assert!(server.current().is_some());
         std::fs::remove_file(dir.path().join("wasm-as-os.db-generation")).unwrap();
-        assert_eq!(server.current(), None, "the old file is gone: nothing cached is trusted");
+        assert_eq!(
+            server.current(),
+            None,
+            "the old file is gone: nothing cached is trusted"
+        );
         let cli = AccessGeneration::sqlite_file(&db).unwrap();
         let seen = server.current().unwrap();
         cli.advance();
-        assert_ne!(server.current().unwrap(), seen, "the server reads the file the CLI writes");
+        assert_ne!(
+            server.current().unwrap(),
+            seen,
+            "the server reads the file the CLI writes"
+        );
     }
 
     #[tokio::test]
@@ -450,11 +539,23 @@ mod tests {
         let generation = AccessGeneration::in_memory();
         let cache: Fresh<u32, u32> = Fresh::new(generation.clone(), 2);
         for k in 0..2 {
-            cache.get_or_load(&k, async move { Ok::<_, ()>(k) }).await.unwrap();
+            cache
+                .get_or_load(&k, async move { Ok::<_, ()>(k) })
+                .await
+                .unwrap();
         }
-        cache.get_or_load(&9, async { Ok::<_, ()>(9) }).await.unwrap();
+        cache
+            .get_or_load(&9, async { Ok::<_, ()>(9) })
+            .await
+            .unwrap();
         assert!(cache.entries.lock().unwrap().len() <= 2);
-        assert_eq!(*cache.get_or_load(&9, async { Ok::<_, ()>(0) }).await.unwrap(), 9);
+        assert_eq!(
+            *cache
+                .get_or_load(&9, async { Ok::<_, ()>(0) })
+                .await
+                .unwrap(),
+            9
+        );
     }
 
     #[tokio::test]
@@ -468,13 +569,31 @@ mod tests {
             Ok::<_, ()>("old")
         });
         assert_eq!(*stale.await.unwrap(), "old");
-        assert_eq!(*cache.get_or_load(&1, async { Ok::<_, ()>("new") }).await.unwrap(), "new");
+        assert_eq!(
+            *cache
+                .get_or_load(&1, async { Ok::<_, ()>("new") })
+                .await
+                .unwrap(),
+            "new"
+        );
     }
 
     #[tokio::test]
     async fn errors_are_not_cached() {
         let cache: Fresh<u32, u32> = Fresh::new(AccessGeneration::in_memory(), 8);
-        assert_eq!(cache.get_or_load(&1, async { Err::<u32, _>("down") }).await.unwrap_err(), "down");
-        assert_eq!(*cache.get_or_load(&1, async { Ok::<_, &str>(7) }).await.unwrap(), 7);
+        assert_eq!(
+            cache
+                .get_or_load(&1, async { Err::<u32, _>("down") })
+                .await
+                .unwrap_err(),
+            "down"
+        );
+        assert_eq!(
+            *cache
+                .get_or_load(&1, async { Ok::<_, &str>(7) })
+                .await
+                .unwrap(),
+            7
+        );
     }
 }

@@ -8,8 +8,8 @@ pub mod clock;
 pub mod config;
 pub mod generation;
 pub mod identity;
-pub mod modules;
 pub mod metrics;
+pub mod modules;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -125,7 +125,10 @@ impl Readiness {
 
 /// Makes sure `path` exists and can be written.
 pub fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
-    let fail = |e: std::io::Error| StartError::DataDir { path: path.to_path_buf(), reason: e.to_string() };
+    let fail = |e: std::io::Error| StartError::DataDir {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     std::fs::create_dir_all(path).map_err(fail)?;
     let probe = path.join(".write-test");
     std::fs::write(&probe, b"ok").map_err(fail)?;
@@ -142,32 +145,77 @@ impl Platform {
         if let Some(path) = generated {
             notices.push(Notice::GeneratedJwtSecret { path });
         }
-        let (url, engine) = store::target(&config, &options.data_dir, options.database_url.as_deref())?;
+        let (url, engine) =
+            store::target(&config, &options.data_dir, options.database_url.as_deref())?;
         let db = store::connect(&config, &url, &engine).await?;
         store::migrate(&db).await?;
         let generation = store::access_generation(&db, &engine)?;
         let config = Arc::new(config);
         let metrics = metrics::Metrics::new();
-        let audit = AuditService::start(db.clone(), options.clock.clone(), config.clone(), &options.data_dir, metrics.clone())?;
-        let identity = identity::Identity::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), &jwt_secret, generation.clone());
+        let audit = AuditService::start(
+            db.clone(),
+            options.clock.clone(),
+            config.clone(),
+            &options.data_dir,
+            metrics.clone(),
+        )?;
+        let identity = identity::Identity::new(
+            db.clone(),
+            options.clock.clone(),
+            config.clone(),
+            audit.clone(),
+            &jwt_secret,
+            generation.clone(),
+        );
         identity.sync_builtin_roles().await?;
         let (key, generated) = secrets::storage_key(&options.data_dir)?;
         if let Some(path) = generated {
             notices.push(Notice::GeneratedStorageKey { path });
         }
-        let store = modules::storage::ModuleStore::new(options.data_dir.join("modules"), &key).map_err(|e| StartError::Modules(e.to_string()))?;
+        let store = modules::storage::ModuleStore::new(options.data_dir.join("modules"), &key)
+            .map_err(|e| StartError::Modules(e.to_string()))?;
         let executor = if options.run_modules {
             let cache = options.data_dir.join("cache").join("compiled");
-            Some(Arc::new(modules::execute::Executor::new(&config, cache).map_err(|e| StartError::Modules(format!("cannot start the sandbox: {e}")))?))
+            Some(Arc::new(
+                modules::execute::Executor::new(&config, cache)
+                    .map_err(|e| StartError::Modules(format!("cannot start the sandbox: {e}")))?,
+            ))
         } else {
             None
         };
-        let modules = modules::Modules::new(db.clone(), options.clock.clone(), config.clone(), audit.clone(), store, options.max_upload, executor, generation);
-        let reanalysed = modules.reanalyse_stale().await.map_err(|e| StartError::Modules(error_chain(&e)))?;
+        let modules = modules::Modules::new(
+            db.clone(),
+            options.clock.clone(),
+            config.clone(),
+            audit.clone(),
+            store,
+            options.max_upload,
+            executor,
+            generation,
+        );
+        let reanalysed = modules
+            .reanalyse_stale()
+            .await
+            .map_err(|e| StartError::Modules(error_chain(&e)))?;
         if reanalysed > 0 {
-            notices.push(Notice::Reanalysed { modules: reanalysed });
+            notices.push(Notice::Reanalysed {
+                modules: reanalysed,
+            });
         }
-        let inner = Inner { config, data_dir: options.data_dir, db, engine, clock: options.clock, audit, metrics, identity, modules, schema_current: false.into(), jwt_secret, sessions: options.sessions };
+        let inner = Inner {
+            config,
+            data_dir: options.data_dir,
+            db,
+            engine,
+            clock: options.clock,
+            audit,
+            metrics,
+            identity,
+            modules,
+            schema_current: false.into(),
+            jwt_secret,
+            sessions: options.sessions,
+        };
         Ok((Self(Arc::new(inner)), notices))
     }
 
@@ -209,13 +257,29 @@ impl Platform {
     }
 
     /// The security overview over the last `hours` hours, in hourly buckets (`metrics:read`).
-    pub async fn security_overview(&self, principal: &access::Principal, hours: usize) -> Result<security::Overview, security::SecurityError> {
+    pub async fn security_overview(
+        &self,
+        principal: &access::Principal,
+        hours: usize,
+    ) -> Result<security::Overview, security::SecurityError> {
         let hours = hours.clamp(1, 24 * 14);
-        security::overview(&self.0.db, principal, self.0.clock.now(), chrono::Duration::hours(1), hours).await
+        security::overview(
+            &self.0.db,
+            principal,
+            self.0.clock.now(),
+            chrono::Duration::hours(1),
+            hours,
+        )
+        .await
     }
 
     /// The security report over `[start, end)` (`system:audit`), after the audit database caught up.
-    pub async fn security_report(&self, principal: &access::Principal, start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Result<security::Report, security::SecurityError> {
+    pub async fn security_report(
+        &self,
+        principal: &access::Principal,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<security::Report, security::SecurityError> {
         self.0.audit.caught_up().await;
         security::report(&self.0.db, principal, start, end, self.0.clock.now()).await
     }
@@ -239,16 +303,23 @@ impl Platform {
         use std::sync::atomic::Ordering;
         let database = self.0.db.ping().await.is_ok();
         let known = self.0.schema_current.load(Ordering::Relaxed);
-        let migrations = known || (database && store::migrations_applied(&self.0.db).await.unwrap_or(false));
+        let migrations =
+            known || (database && store::migrations_applied(&self.0.db).await.unwrap_or(false));
         if migrations && !known {
             self.0.schema_current.store(true, Ordering::Relaxed);
         }
-        Readiness { database, migrations }
+        Readiness {
+            database,
+            migrations,
+        }
     }
 
     /// Writes the queued run history and delivers the buffered audit events, then closes the connection pool.
     pub async fn close(&self) {
-        self.0.modules.finish_runs(std::time::Duration::from_secs(30)).await;
+        self.0
+            .modules
+            .finish_runs(std::time::Duration::from_secs(30))
+            .await;
         self.0.audit.shutdown().await;
         if let Err(e) = self.0.db.clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");

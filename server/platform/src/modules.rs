@@ -16,8 +16,10 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait,
+    ActiveValue::Set,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, Func},
 };
 use serde::Serialize;
@@ -230,12 +232,33 @@ impl Modules {
     ) -> Self {
         let policy = policy::from_config(&config);
         let policy_hash = policy::fingerprint(&policy);
-        let runs = executor.is_some().then(|| recorder::RunRecorder::start(db.clone())).flatten();
+        let runs = executor
+            .is_some()
+            .then(|| recorder::RunRecorder::start(db.clone()))
+            .flatten();
         if executor.is_some() && runs.is_none() {
-            tracing::error!("no tokio runtime to write the run history on; runs will not be recorded");
+            tracing::error!(
+                "no tokio runtime to write the run history on; runs will not be recorded"
+            );
         }
-        let access = Arc::new(crate::generation::Fresh::new(generation.clone(), ACCESS_CACHE));
-        Self { db, clock, config, audit, store, policy: Arc::new(policy), policy_hash, max_upload, executor, runs, generation, access }
+        let access = Arc::new(crate::generation::Fresh::new(
+            generation.clone(),
+            ACCESS_CACHE,
+        ));
+        Self {
+            db,
+            clock,
+            config,
+            audit,
+            store,
+            policy: Arc::new(policy),
+            policy_hash,
+            max_upload,
+            executor,
+            runs,
+            generation,
+            access,
+        }
     }
 
     /// The upload size cap, in bytes.
@@ -244,24 +267,51 @@ impl Modules {
     }
 
     fn actor(principal: &Principal) -> Actor {
-        Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() }
+        Actor {
+            id: principal.id().map(str::to_string),
+            name: principal.name().to_string(),
+        }
     }
 
     async fn deny(&self, principal: &Principal, permission: &str, target: &str) -> ModuleError {
-        let event = AuditEvent::new(EventKind::PermissionDenied, Self::actor(principal), Outcome::Denied)
-            .with_details(serde_json::json!({ "permission": permission, "target": target }));
+        let event = AuditEvent::new(
+            EventKind::PermissionDenied,
+            Self::actor(principal),
+            Outcome::Denied,
+        )
+        .with_details(serde_json::json!({ "permission": permission, "target": target }));
         if let Err(e) = self.audit.record(event).await {
             return e.into();
         }
         ModuleError::Forbidden(permission.to_string())
     }
 
-    async fn require(&self, principal: &Principal, action: &str, target: &str) -> Result<(), ModuleError> {
-        if principal.can("modules", action) { Ok(()) } else { Err(self.deny(principal, &format!("modules:{action}"), target).await) }
+    async fn require(
+        &self,
+        principal: &Principal,
+        action: &str,
+        target: &str,
+    ) -> Result<(), ModuleError> {
+        if principal.can("modules", action) {
+            Ok(())
+        } else {
+            Err(self
+                .deny(principal, &format!("modules:{action}"), target)
+                .await)
+        }
     }
 
-    async fn record(&self, principal: &Principal, kind: EventKind, outcome: Outcome, row: &module::Model, details: serde_json::Value) -> Result<(), ModuleError> {
-        let event = AuditEvent::new(kind, Self::actor(principal), outcome).with_target("module", row.id.to_string()).with_details(details);
+    async fn record(
+        &self,
+        principal: &Principal,
+        kind: EventKind,
+        outcome: Outcome,
+        row: &module::Model,
+        details: serde_json::Value,
+    ) -> Result<(), ModuleError> {
+        let event = AuditEvent::new(kind, Self::actor(principal), outcome)
+            .with_target("module", row.id.to_string())
+            .with_details(details);
         self.audit.record(event).await?;
         Ok(())
     }
@@ -272,7 +322,10 @@ impl Modules {
     }
 
     /// Streams an upload into temporary storage (bounded by the upload cap).
-    pub async fn stage(&self, body: impl tokio::io::AsyncRead + Unpin) -> Result<Staged, ModuleError> {
+    pub async fn stage(
+        &self,
+        body: impl tokio::io::AsyncRead + Unpin,
+    ) -> Result<Staged, ModuleError> {
         Ok(self.store.stage(body, self.max_upload).await?)
     }
 
@@ -280,7 +333,9 @@ impl Modules {
         let q = &self.config.static_analysis.static_analysis.quarantine;
         match report.verdict {
             _ if !q.enabled => ModuleStatus::Active,
-            analysis::Verdict::Quarantined if q.auto_quarantine || report.suspicious => ModuleStatus::Quarantined,
+            analysis::Verdict::Quarantined if q.auto_quarantine || report.suspicious => {
+                ModuleStatus::Quarantined
+            }
             analysis::Verdict::Quarantined | analysis::Verdict::Review => ModuleStatus::Review,
             analysis::Verdict::Active => ModuleStatus::Active,
         }
@@ -297,16 +352,25 @@ impl Modules {
     /// Uploads a staged module (`modules:create`): validates and analyses it, stores it encrypted,
     /// and quarantines it when the analysis says so. Audited as `module_upload` (and
     /// `module_quarantine`).
-    pub async fn upload(&self, principal: &Principal, meta: UploadMeta, staged: Staged) -> Result<ModuleInfo, ModuleError> {
+    pub async fn upload(
+        &self,
+        principal: &Principal,
+        meta: UploadMeta,
+        staged: Staged,
+    ) -> Result<ModuleInfo, ModuleError> {
         self.require(principal, "create", &meta.name).await?;
         let Some(owner) = principal.id().and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
-            return Err(ModuleError::Forbidden("a user account (modules have owners)".into()));
+            return Err(ModuleError::Forbidden(
+                "a user account (modules have owners)".into(),
+            ));
         };
         let name = check_name(&meta.name).map_err(|m| invalid("name", m))?;
         if staged.size == 0 {
             return Err(ModuleError::Empty);
         }
-        let bytes = tokio::fs::read(&staged.path).await.map_err(StorageError::from)?;
+        let bytes = tokio::fs::read(&staged.path)
+            .await
+            .map_err(StorageError::from)?;
         let report = self.analyse(bytes).await?;
         self.store.commit(&staged).await?;
         let status = self.status_for(&report);
@@ -334,37 +398,78 @@ impl Modules {
         .await?;
         self.generation.advance();
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
-        self.record(principal, EventKind::ModuleUpload, Outcome::Success, &row, details).await?;
+        self.record(
+            principal,
+            EventKind::ModuleUpload,
+            Outcome::Success,
+            &row,
+            details,
+        )
+        .await?;
         if status == ModuleStatus::Quarantined {
             let (reason, severity) = if report.suspicious {
-                ("suspicious upload (ids.yml suspicious_module_upload)", "critical")
+                (
+                    "suspicious upload (ids.yml suspicious_module_upload)",
+                    "critical",
+                )
             } else {
                 ("risk score at or above high_risk_threshold", "high")
             };
-            let details = serde_json::json!({ "reason": reason, "severity": severity, "automatic": true });
-            self.record(principal, EventKind::ModuleQuarantine, Outcome::Success, &row, details).await?;
+            let details =
+                serde_json::json!({ "reason": reason, "severity": severity, "automatic": true });
+            self.record(
+                principal,
+                EventKind::ModuleQuarantine,
+                Outcome::Success,
+                &row,
+                details,
+            )
+            .await?;
         }
         self.info(row).await
     }
 
     /// The caller's relation to a module.
-    async fn relation(&self, principal: &Principal, row: &module::Model) -> Result<Relation, ModuleError> {
+    async fn relation(
+        &self,
+        principal: &Principal,
+        row: &module::Model,
+    ) -> Result<Relation, ModuleError> {
         if matches!(principal, Principal::User { id, .. } if row.owner_id.to_string() != *id) {
-            let shares = share::Entity::find().filter(share::Column::ModuleId.eq(row.id)).all(&self.db).await?;
+            let shares = share::Entity::find()
+                .filter(share::Column::ModuleId.eq(row.id))
+                .all(&self.db)
+                .await?;
             return Ok(relation_with(principal, row.owner_id, &shares));
         }
         Ok(relation_with(principal, row.owner_id, &[]))
     }
 
     fn resource_policy(&self) -> crate::config::rbac::ResourcePolicy {
-        self.config.rbac.resources.get("modules").copied().unwrap_or(crate::config::rbac::ResourcePolicy { ownership: true, sharing: true })
+        self.config
+            .rbac
+            .resources
+            .get("modules")
+            .copied()
+            .unwrap_or(crate::config::rbac::ResourcePolicy {
+                ownership: true,
+                sharing: true,
+            })
     }
 
     /// Loads a module the principal may `action`; modules they may not see at all are "not found".
-    pub(crate) async fn reach(&self, principal: &Principal, id: &str, action: &str) -> Result<module::Model, ModuleError> {
+    pub(crate) async fn reach(
+        &self,
+        principal: &Principal,
+        id: &str,
+        action: &str,
+    ) -> Result<module::Model, ModuleError> {
         let not_found = || ModuleError::NotFound(id.to_string());
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-        let row = module::Entity::find_by_id(uuid).one(&self.db).await?.ok_or_else(not_found)?;
+        let row = module::Entity::find_by_id(uuid)
+            .one(&self.db)
+            .await?
+            .ok_or_else(not_found)?;
         let relation = self.relation(principal, &row).await?;
         self.check_reach(principal, id, action, relation).await?;
         Ok(row)
@@ -373,24 +478,53 @@ impl Modules {
     /// [`Self::reach`] for runs: owner, shares, status, capability group and content hash come
     /// from memory while no module, share, account or role changed anywhere (see
     /// [`crate::generation`]).
-    pub(crate) async fn reach_for_run(&self, principal: &Principal, id: &str) -> Result<RunTarget, ModuleError> {
+    pub(crate) async fn reach_for_run(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<RunTarget, ModuleError> {
         let not_found = || ModuleError::NotFound(id.to_string());
         let uuid = uuid::Uuid::parse_str(id).map_err(|_| not_found())?;
-        let access = self.access.get_or_load(&uuid, self.load_access(uuid)).await?;
-        let Some(access) = Option::as_ref(&access) else { return Err(not_found()) };
+        let access = self
+            .access
+            .get_or_load(&uuid, self.load_access(uuid))
+            .await?;
+        let Some(access) = Option::as_ref(&access) else {
+            return Err(not_found());
+        };
         let relation = relation_with(principal, access.owner_id, &access.shares);
         self.check_reach(principal, id, "execute", relation).await?;
         Ok(access.target.clone())
     }
 
     async fn load_access(&self, id: uuid::Uuid) -> Result<Option<ModuleAccess>, ModuleError> {
-        let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else { return Ok(None) };
-        let shares = share::Entity::find().filter(share::Column::ModuleId.eq(id)).all(&self.db).await?;
-        let target = RunTarget { id: row.id, status: row.status, sha256: row.sha256, capability_group: row.capability_group };
-        Ok(Some(ModuleAccess { target, owner_id: row.owner_id, shares }))
+        let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let shares = share::Entity::find()
+            .filter(share::Column::ModuleId.eq(id))
+            .all(&self.db)
+            .await?;
+        let target = RunTarget {
+            id: row.id,
+            status: row.status,
+            sha256: row.sha256,
+            capability_group: row.capability_group,
+        };
+        Ok(Some(ModuleAccess {
+            target,
+            owner_id: row.owner_id,
+            shares,
+        }))
     }
 
-    async fn check_reach(&self, principal: &Principal, id: &str, action: &str, relation: Relation) -> Result<(), ModuleError> {
+    async fn check_reach(
+        &self,
+        principal: &Principal,
+        id: &str,
+        action: &str,
+        relation: Relation,
+    ) -> Result<(), ModuleError> {
         let not_found = || ModuleError::NotFound(id.to_string());
         let policy = self.resource_policy();
         if !principal.can_on("modules", "read", policy, relation) {
@@ -414,24 +548,49 @@ impl Modules {
     }
 
     /// Modules the principal may see, newest first, one page at a time, and the total.
-    pub async fn list(&self, principal: &Principal, filter: &ModuleFilter, offset: u64, limit: u64) -> Result<(Vec<ModuleInfo>, u64), ModuleError> {
+    pub async fn list(
+        &self,
+        principal: &Principal,
+        filter: &ModuleFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<ModuleInfo>, u64), ModuleError> {
         self.flush_runs().await;
         self.require(principal, "read", "*").await?;
         let mut query = module::Entity::find();
         if let Principal::User { id, roles, .. } = principal
-            && !principal.can("modules", "*") && self.resource_policy().ownership
+            && !principal.can("modules", "*")
+            && self.resource_policy().ownership
         {
             let me = uuid::Uuid::parse_str(id).unwrap_or_default();
-            let mut shared = Condition::any().add(share::Column::GranteeKind.eq("user").and(share::Column::Grantee.eq(id.clone())));
+            let mut shared = Condition::any().add(
+                share::Column::GranteeKind
+                    .eq("user")
+                    .and(share::Column::Grantee.eq(id.clone())),
+            );
             if !roles.is_empty() {
-                shared = shared.add(share::Column::GranteeKind.eq("role").and(share::Column::Grantee.is_in(roles.clone())));
+                shared = shared.add(
+                    share::Column::GranteeKind
+                        .eq("role")
+                        .and(share::Column::Grantee.is_in(roles.clone())),
+                );
             }
             let shared_ids: Vec<uuid::Uuid> = if self.resource_policy().sharing {
-                share::Entity::find().filter(shared).all(&self.db).await?.into_iter().map(|s| s.module_id).collect()
+                share::Entity::find()
+                    .filter(shared)
+                    .all(&self.db)
+                    .await?
+                    .into_iter()
+                    .map(|s| s.module_id)
+                    .collect()
             } else {
                 Vec::new()
             };
-            query = query.filter(Condition::any().add(module::Column::OwnerId.eq(me)).add(module::Column::Id.is_in(shared_ids)));
+            query = query.filter(
+                Condition::any()
+                    .add(module::Column::OwnerId.eq(me))
+                    .add(module::Column::Id.is_in(shared_ids)),
+            );
         }
         if let Some(status) = filter.status {
             query = query.filter(module::Column::Status.eq(status.as_str()));
@@ -441,11 +600,23 @@ impl Modules {
             query = query.filter(module::Column::OwnerId.eq(owner_id));
         }
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            let pattern = format!("%{}%", q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let pattern = format!(
+                "%{}%",
+                q.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             query = query.filter(
                 Condition::any()
-                    .add(Expr::expr(Func::lower(Expr::col(module::Column::Name))).like(pattern.clone()))
-                    .add(Expr::expr(Func::lower(Expr::col(module::Column::Description))).like(pattern)),
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(module::Column::Name)))
+                            .like(pattern.clone()),
+                    )
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(module::Column::Description)))
+                            .like(pattern),
+                    ),
             );
         }
         let total = query.clone().count(&self.db).await?;
@@ -460,7 +631,13 @@ impl Modules {
     }
 
     /// Renames or re-describes a module (`modules:update`).
-    pub async fn update(&self, principal: &Principal, id: &str, name: Option<String>, description: Option<String>) -> Result<ModuleInfo, ModuleError> {
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        id: &str,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Result<ModuleInfo, ModuleError> {
         let row = self.reach(principal, id, "update").await?;
         let mut active: module::ActiveModel = row.into();
         if let Some(name) = name {
@@ -478,75 +655,168 @@ impl Modules {
 
     /// Deletes a module and, when no other module holds the same bytes, its file
     /// (`modules:delete`); audited as `module_delete` with the reason.
-    pub async fn delete(&self, principal: &Principal, id: &str, reason: Option<String>) -> Result<(), ModuleError> {
+    pub async fn delete(
+        &self,
+        principal: &Principal,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<(), ModuleError> {
         let row = self.reach(principal, id, "delete").await?;
         let change = self.generation.change();
         module::Entity::delete_by_id(row.id).exec(&self.db).await?;
         drop(change);
-        let others = module::Entity::find().filter(module::Column::Sha256.eq(row.sha256.clone())).count(&self.db).await?;
+        let others = module::Entity::find()
+            .filter(module::Column::Sha256.eq(row.sha256.clone()))
+            .count(&self.db)
+            .await?;
         if others == 0 {
             self.store.remove(&row.sha256).await?;
         }
-        let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason });
-        self.record(principal, EventKind::ModuleDelete, Outcome::Success, &row, details).await
+        let details =
+            serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason });
+        self.record(
+            principal,
+            EventKind::ModuleDelete,
+            Outcome::Success,
+            &row,
+            details,
+        )
+        .await
     }
 
     async fn user_id(&self, username: &str) -> Result<Option<uuid::Uuid>, ModuleError> {
         use crate::identity::entities::user;
-        Ok(user::Entity::find().filter(user::Column::Username.eq(username.trim().to_lowercase())).one(&self.db).await?.map(|u| u.id))
+        Ok(user::Entity::find()
+            .filter(user::Column::Username.eq(username.trim().to_lowercase()))
+            .one(&self.db)
+            .await?
+            .map(|u| u.id))
     }
 
     /// Shares a module with a user or a role (owner, or `modules:*`); audited as `module_share`.
-    pub async fn share(&self, principal: &Principal, id: &str, grantee: Grantee) -> Result<ModuleInfo, ModuleError> {
+    pub async fn share(
+        &self,
+        principal: &Principal,
+        id: &str,
+        grantee: Grantee,
+    ) -> Result<ModuleInfo, ModuleError> {
         let row = self.reach(principal, id, "read").await?;
         self.require_owner(principal, &row, "share").await?;
         if !self.resource_policy().sharing {
-            return Err(ModuleError::Conflict("rbac.yml turns sharing of modules off".into()));
+            return Err(ModuleError::Conflict(
+                "rbac.yml turns sharing of modules off".into(),
+            ));
         }
         let (kind, key) = match &grantee {
-            Grantee::User(name) => ("user", self.user_id(name).await?.ok_or_else(|| invalid("user", format!("no user named \"{name}\"")))?.to_string()),
+            Grantee::User(name) => (
+                "user",
+                self.user_id(name)
+                    .await?
+                    .ok_or_else(|| invalid("user", format!("no user named \"{name}\"")))?
+                    .to_string(),
+            ),
             Grantee::Role(name) => {
                 use crate::identity::entities::role;
-                if role::Entity::find_by_id(name.clone()).one(&self.db).await?.is_none() {
+                if role::Entity::find_by_id(name.clone())
+                    .one(&self.db)
+                    .await?
+                    .is_none()
+                {
                     return Err(invalid("role", format!("no role named \"{name}\"")));
                 }
                 ("role", name.clone())
             }
         };
-        let exists = share::Entity::find_by_id((row.id, kind.to_string(), key.clone())).one(&self.db).await?.is_some();
+        let exists = share::Entity::find_by_id((row.id, kind.to_string(), key.clone()))
+            .one(&self.db)
+            .await?
+            .is_some();
         if !exists {
             let change = self.generation.change();
-            share::ActiveModel { module_id: Set(row.id), grantee_kind: Set(kind.into()), grantee: Set(key), created_at: Set(self.clock.now()) }.insert(&self.db).await?;
+            share::ActiveModel {
+                module_id: Set(row.id),
+                grantee_kind: Set(kind.into()),
+                grantee: Set(key),
+                created_at: Set(self.clock.now()),
+            }
+            .insert(&self.db)
+            .await?;
             drop(change);
-            self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "share", "with": grantee })).await?;
+            self.record(
+                principal,
+                EventKind::ModuleShare,
+                Outcome::Success,
+                &row,
+                serde_json::json!({ "action": "share", "with": grantee }),
+            )
+            .await?;
         }
         self.info(row).await
     }
 
     /// Withdraws a share; audited as `module_share`.
-    pub async fn unshare(&self, principal: &Principal, id: &str, grantee: Grantee) -> Result<ModuleInfo, ModuleError> {
+    pub async fn unshare(
+        &self,
+        principal: &Principal,
+        id: &str,
+        grantee: Grantee,
+    ) -> Result<ModuleInfo, ModuleError> {
         let row = self.reach(principal, id, "read").await?;
         self.require_owner(principal, &row, "share").await?;
         let (kind, key) = match &grantee {
-            Grantee::User(name) => ("user", self.user_id(name).await?.map(|u| u.to_string()).unwrap_or_default()),
+            Grantee::User(name) => (
+                "user",
+                self.user_id(name)
+                    .await?
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
+            ),
             Grantee::Role(name) => ("role", name.clone()),
         };
         let change = self.generation.change();
-        let gone = share::Entity::delete_by_id((row.id, kind.to_string(), key)).exec(&self.db).await?;
+        let gone = share::Entity::delete_by_id((row.id, kind.to_string(), key))
+            .exec(&self.db)
+            .await?;
         drop(change);
         if gone.rows_affected > 0 {
-            self.record(principal, EventKind::ModuleShare, Outcome::Success, &row, serde_json::json!({ "action": "unshare", "with": grantee })).await?;
+            self.record(
+                principal,
+                EventKind::ModuleShare,
+                Outcome::Success,
+                &row,
+                serde_json::json!({ "action": "unshare", "with": grantee }),
+            )
+            .await?;
         }
         self.info(row).await
     }
 
-    async fn require_owner(&self, principal: &Principal, row: &module::Model, what: &str) -> Result<(), ModuleError> {
-        let owner = matches!(principal, Principal::System) || principal.id() == Some(row.owner_id.to_string().as_str());
-        if owner || principal.can("modules", "*") { Ok(()) } else { Err(self.deny(principal, &format!("modules:{what} (owner or modules:*)"), &row.id.to_string()).await) }
+    async fn require_owner(
+        &self,
+        principal: &Principal,
+        row: &module::Model,
+        what: &str,
+    ) -> Result<(), ModuleError> {
+        let owner = matches!(principal, Principal::System)
+            || principal.id() == Some(row.owner_id.to_string().as_str());
+        if owner || principal.can("modules", "*") {
+            Ok(())
+        } else {
+            Err(self
+                .deny(
+                    principal,
+                    &format!("modules:{what} (owner or modules:*)"),
+                    &row.id.to_string(),
+                )
+                .await)
+        }
     }
 
     /// Modules waiting for review or quarantined (`modules:*`), worst first.
-    pub async fn review_queue(&self, principal: &Principal) -> Result<Vec<ModuleInfo>, ModuleError> {
+    pub async fn review_queue(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<ModuleInfo>, ModuleError> {
         self.require(principal, "*", "review-queue").await?;
         let rows = module::Entity::find()
             .filter(module::Column::Status.is_in(["review", "quarantined"]))
@@ -559,14 +829,27 @@ impl Modules {
 
     /// Releases a module from review or quarantine, or quarantines it (`modules:*`), with a reason;
     /// audited as `module_release` / `module_quarantine`.
-    pub async fn set_quarantine(&self, principal: &Principal, id: &str, quarantine: bool, reason: &str) -> Result<ModuleInfo, ModuleError> {
+    pub async fn set_quarantine(
+        &self,
+        principal: &Principal,
+        id: &str,
+        quarantine: bool,
+        reason: &str,
+    ) -> Result<ModuleInfo, ModuleError> {
         self.require(principal, "*", id).await?;
         let row = self.reach(principal, id, "read").await?;
         let reason = reason.trim();
         if reason.is_empty() {
-            return Err(invalid("reason", "give a reason; it is kept in the audit log"));
+            return Err(invalid(
+                "reason",
+                "give a reason; it is kept in the audit log",
+            ));
         }
-        let (status, kind) = if quarantine { (ModuleStatus::Quarantined, EventKind::ModuleQuarantine) } else { (ModuleStatus::Active, EventKind::ModuleRelease) };
+        let (status, kind) = if quarantine {
+            (ModuleStatus::Quarantined, EventKind::ModuleQuarantine)
+        } else {
+            (ModuleStatus::Active, EventKind::ModuleRelease)
+        };
         let mut active: module::ActiveModel = row.into();
         active.status = Set(status.as_str().to_string());
         active.review_note = Set(Some(reason.chars().take(2000).collect()));
@@ -574,20 +857,46 @@ impl Modules {
         let change = self.generation.change();
         let row = active.update(&self.db).await?;
         drop(change);
-        self.record(principal, kind, Outcome::Success, &row, serde_json::json!({ "reason": reason, "automatic": false })).await?;
+        self.record(
+            principal,
+            kind,
+            Outcome::Success,
+            &row,
+            serde_json::json!({ "reason": reason, "automatic": false }),
+        )
+        .await?;
         self.info(row).await
     }
 
     /// Assigns a sandbox.yml `module_capabilities` group to a module, or none (`modules:*`);
     /// audited as `module_update`… recorded under `config_change`.
-    pub async fn set_capability_group(&self, principal: &Principal, id: &str, group: Option<String>) -> Result<ModuleInfo, ModuleError> {
+    pub async fn set_capability_group(
+        &self,
+        principal: &Principal,
+        id: &str,
+        group: Option<String>,
+    ) -> Result<ModuleInfo, ModuleError> {
         self.require(principal, "*", id).await?;
         let row = self.reach(principal, id, "read").await?;
         if let Some(g) = &group
-            && !self.config.sandbox.sandbox.module_capabilities.contains_key(g)
+            && !self
+                .config
+                .sandbox
+                .sandbox
+                .module_capabilities
+                .contains_key(g)
         {
-            let known: Vec<&String> = self.config.sandbox.sandbox.module_capabilities.keys().collect();
-            return Err(invalid("capability_group", format!("no capability group \"{g}\" in sandbox.yml (known: {known:?})")));
+            let known: Vec<&String> = self
+                .config
+                .sandbox
+                .sandbox
+                .module_capabilities
+                .keys()
+                .collect();
+            return Err(invalid(
+                "capability_group",
+                format!("no capability group \"{g}\" in sandbox.yml (known: {known:?})"),
+            ));
         }
         let before = row.capability_group.clone();
         let mut active: module::ActiveModel = row.into();
@@ -596,22 +905,35 @@ impl Modules {
         let change = self.generation.change();
         let row = active.update(&self.db).await?;
         drop(change);
-        let details = serde_json::json!({ "setting": "capability_group", "from": before, "to": group });
-        self.record(principal, EventKind::ConfigChange, Outcome::Success, &row, details).await?;
+        let details =
+            serde_json::json!({ "setting": "capability_group", "from": before, "to": group });
+        self.record(
+            principal,
+            EventKind::ConfigChange,
+            Outcome::Success,
+            &row,
+            details,
+        )
+        .await?;
         self.info(row).await
     }
 
     /// Analyses again every module analysed under other rules (at start, after a config change).
     /// Returns how many were analysed again.
     pub async fn reanalyse_stale(&self) -> Result<u64, ModuleError> {
-        let stale = module::Entity::find().filter(module::Column::PolicyHash.ne(self.policy_hash.clone())).all(&self.db).await?;
+        let stale = module::Entity::find()
+            .filter(module::Column::PolicyHash.ne(self.policy_hash.clone()))
+            .all(&self.db)
+            .await?;
         let mut count = 0;
         for row in stale {
             let bytes = self.store.read(&row.sha256).await?;
             let report = self.analyse(bytes).await?;
             let status = match (self.status_for(&report), ModuleStatus::parse(&row.status)) {
                 // A released module stays released unless the new rules quarantine it.
-                (ModuleStatus::Review, Some(ModuleStatus::Active)) if row.review_note.is_some() => ModuleStatus::Active,
+                (ModuleStatus::Review, Some(ModuleStatus::Active)) if row.review_note.is_some() => {
+                    ModuleStatus::Active
+                }
                 (new, _) => new,
             };
             let mut active: module::ActiveModel = row.clone().into();
@@ -633,7 +955,11 @@ impl Modules {
     }
 
     /// The bytes of a module the principal may execute; quarantined modules are refused.
-    pub async fn bytes_for_execution(&self, principal: &Principal, id: &str) -> Result<(module::Model, Vec<u8>), ModuleError> {
+    pub async fn bytes_for_execution(
+        &self,
+        principal: &Principal,
+        id: &str,
+    ) -> Result<(module::Model, Vec<u8>), ModuleError> {
         let row = self.reach(principal, id, "execute").await?;
         if row.status == ModuleStatus::Quarantined.as_str() {
             return Err(ModuleError::Quarantined(id.to_string()));
@@ -644,7 +970,10 @@ impl Modules {
 
     async fn info(&self, row: module::Model) -> Result<ModuleInfo, ModuleError> {
         let id = row.id;
-        self.infos(vec![row]).await?.pop().ok_or_else(|| ModuleError::NotFound(id.to_string()))
+        self.infos(vec![row])
+            .await?
+            .pop()
+            .ok_or_else(|| ModuleError::NotFound(id.to_string()))
     }
 
     /// The views of several modules: owners, shares and share users in three queries in all.
@@ -655,26 +984,46 @@ impl Modules {
             return Ok(Vec::new());
         }
         let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
-        let shares = share::Entity::find().filter(share::Column::ModuleId.is_in(ids)).order_by_asc(share::Column::Grantee).all(&self.db).await?;
+        let shares = share::Entity::find()
+            .filter(share::Column::ModuleId.is_in(ids))
+            .order_by_asc(share::Column::Grantee)
+            .all(&self.db)
+            .await?;
         let mut user_ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.owner_id).collect();
-        user_ids.extend(shares.iter().filter(|s| s.grantee_kind != "role").filter_map(|s| uuid::Uuid::parse_str(&s.grantee).ok()));
+        user_ids.extend(
+            shares
+                .iter()
+                .filter(|s| s.grantee_kind != "role")
+                .filter_map(|s| uuid::Uuid::parse_str(&s.grantee).ok()),
+        );
         user_ids.sort_unstable();
         user_ids.dedup();
-        let names: HashMap<uuid::Uuid, String> =
-            user::Entity::find().filter(user::Column::Id.is_in(user_ids)).all(&self.db).await?.into_iter().map(|u| (u.id, u.username)).collect();
+        let names: HashMap<uuid::Uuid, String> = user::Entity::find()
+            .filter(user::Column::Id.is_in(user_ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
         let mut by_module: HashMap<uuid::Uuid, Vec<Grantee>> = HashMap::new();
         for s in shares {
             let grantee = if s.grantee_kind == "role" {
                 Some(Grantee::Role(s.grantee))
             } else {
-                uuid::Uuid::parse_str(&s.grantee).ok().and_then(|uid| names.get(&uid)).map(|n| Grantee::User(n.clone()))
+                uuid::Uuid::parse_str(&s.grantee)
+                    .ok()
+                    .and_then(|uid| names.get(&uid))
+                    .map(|n| Grantee::User(n.clone()))
             };
             by_module.entry(s.module_id).or_default().extend(grantee);
         }
         Ok(rows
             .into_iter()
             .map(|row| {
-                let owner = names.get(&row.owner_id).cloned().unwrap_or_else(|| "(deleted user)".to_string());
+                let owner = names
+                    .get(&row.owner_id)
+                    .cloned()
+                    .unwrap_or_else(|| "(deleted user)".to_string());
                 let shares = by_module.remove(&row.id).unwrap_or_default();
                 Self::view(row, owner, shares)
             })
@@ -682,7 +1031,8 @@ impl Modules {
     }
 
     fn view(row: module::Model, owner: String, shares: Vec<Grantee>) -> ModuleInfo {
-        let report: StoredAnalysis = serde_json::from_value(row.analysis.clone()).unwrap_or_default();
+        let report: StoredAnalysis =
+            serde_json::from_value(row.analysis.clone()).unwrap_or_default();
         ModuleInfo {
             id: row.id.to_string(),
             name: row.name,
@@ -722,12 +1072,21 @@ struct StoredAnalysis {
 
 /// How the caller relates to a module, given its shares.
 fn relation_with(principal: &Principal, owner_id: uuid::Uuid, shares: &[share::Model]) -> Relation {
-    let Principal::User { id, roles, .. } = principal else { return Relation::Owner };
+    let Principal::User { id, roles, .. } = principal else {
+        return Relation::Owner;
+    };
     if owner_id.to_string() == *id {
         return Relation::Owner;
     }
-    let shared = shares.iter().any(|s| (s.grantee_kind == "user" && s.grantee == *id) || (s.grantee_kind == "role" && roles.contains(&s.grantee)));
-    if shared { Relation::SharedWith } else { Relation::Other }
+    let shared = shares.iter().any(|s| {
+        (s.grantee_kind == "user" && s.grantee == *id)
+            || (s.grantee_kind == "role" && roles.contains(&s.grantee))
+    });
+    if shared {
+        Relation::SharedWith
+    } else {
+        Relation::Other
+    }
 }
 
 fn analysis_json(report: &analysis::Report) -> serde_json::Value {

@@ -21,12 +21,18 @@ pub enum SecretError {
 }
 
 /// The JWT secret from the config, or the one generated into the data dir (returned path when new).
-pub fn jwt_secret(config: &Config, data_dir: &Path) -> Result<(SecretString, Option<PathBuf>), SecretError> {
+pub fn jwt_secret(
+    config: &Config,
+    data_dir: &Path,
+) -> Result<(SecretString, Option<PathBuf>), SecretError> {
     if let Some(secret) = &config.security.auth.jwt.secret {
         return Ok((secret.clone(), None));
     }
     let path = data_dir.join(JWT_SECRET_FILE);
-    let fail = |e: std::io::Error| SecretError::File { path: path.clone(), reason: e.to_string() };
+    let fail = |e: std::io::Error| SecretError::File {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let secret = SecretString::from(text.trim().to_string());
@@ -65,8 +71,14 @@ pub const STORAGE_KEY_ENV: &str = "WASM_AS_OS_STORAGE_KEY";
 /// file in the data dir (generated when missing; returned path when new). Never in the database.
 pub fn storage_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
     let parse = |text: &str, path: &Path| -> Result<[u8; 32], SecretError> {
-        let bytes = hex::decode(text.trim()).map_err(|_| SecretError::File { path: path.to_path_buf(), reason: "must hold 64 hex characters".into() })?;
-        bytes.try_into().map_err(|_| SecretError::File { path: path.to_path_buf(), reason: "must hold 64 hex characters (32 bytes)".into() })
+        let bytes = hex::decode(text.trim()).map_err(|_| SecretError::File {
+            path: path.to_path_buf(),
+            reason: "must hold 64 hex characters".into(),
+        })?;
+        bytes.try_into().map_err(|_| SecretError::File {
+            path: path.to_path_buf(),
+            reason: "must hold 64 hex characters (32 bytes)".into(),
+        })
     };
     if let Ok(text) = std::env::var(STORAGE_KEY_ENV) {
         return Ok((parse(&text, Path::new(STORAGE_KEY_ENV))?, None));
@@ -76,9 +88,15 @@ pub fn storage_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), Secre
         Ok(text) => Ok((parse(&text, &path)?, None)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key: [u8; 32] = rand::random();
-            write_private(&path, &hex::encode(key)).map_err(|e| SecretError::File { path: path.clone(), reason: e.to_string() })?;
+            write_private(&path, &hex::encode(key)).map_err(|e| SecretError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
             Ok((key, Some(path)))
         }
-        Err(e) => Err(SecretError::File { path, reason: e.to_string() }),
+        Err(e) => Err(SecretError::File {
+            path,
+            reason: e.to_string(),
+        }),
     }
 }

@@ -45,18 +45,30 @@ pub struct Overview {
 }
 
 /// Counts the charted events in `buckets` buckets of `bucket` each, ending at `now`.
-pub async fn overview(db: &DatabaseConnection, principal: &Principal, now: DateTime<Utc>, bucket: Duration, buckets: usize) -> Result<Overview, SecurityError> {
+pub async fn overview(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    now: DateTime<Utc>,
+    bucket: Duration,
+    buckets: usize,
+) -> Result<Overview, SecurityError> {
     if !principal.can("metrics", "read") {
         return Err(SecurityError::Forbidden);
     }
     let end = now.duration_trunc(bucket).unwrap_or(now) + bucket;
     let start = end - bucket * i32::try_from(buckets).unwrap_or(24);
-    let starts: Vec<DateTime<Utc>> = (0..buckets).map(|i| start + bucket * i32::try_from(i).unwrap_or(0)).collect();
+    let starts: Vec<DateTime<Utc>> = (0..buckets)
+        .map(|i| start + bucket * i32::try_from(i).unwrap_or(0))
+        .collect();
     // Counted by the database: one row per (event, bucket) that has events, from the
     // (event, occurred_at) index; the window's events are never read one by one.
     let backend = db.get_database_backend();
     let secs = bucket.num_seconds().max(1);
-    let events = SERIES.iter().map(|(_, k)| format!("'{}'", k.as_str())).collect::<Vec<_>>().join(", ");
+    let events = SERIES
+        .iter()
+        .map(|(_, k)| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = match backend {
         sea_orm::DbBackend::Postgres => format!(
             "SELECT event, CAST(FLOOR(EXTRACT(EPOCH FROM (occurred_at - $1)) / {secs}) AS BIGINT) AS bucket, COUNT(*) AS n \
@@ -71,23 +83,39 @@ pub async fn overview(db: &DatabaseConnection, principal: &Principal, now: DateT
         sea_orm::DbBackend::Postgres => vec![start.into(), end.into()],
         _ => vec![start.into(), start.into(), end.into()],
     };
-    let rows = db.query_all_raw(Statement::from_sql_and_values(backend, &sql, values)).await?;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(backend, &sql, values))
+        .await?;
     let mut series: Vec<Series> = SERIES
         .iter()
-        .map(|(name, kind)| Series { name: (*name).to_string(), event: kind.as_str().to_string(), counts: vec![0; buckets], total: 0 })
+        .map(|(name, kind)| Series {
+            name: (*name).to_string(),
+            event: kind.as_str().to_string(),
+            counts: vec![0; buckets],
+            total: 0,
+        })
         .collect();
     for row in rows {
         let event: String = row.try_get("", "event")?;
         let index: i64 = row.try_get("", "bucket")?;
         let n: i64 = row.try_get("", "n")?;
-        let Some(s) = series.iter_mut().find(|s| s.event == event) else { continue };
-        if let Some(slot) = usize::try_from(index).ok().and_then(|i| s.counts.get_mut(i)) {
+        let Some(s) = series.iter_mut().find(|s| s.event == event) else {
+            continue;
+        };
+        if let Some(slot) = usize::try_from(index)
+            .ok()
+            .and_then(|i| s.counts.get_mut(i))
+        {
             let n = u64::try_from(n).unwrap_or_default();
             *slot += n;
             s.total += n;
         }
     }
-    Ok(Overview { buckets: starts, bucket_minutes: bucket.num_minutes(), series })
+    Ok(Overview {
+        buckets: starts,
+        bucket_minutes: bucket.num_minutes(),
+        series,
+    })
 }
 
 /// How many events of one kind ended one way.
@@ -129,7 +157,11 @@ pub struct Report {
 impl Report {
     /// The count of one event kind (all outcomes).
     pub fn count(&self, event: &str) -> u64 {
-        self.events.iter().filter(|e| e.event == event).map(|e| e.count).sum()
+        self.events
+            .iter()
+            .filter(|e| e.event == event)
+            .map(|e| e.count)
+            .sum()
     }
 }
 
@@ -137,7 +169,13 @@ impl Report {
 const TOP: u64 = 10;
 
 /// Builds the security report over `[start, end)` (`system:audit`), counted by the database.
-pub async fn report(db: &DatabaseConnection, principal: &Principal, start: DateTime<Utc>, end: DateTime<Utc>, now: DateTime<Utc>) -> Result<Report, SecurityError> {
+pub async fn report(
+    db: &DatabaseConnection,
+    principal: &Principal,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Report, SecurityError> {
     if !principal.can("system", "audit") {
         return Err(SecurityError::Forbidden);
     }
@@ -148,11 +186,20 @@ pub async fn report(db: &DatabaseConnection, principal: &Principal, start: DateT
     };
     let window = format!("occurred_at >= {p1} AND occurred_at < {p2}");
     let values = || -> Vec<Value> { vec![start.into(), end.into()] };
-    let sql = format!("SELECT event, outcome, COUNT(*) AS n FROM audit_logs WHERE {window} GROUP BY event, outcome ORDER BY event, outcome");
+    let sql = format!(
+        "SELECT event, outcome, COUNT(*) AS n FROM audit_logs WHERE {window} GROUP BY event, outcome ORDER BY event, outcome"
+    );
     let mut events = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, &sql, values())).await? {
+    for row in db
+        .query_all_raw(Statement::from_sql_and_values(backend, &sql, values()))
+        .await?
+    {
         let count: i64 = row.try_get("", "n")?;
-        events.push(EventCount { event: row.try_get("", "event")?, outcome: row.try_get("", "outcome")?, count: u64::try_from(count).unwrap_or_default() });
+        events.push(EventCount {
+            event: row.try_get("", "event")?,
+            outcome: row.try_get("", "outcome")?,
+            count: u64::try_from(count).unwrap_or_default(),
+        });
     }
     // `column` and `event` are constants of this function, never input.
     let ranked = |column: &'static str, event: &'static str| {
@@ -165,7 +212,10 @@ pub async fn report(db: &DatabaseConnection, principal: &Principal, start: DateT
             let mut out = Vec::new();
             for row in db.query_all_raw(statement).await? {
                 let count: i64 = row.try_get("", "n")?;
-                out.push(Ranked { name: row.try_get("", "name")?, count: u64::try_from(count).unwrap_or_default() });
+                out.push(Ranked {
+                    name: row.try_get("", "name")?,
+                    count: u64::try_from(count).unwrap_or_default(),
+                });
             }
             Ok::<_, SecurityError>(out)
         }
@@ -179,9 +229,19 @@ pub async fn report(db: &DatabaseConnection, principal: &Principal, start: DateT
          GROUP BY COALESCE({violation}, '(unknown)') ORDER BY n DESC, name LIMIT {TOP}"
     );
     let mut sandbox_violations = Vec::new();
-    for row in db.query_all_raw(Statement::from_sql_and_values(backend, &sandbox_sql, values())).await? {
+    for row in db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            &sandbox_sql,
+            values(),
+        ))
+        .await?
+    {
         let count: i64 = row.try_get("", "n")?;
-        sandbox_violations.push(Ranked { name: row.try_get("", "name")?, count: u64::try_from(count).unwrap_or_default() });
+        sandbox_violations.push(Ranked {
+            name: row.try_get("", "name")?,
+            count: u64::try_from(count).unwrap_or_default(),
+        });
     }
     Ok(Report {
         start,

@@ -42,14 +42,23 @@ impl fmt::Display for Engine {
 }
 
 /// Where to connect: `DATABASE_URL` first, then database.yml, else SQLite under the data dir.
-pub fn target(config: &Config, data_dir: &Path, database_url: Option<&str>) -> Result<(String, Engine), StoreError> {
+pub fn target(
+    config: &Config,
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> Result<(String, Engine), StoreError> {
     if let Some(url) = database_url {
         let parsed = url::Url::parse(url).map_err(|e| StoreError::Connect {
-            engine: Engine::Postgres { host: "?".into(), name: "?".into() },
+            engine: Engine::Postgres {
+                host: "?".into(),
+                name: "?".into(),
+            },
             reason: format!("DATABASE_URL is not a valid URL: {e}"),
         })?;
         let engine = match parsed.scheme() {
-            "sqlite" => Engine::Sqlite { path: parsed.path().to_string() },
+            "sqlite" => Engine::Sqlite {
+                path: parsed.path().to_string(),
+            },
             _ => Engine::Postgres {
                 host: parsed.host_str().unwrap_or("localhost").to_string(),
                 name: parsed.path().trim_start_matches('/').to_string(),
@@ -59,24 +68,39 @@ pub fn target(config: &Config, data_dir: &Path, database_url: Option<&str>) -> R
     }
     if let Some(file) = &config.database {
         let db = &file.database;
-        let engine = Engine::Postgres { host: db.host.clone(), name: db.name.clone() };
+        let engine = Engine::Postgres {
+            host: db.host.clone(),
+            name: db.name.clone(),
+        };
         return Ok((postgres_url(db, &engine)?, engine));
     }
     let path = data_dir.join(SQLITE_FILE);
     let shown = path.display().to_string();
-    Ok((format!("sqlite://{shown}?mode=rwc"), Engine::Sqlite { path: shown }))
+    Ok((
+        format!("sqlite://{shown}?mode=rwc"),
+        Engine::Sqlite { path: shown },
+    ))
 }
 
 fn postgres_url(db: &DbSettings, engine: &Engine) -> Result<String, StoreError> {
-    let invalid = |what: &str| StoreError::Connect { engine: engine.clone(), reason: format!("database.{what} is not valid in a connection URL") };
-    let mut url = url::Url::parse(&format!("postgres://{}:{}/", db.host, db.port)).map_err(|_| invalid("host"))?;
+    let invalid = |what: &str| StoreError::Connect {
+        engine: engine.clone(),
+        reason: format!("database.{what} is not valid in a connection URL"),
+    };
+    let mut url = url::Url::parse(&format!("postgres://{}:{}/", db.host, db.port))
+        .map_err(|_| invalid("host"))?;
     url.set_username(&db.user).map_err(|()| invalid("user"))?;
-    url.set_password(Some(db.password.expose_secret())).map_err(|()| invalid("password"))?;
+    url.set_password(Some(db.password.expose_secret()))
+        .map_err(|()| invalid("password"))?;
     url.set_path(&db.name);
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("sslmode", db.ssl_mode.as_str());
-        for (key, path) in [("sslcert", &db.ssl_cert), ("sslkey", &db.ssl_key), ("sslrootcert", &db.ssl_ca)] {
+        for (key, path) in [
+            ("sslcert", &db.ssl_cert),
+            ("sslkey", &db.ssl_key),
+            ("sslrootcert", &db.ssl_ca),
+        ] {
             if let Some(path) = path {
                 q.append_pair(key, &path.display().to_string());
             }
@@ -94,8 +118,16 @@ fn postgres_url(db: &DbSettings, engine: &Engine) -> Result<String, StoreError> 
 }
 
 /// Opens the pool with database.yml's pool settings.
-pub async fn connect(config: &Config, url: &str, engine: &Engine) -> Result<DatabaseConnection, StoreError> {
-    let settings = &config.database.as_ref().unwrap_or(&config.database_defaults).database;
+pub async fn connect(
+    config: &Config,
+    url: &str,
+    engine: &Engine,
+) -> Result<DatabaseConnection, StoreError> {
+    let settings = &config
+        .database
+        .as_ref()
+        .unwrap_or(&config.database_defaults)
+        .database;
     let mut options = ConnectOptions::new(url.to_string());
     let max = match engine {
         // One writer at a time is what SQLite allows; a small pool avoids lock contention.
@@ -119,13 +151,19 @@ pub async fn connect(config: &Config, url: &str, engine: &Engine) -> Result<Data
         });
     let db = Database::connect(options)
         .await
-        .map_err(|e| StoreError::Connect { engine: engine.clone(), reason: short_reason(&e) })?;
+        .map_err(|e| StoreError::Connect {
+            engine: engine.clone(),
+            reason: short_reason(&e),
+        })?;
     Ok(db)
 }
 
 /// The access generation of the database `db` is connected to (see [`crate::generation`]): a
 /// counter file beside an SQLite file, notifications on PostgreSQL, memory for in-memory SQLite.
-pub fn access_generation(db: &DatabaseConnection, engine: &Engine) -> Result<crate::generation::AccessGeneration, StoreError> {
+pub fn access_generation(
+    db: &DatabaseConnection,
+    engine: &Engine,
+) -> Result<crate::generation::AccessGeneration, StoreError> {
     use crate::generation::AccessGeneration;
     match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => Ok(AccessGeneration::postgres(db.clone())),
@@ -138,7 +176,11 @@ pub fn access_generation(db: &DatabaseConnection, engine: &Engine) -> Result<cra
             }
             AccessGeneration::sqlite_file(file).map_err(|e| StoreError::Connect {
                 engine: engine.clone(),
-                reason: format!("cannot open {}{}: {e}", file.display(), crate::generation::FILE_SUFFIX),
+                reason: format!(
+                    "cannot open {}{}: {e}",
+                    file.display(),
+                    crate::generation::FILE_SUFFIX
+                ),
             })
         }
     }

@@ -30,12 +30,19 @@ const EVENTS: &str = r#"
 fn config_dir(root: &Path, destinations: &str) -> PathBuf {
     let dir = root.join("config");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("audit.yml"), format!("audit:\n  enabled: true\n  destinations:\n{destinations}{EVENTS}")).unwrap();
+    std::fs::write(
+        dir.join("audit.yml"),
+        format!("audit:\n  enabled: true\n  destinations:\n{destinations}{EVENTS}"),
+    )
+    .unwrap();
     dir
 }
 
 fn file_destination(path: &Path, max_size: &str) -> String {
-    format!("    - type: \"file\"\n      path: \"{}\"\n      rotation:\n        max_size: \"{max_size}\"\n        max_files: 3\n        compress: true\n", path.display())
+    format!(
+        "    - type: \"file\"\n      path: \"{}\"\n      rotation:\n        max_size: \"{max_size}\"\n        max_files: 3\n        compress: true\n",
+        path.display()
+    )
 }
 
 const DATABASE: &str = "    - type: \"database\"\n      table: \"audit_logs\"\n";
@@ -54,18 +61,39 @@ async fn start(root: &Path, destinations: &str, database_url: Option<String>) ->
 }
 
 fn login_failure(user: &str, n: usize) -> AuditEvent {
-    AuditEvent::new(EventKind::LoginFailure, Actor { id: None, name: user.to_string() }, Outcome::Failure)
-        .with_client(Some("203.0.113.7".into()), Some("curl/8".into()))
-        .with_details(serde_json::json!({ "reason": "wrong password", "attempt": n }))
+    AuditEvent::new(
+        EventKind::LoginFailure,
+        Actor {
+            id: None,
+            name: user.to_string(),
+        },
+        Outcome::Failure,
+    )
+    .with_client(Some("203.0.113.7".into()), Some("curl/8".into()))
+    .with_details(serde_json::json!({ "reason": "wrong password", "attempt": n }))
 }
 
 fn module_execute(module: &str) -> AuditEvent {
-    AuditEvent::new(EventKind::ModuleExecute, Actor::user("u1", "dev"), Outcome::Success).with_target("module", module)
+    AuditEvent::new(
+        EventKind::ModuleExecute,
+        Actor::user("u1", "dev"),
+        Outcome::Success,
+    )
+    .with_target("module", module)
 }
 
 fn sh(script: &str, dir: &Path) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap();
-    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -75,7 +103,12 @@ async fn the_file_rotates_compresses_and_keeps_one_chain() {
     let log = dir.path().join("logs/audit.log");
     let platform = start(dir.path(), &file_destination(&log, "2KB"), None).await;
     for n in 0..60 {
-        platform.audit().record(login_failure("alice", n)).await.unwrap().unwrap();
+        platform
+            .audit()
+            .record(login_failure("alice", n))
+            .await
+            .unwrap()
+            .unwrap();
     }
     platform.close().await;
     assert!(log.exists());
@@ -84,10 +117,19 @@ async fn the_file_rotates_compresses_and_keeps_one_chain() {
         let gz = PathBuf::from(format!("{}.{n}.gz", log.display()));
         assert!(gz.exists(), "{} was rotated and compressed", gz.display());
     }
-    assert!(!PathBuf::from(format!("{}.4.gz", log.display())).exists(), "max_files older files are kept");
-    assert!(!PathBuf::from(format!("{}.1", log.display())).exists(), "the rotated file is compressed");
+    assert!(
+        !PathBuf::from(format!("{}.4.gz", log.display())).exists(),
+        "max_files older files are kept"
+    );
+    assert!(
+        !PathBuf::from(format!("{}.1", log.display())).exists(),
+        "the rotated file is compressed"
+    );
     let gunzipped = sh("gzip -dc audit.log.1.gz | head -n 1", log.parent().unwrap());
-    assert!(gunzipped.contains("\"event\":\"login_failure\""), "{gunzipped}");
+    assert!(
+        gunzipped.contains("\"event\":\"login_failure\""),
+        "{gunzipped}"
+    );
 
     let files = verify::rotated_set(&log);
     assert_eq!(files.len(), 4);
@@ -105,10 +147,24 @@ async fn the_specs_log_analysis_commands_work_on_the_file() {
     for n in 0..25 {
         audit.record(login_failure("mallory", n)).await.unwrap();
     }
-    let admin_denied = AuditEvent::new(EventKind::PermissionDenied, Actor::user("u9", "viewer1"), Outcome::Denied)
-        .with_details(serde_json::json!({ "permission": "users:create", "target": "admin" }));
+    let admin_denied = AuditEvent::new(
+        EventKind::PermissionDenied,
+        Actor::user("u9", "viewer1"),
+        Outcome::Denied,
+    )
+    .with_details(serde_json::json!({ "permission": "users:create", "target": "admin" }));
     audit.record(admin_denied).await.unwrap();
-    audit.record(AuditEvent::new(EventKind::PermissionDenied, Actor::user("u9", "viewer1"), Outcome::Denied).with_details(serde_json::json!({"permission": "modules:delete"}))).await.unwrap();
+    audit
+        .record(
+            AuditEvent::new(
+                EventKind::PermissionDenied,
+                Actor::user("u9", "viewer1"),
+                Outcome::Denied,
+            )
+            .with_details(serde_json::json!({"permission": "modules:delete"})),
+        )
+        .await
+        .unwrap();
     for m in ["m-1", "m-2", "m-1", "m-3", "m-1", "m-2"] {
         audit.record(module_execute(m)).await.unwrap();
     }
@@ -116,14 +172,44 @@ async fn the_specs_log_analysis_commands_work_on_the_file() {
 
     let failures = sh("grep \"login_failure\" audit.log | tail -20", dir.path());
     assert_eq!(failures.lines().count(), 20);
-    assert!(failures.lines().all(|l| l.contains("\"username\":\"mallory\"")));
-    let denied = sh("grep \"permission_denied\" audit.log | grep \"admin\"", dir.path());
+    assert!(
+        failures
+            .lines()
+            .all(|l| l.contains("\"username\":\"mallory\""))
+    );
+    let denied = sh(
+        "grep \"permission_denied\" audit.log | grep \"admin\"",
+        dir.path(),
+    );
     assert_eq!(denied.lines().count(), 1, "{denied}");
-    let counts = sh("grep \"module_execute\" audit.log | jq '.module_id' | sort | uniq -c | sort -nr", dir.path());
-    let counts: Vec<String> = counts.lines().map(|l| l.split_whitespace().collect::<Vec<_>>().join(" ")).collect();
+    let counts = sh(
+        "grep \"module_execute\" audit.log | jq '.module_id' | sort | uniq -c | sort -nr",
+        dir.path(),
+    );
+    let counts: Vec<String> = counts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
     assert_eq!(counts, ["3 \"m-1\"", "2 \"m-2\"", "1 \"m-3\""]);
-    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&log).unwrap().lines().next().unwrap()).unwrap();
-    for key in ["timestamp", "event", "actor", "ip", "user_agent", "outcome", "details", "prev_hash", "hash"] {
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    for key in [
+        "timestamp",
+        "event",
+        "actor",
+        "ip",
+        "user_agent",
+        "outcome",
+        "details",
+        "prev_hash",
+        "hash",
+    ] {
         assert!(first.get(key).is_some(), "{key} in {first}");
     }
     assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
@@ -133,7 +219,12 @@ async fn the_specs_log_analysis_commands_work_on_the_file() {
 async fn sensitive_fields_are_redacted_at_any_depth_and_user_values_cannot_forge_lines() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("audit.log");
-    let platform = start(dir.path(), &format!("{}{DATABASE}", file_destination(&log, "100MB")), None).await;
+    let platform = start(
+        dir.path(),
+        &format!("{}{DATABASE}", file_destination(&log, "100MB")),
+        None,
+    )
+    .await;
     let forged = "eve\n{\"event\":\"login_success\",\"actor\":{\"username\":\"admin\"}}\r\u{85}\u{2028}\u{1b}[2J";
     let event = AuditEvent::new(EventKind::LoginFailure, Actor { id: None, name: forged.into() }, Outcome::Failure)
         .with_client(Some("10.0.0.1".into()), Some(format!("agent\n{forged}")))
@@ -150,7 +241,10 @@ async fn sensitive_fields_are_redacted_at_any_depth_and_user_values_cannot_forge
     assert_eq!(text.lines().count(), 1, "one event, one line: {text}");
     for secret in ["hunter2", "k-123", "rt-456", "s-789"] {
         assert!(!text.contains(secret), "{secret} leaked into the file");
-        assert!(!stored[0].event.details.to_string().contains(secret), "{secret} leaked into the database");
+        assert!(
+            !stored[0].event.details.to_string().contains(secret),
+            "{secret} leaked into the database"
+        );
     }
     assert!(!text.contains(['\r', '\u{85}', '\u{2028}', '\u{1b}']));
     let line: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
@@ -158,7 +252,11 @@ async fn sensitive_fields_are_redacted_at_any_depth_and_user_values_cannot_forge
     assert_eq!(line["actor"]["username"], forged);
     assert_eq!(line["details"]["request"]["headers"]["accept"], "json");
     let grep = sh("grep -c login_success audit.log || true", dir.path());
-    assert_eq!(grep.trim(), "1", "the forged text stays inside the one real line");
+    assert_eq!(
+        grep.trim(),
+        "1",
+        "the forged text stays inside the one real line"
+    );
 }
 
 #[tokio::test]
@@ -167,36 +265,75 @@ async fn an_edited_line_is_named_by_verify() {
     let log = dir.path().join("audit.log");
     let platform = start(dir.path(), &file_destination(&log, "100MB"), None).await;
     for n in 0..10 {
-        platform.audit().record(login_failure("alice", n)).await.unwrap();
+        platform
+            .audit()
+            .record(login_failure("alice", n))
+            .await
+            .unwrap();
     }
     platform.close().await;
-    assert_eq!(verify::files(std::slice::from_ref(&log)).unwrap().broken, None);
+    assert_eq!(
+        verify::files(std::slice::from_ref(&log)).unwrap().broken,
+        None
+    );
 
     let text = std::fs::read_to_string(&log).unwrap();
-    let edited: Vec<String> = text.lines().enumerate().map(|(i, l)| if i == 6 { l.replace("alice", "bob") } else { l.to_string() }).collect();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 6 {
+                l.replace("alice", "bob")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
     std::fs::write(&log, edited.join("\n") + "\n").unwrap();
     let result = verify::files(std::slice::from_ref(&log)).unwrap();
     assert_eq!(result.verified, 6);
-    assert!(matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })), "{:?}", result.broken);
+    assert!(
+        matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })),
+        "{:?}",
+        result.broken
+    );
 
-    let removed: Vec<&str> = text.lines().enumerate().filter(|(i, _)| *i != 3).map(|(_, l)| l).collect();
+    let removed: Vec<&str> = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 3)
+        .map(|(_, l)| l)
+        .collect();
     std::fs::write(&log, removed.join("\n") + "\n").unwrap();
     let result = verify::files(std::slice::from_ref(&log)).unwrap();
-    assert!(matches!(result.broken, Some(verify::Broken::Line { line: 4, .. })), "a removed line breaks the next link: {:?}", result.broken);
+    assert!(
+        matches!(result.broken, Some(verify::Broken::Line { line: 4, .. })),
+        "a removed line breaks the next link: {:?}",
+        result.broken
+    );
 }
 
 async fn database_chain(database_url: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let platform = start(dir.path(), DATABASE, database_url.clone()).await;
     for n in 0..30 {
-        platform.audit().record(login_failure("alice", n)).await.unwrap();
+        platform
+            .audit()
+            .record(login_failure("alice", n))
+            .await
+            .unwrap();
     }
     let intact = platform.audit().verify_database().await.unwrap();
     assert_eq!((intact.verified, intact.broken.clone()), (30, None));
 
     // Keyset paging and filters of the dashboard's query.
     let audit = platform.audit();
-    let mut q = AuditQuery { events: vec![EventKind::LoginFailure], text: Some("WRONG".into()), limit: 12, ..Default::default() };
+    let mut q = AuditQuery {
+        events: vec![EventKind::LoginFailure],
+        text: Some("WRONG".into()),
+        limit: 12,
+        ..Default::default()
+    };
     let mut seen = Vec::new();
     loop {
         let page = audit.search(&Principal::System, &q).await.unwrap();
@@ -211,18 +348,46 @@ async fn database_chain(database_url: Option<String>) {
     sorted.sort();
     sorted.reverse();
     assert_eq!(seen, sorted, "newest first, no duplicates across pages");
-    let none = audit.search(&Principal::System, &AuditQuery { actor: Some("bob".into()), ..Default::default() }).await.unwrap();
+    let none = audit
+        .search(
+            &Principal::System,
+            &AuditQuery {
+                actor: Some("bob".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(none.events.is_empty());
-    let one = AuditQuery { text: Some("100%_".into()), ..Default::default() };
-    assert!(audit.search(&Principal::System, &one).await.unwrap().events.is_empty(), "LIKE wildcards in the text are literal");
+    let one = AuditQuery {
+        text: Some("100%_".into()),
+        ..Default::default()
+    };
+    assert!(
+        audit
+            .search(&Principal::System, &one)
+            .await
+            .unwrap()
+            .events
+            .is_empty(),
+        "LIKE wildcards in the text are literal"
+    );
     platform.close().await;
 
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("data/wasm-as-os.db").display()));
+    let url = database_url.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}",
+            dir.path().join("data/wasm-as-os.db").display()
+        )
+    });
     let db = Database::connect(&url).await.unwrap();
     let sql = "UPDATE audit_logs SET actor_name = 'bob' WHERE seq = 17";
     db.execute_unprepared(sql).await.unwrap();
     let victim = db
-        .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT id FROM audit_logs WHERE seq = 17"))
+        .query_one_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT id FROM audit_logs WHERE seq = 17",
+        ))
         .await
         .unwrap()
         .unwrap()
@@ -263,20 +428,46 @@ async fn the_database_chain_names_an_altered_row_on_postgres() {
     };
     let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
     let admin = Database::connect(&admin_url).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
     let mut url = url::Url::parse(&admin_url).unwrap();
     url.set_path(&name);
     database_chain(Some(url.to_string())).await;
-    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await;
 }
 
 #[tokio::test]
 async fn only_a_principal_with_system_audit_may_search() {
     let dir = tempfile::tempdir().unwrap();
     let platform = start(dir.path(), DATABASE, None).await;
-    let viewer = Principal::User { id: "u2".into(), username: "viewer1".into(), roles: vec!["viewer".into()], permissions: Default::default() };
-    assert!(platform.audit().search(&viewer, &AuditQuery::default()).await.is_err());
-    let denied = platform.audit().search(&Principal::System, &AuditQuery { events: vec![EventKind::PermissionDenied], ..Default::default() }).await.unwrap();
+    let viewer = Principal::User {
+        id: "u2".into(),
+        username: "viewer1".into(),
+        roles: vec!["viewer".into()],
+        permissions: Default::default(),
+    };
+    assert!(
+        platform
+            .audit()
+            .search(&viewer, &AuditQuery::default())
+            .await
+            .is_err()
+    );
+    let denied = platform
+        .audit()
+        .search(
+            &Principal::System,
+            &AuditQuery {
+                events: vec![EventKind::PermissionDenied],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(denied.events.len(), 1, "the refusal is audited");
     platform.close().await;
 }
@@ -293,7 +484,11 @@ impl Rsyslog {
             eprintln!("notice: rsyslogd is not installed (.ci/setup installs it); skipping");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let out = dir.join("received.log");
         let module = if protocol == "udp" { "imudp" } else { "imtcp" };
         let conf = dir.join("rsyslog.conf");
@@ -308,7 +503,13 @@ impl Rsyslog {
             ),
         )
         .unwrap();
-        let child = Command::new("rsyslogd").args(["-n", "-f"]).arg(&conf).arg("-i").arg(dir.join("rsyslog.pid")).spawn().unwrap();
+        let child = Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(700));
         Some((Self { child, out }, port))
     }
@@ -323,11 +524,23 @@ impl Drop for Rsyslog {
 
 async fn syslog_receives(protocol: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let Some((rsyslog, port)) = Rsyslog::start(dir.path(), protocol) else { return };
-    let dest = format!("    - type: \"syslog\"\n      facility: \"local3\"\n      tag: \"wasm-as-os\"\n      address: \"{protocol}://127.0.0.1:{port}\"\n");
+    let Some((rsyslog, port)) = Rsyslog::start(dir.path(), protocol) else {
+        return;
+    };
+    let dest = format!(
+        "    - type: \"syslog\"\n      facility: \"local3\"\n      tag: \"wasm-as-os\"\n      address: \"{protocol}://127.0.0.1:{port}\"\n"
+    );
     let platform = start(dir.path(), &dest, None).await;
-    platform.audit().record(login_failure("eve\nforged", 1)).await.unwrap();
-    platform.audit().record(module_execute("m-42")).await.unwrap();
+    platform
+        .audit()
+        .record(login_failure("eve\nforged", 1))
+        .await
+        .unwrap();
+    platform
+        .audit()
+        .record(module_execute("m-42"))
+        .await
+        .unwrap();
     assert!(platform.audit().flush(Duration::from_secs(10)).await);
     platform.close().await;
     let mut text = String::new();
@@ -340,9 +553,17 @@ async fn syslog_receives(protocol: &str) {
     }
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 2, "{text}");
-    assert!(lines[0].starts_with("local3 warning wasm-as-os login_failure {"), "{}", lines[0]);
+    assert!(
+        lines[0].starts_with("local3 warning wasm-as-os login_failure {"),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].contains("eve\\nforged"), "{}", lines[0]);
-    assert!(lines[1].starts_with("local3 notice wasm-as-os module_execute {"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with("local3 notice wasm-as-os module_execute {"),
+        "{}",
+        lines[1]
+    );
     assert!(lines[1].contains("\"module_id\":\"m-42\""));
 }
 
@@ -360,20 +581,41 @@ async fn rsyslog_receives_events_over_tcp_with_facility_and_tag() {
 async fn a_failing_destination_neither_blocks_recording_nor_loses_events() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens on this port: the syslog destination fails and retries.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dest = format!("    - type: \"syslog\"\n      facility: \"local0\"\n      tag: \"t\"\n      address: \"tcp://127.0.0.1:{port}\"\n{DATABASE}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dest = format!(
+        "    - type: \"syslog\"\n      facility: \"local0\"\n      tag: \"t\"\n      address: \"tcp://127.0.0.1:{port}\"\n{DATABASE}"
+    );
     let platform = start(dir.path(), &dest, None).await;
     let started = std::time::Instant::now();
     for n in 0..200 {
-        platform.audit().record(login_failure("alice", n)).await.unwrap();
+        platform
+            .audit()
+            .record(login_failure("alice", n))
+            .await
+            .unwrap();
     }
-    assert!(started.elapsed() < Duration::from_secs(5), "recording does not wait for syslog");
-    assert_eq!(platform.audit().recent(500).await.unwrap().len(), 200, "the database still gets every event");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "recording does not wait for syslog"
+    );
+    assert_eq!(
+        platform.audit().recent(500).await.unwrap().len(),
+        200,
+        "the database still gets every event"
+    );
     platform.close().await;
     drop(platform); // releases the journal's lock, as the end of a process does
     let journal = dir.path().join("data/audit-journal");
     let left: Vec<_> = std::fs::read_dir(&journal).unwrap().collect();
-    assert_eq!(left.len(), 1, "the undelivered syslog events stay in the journal");
+    assert_eq!(
+        left.len(),
+        1,
+        "the undelivered syslog events stay in the journal"
+    );
 
     // The next start (syslog back, here: a listener) delivers them.
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -388,15 +630,25 @@ async fn a_failing_destination_neither_blocks_recording_nor_loses_events() {
                 break;
             }
             all.extend_from_slice(&buf[..n]);
-            if String::from_utf8_lossy(&all).matches("login_failure - {").count() >= 200 {
+            if String::from_utf8_lossy(&all)
+                .matches("login_failure - {")
+                .count()
+                >= 200
+            {
                 break;
             }
         }
-        String::from_utf8_lossy(&all).matches("login_failure - {").count()
+        String::from_utf8_lossy(&all)
+            .matches("login_failure - {")
+            .count()
     });
     let platform = start(dir.path(), &dest, None).await;
     assert!(platform.audit().flush(Duration::from_secs(10)).await);
     platform.close().await;
     assert_eq!(reader.join().unwrap(), 200);
-    assert_eq!(std::fs::read_dir(&journal).unwrap().count(), 0, "delivered journals are removed");
+    assert_eq!(
+        std::fs::read_dir(&journal).unwrap().count(),
+        0,
+        "delivered journals are removed"
+    );
 }

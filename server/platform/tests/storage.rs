@@ -19,12 +19,19 @@ struct PgDb {
 impl PgDb {
     async fn create() -> Option<Self> {
         let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this test");
+            eprintln!(
+                "notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this test"
+            );
             return None;
         };
         let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url).await.expect("TEST_POSTGRES_URL must be reachable");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("TEST_POSTGRES_URL must be reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
         admin.close().await.unwrap();
         Some(Self { admin_url, name })
     }
@@ -37,7 +44,12 @@ impl PgDb {
 
     async fn drop_db(self) {
         if let Ok(admin) = Database::connect(&self.admin_url).await {
-            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+            let _ = admin
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .await;
         }
     }
 }
@@ -61,22 +73,43 @@ async fn audit_events_round_trip(database_url: Option<String>) {
     let platform = start(dir.path(), database_url, clock.clone()).await;
     assert!(platform.readiness().await.ready());
 
-    let event = AuditEvent::new(EventKind::LoginFailure, Actor::user("u-1", "alice"), Outcome::Failure)
-        .with_client(Some("203.0.113.9".into()), Some("curl/8".into()))
-        .with_target("user", "u-1")
-        .with_details(serde_json::json!({"reason": "wrong password"}));
-    let first = platform.audit().record(event.clone()).await.unwrap().expect("login_failure is listed in audit.yml");
+    let event = AuditEvent::new(
+        EventKind::LoginFailure,
+        Actor::user("u-1", "alice"),
+        Outcome::Failure,
+    )
+    .with_client(Some("203.0.113.9".into()), Some("curl/8".into()))
+    .with_target("user", "u-1")
+    .with_details(serde_json::json!({"reason": "wrong password"}));
+    let first = platform
+        .audit()
+        .record(event.clone())
+        .await
+        .unwrap()
+        .expect("login_failure is listed in audit.yml");
     clock.advance(chrono::Duration::seconds(10));
     let second = platform
         .audit()
-        .record(AuditEvent::new(EventKind::ServiceStart, Actor::system(), Outcome::Success))
+        .record(AuditEvent::new(
+            EventKind::ServiceStart,
+            Actor::system(),
+            Outcome::Success,
+        ))
         .await
         .unwrap()
         .unwrap();
 
     let recent = platform.audit().recent(10).await.unwrap();
-    assert_eq!(recent, vec![second.clone(), first.clone()], "newest first, read back unchanged");
-    assert_eq!(first.timestamp, Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(), "the injected clock stamps events");
+    assert_eq!(
+        recent,
+        vec![second.clone(), first.clone()],
+        "newest first, read back unchanged"
+    );
+    assert_eq!(
+        first.timestamp,
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),
+        "the injected clock stamps events"
+    );
     assert_eq!(recent[1].event, event);
     platform.close().await;
 }
@@ -88,7 +121,9 @@ async fn audit_events_round_trip_on_sqlite() {
 
 #[tokio::test]
 async fn audit_events_round_trip_on_postgres() {
-    let Some(pg) = PgDb::create().await else { return };
+    let Some(pg) = PgDb::create().await else {
+        return;
+    };
     audit_events_round_trip(Some(pg.url())).await;
     pg.drop_db().await;
 }
@@ -98,7 +133,11 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let config_dir = dir.path().join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(config_dir.join("audit.yml"), "audit:\n  events:\n    authentication: [\"login_failure\"]\n    system: []\n").unwrap();
+    std::fs::write(
+        config_dir.join("audit.yml"),
+        "audit:\n  events:\n    authentication: [\"login_failure\"]\n    system: []\n",
+    )
+    .unwrap();
     let options = StartOptions {
         config_dir,
         data_dir: dir.path().join("data"),
@@ -110,9 +149,40 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
     };
     let (platform, _) = Platform::start(options).await.unwrap();
     let audit = platform.audit();
-    assert!(audit.record(AuditEvent::new(EventKind::ServiceStart, Actor::system(), Outcome::Success)).await.unwrap().is_none());
-    assert!(audit.record(AuditEvent::new(EventKind::LoginFailure, Actor::system(), Outcome::Failure)).await.unwrap().is_some());
-    assert!(audit.record(AuditEvent::new(EventKind::UserDisable, Actor::system(), Outcome::Success)).await.unwrap().is_some(), "events beyond the spec are always kept");
+    assert!(
+        audit
+            .record(AuditEvent::new(
+                EventKind::ServiceStart,
+                Actor::system(),
+                Outcome::Success
+            ))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        audit
+            .record(AuditEvent::new(
+                EventKind::LoginFailure,
+                Actor::system(),
+                Outcome::Failure
+            ))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        audit
+            .record(AuditEvent::new(
+                EventKind::UserDisable,
+                Actor::system(),
+                Outcome::Success
+            ))
+            .await
+            .unwrap()
+            .is_some(),
+        "events beyond the spec are always kept"
+    );
     assert_eq!(audit.recent(10).await.unwrap().len(), 2);
 }
 
@@ -120,12 +190,27 @@ async fn events_left_out_of_audit_yml_are_not_recorded() {
 async fn a_first_start_generates_a_jwt_secret_and_a_storage_key_and_keeps_them() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Utc::now());
-    let options = StartOptions { config_dir: dir.path().join("none"), data_dir: dir.path().to_path_buf(), database_url: None, clock: Arc::new(clock), sessions: Default::default(), max_upload: platform::DEFAULT_MAX_UPLOAD, run_modules: false };
+    let options = StartOptions {
+        config_dir: dir.path().join("none"),
+        data_dir: dir.path().to_path_buf(),
+        database_url: None,
+        clock: Arc::new(clock),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
+    };
     let (first, notices) = Platform::start(options.clone()).await.unwrap();
-    assert_eq!(notices, vec![
-        platform::Notice::GeneratedJwtSecret { path: dir.path().join("jwt_secret") },
-        platform::Notice::GeneratedStorageKey { path: dir.path().join("storage_key") },
-    ]);
+    assert_eq!(
+        notices,
+        vec![
+            platform::Notice::GeneratedJwtSecret {
+                path: dir.path().join("jwt_secret")
+            },
+            platform::Notice::GeneratedStorageKey {
+                path: dir.path().join("storage_key")
+            },
+        ]
+    );
     use secrecy::ExposeSecret;
     let secret = first.jwt_secret().expose_secret().to_string();
     assert!(secret.len() >= 64);
@@ -137,7 +222,10 @@ async fn a_first_start_generates_a_jwt_secret_and_a_storage_key_and_keeps_them()
     {
         use std::os::unix::fs::PermissionsExt;
         for file in ["jwt_secret", "storage_key"] {
-            let mode = std::fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
     }
@@ -156,7 +244,10 @@ async fn an_unreachable_postgres_is_one_clear_error() {
         run_modules: false,
     };
     let err = Platform::start(options).await.unwrap_err().to_string();
-    assert!(err.starts_with("cannot connect to the PostgreSQL (nothing on 127.0.0.1) database"), "{err}");
+    assert!(
+        err.starts_with("cannot connect to the PostgreSQL (nothing on 127.0.0.1) database"),
+        "{err}"
+    );
     assert!(!err.contains('\n'), "{err}");
 }
 
@@ -167,7 +258,13 @@ async fn security_overview_counts_per_hour(database_url: Option<String>) {
     let platform = start(dir.path(), database_url, clock.clone()).await;
     let record = |kind: EventKind, outcome: Outcome| {
         let platform = platform.clone();
-        async move { platform.audit().record(AuditEvent::new(kind, Actor::user("u-1", "alice"), outcome)).await.unwrap() }
+        async move {
+            platform
+                .audit()
+                .record(AuditEvent::new(kind, Actor::user("u-1", "alice"), outcome))
+                .await
+                .unwrap()
+        }
     };
     record(EventKind::LoginFailure, Outcome::Failure).await; // 01:30, before the window
     clock.advance(chrono::Duration::minutes(95)); // 03:05
@@ -185,8 +282,14 @@ async fn security_overview_counts_per_hour(database_url: Option<String>) {
     platform.audit().recent(1).await.unwrap(); // the database destination has caught up
 
     // Four hourly buckets ending with the current hour: 02:00, 03:00, 04:00, 05:00.
-    let overview = platform.security_overview(&platform::access::Principal::System, 4).await.unwrap();
-    assert_eq!(overview.buckets.first().copied(), Some(Utc.with_ymd_and_hms(2026, 1, 2, 2, 0, 0).unwrap()));
+    let overview = platform
+        .security_overview(&platform::access::Principal::System, 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        overview.buckets.first().copied(),
+        Some(Utc.with_ymd_and_hms(2026, 1, 2, 2, 0, 0).unwrap())
+    );
     let counts = |event: &str| {
         let s = overview.series.iter().find(|s| s.event == event).unwrap();
         (s.counts.clone(), s.total)
@@ -196,8 +299,16 @@ async fn security_overview_counts_per_hour(database_url: Option<String>) {
     assert_eq!(counts("module_execute"), (vec![0, 0, 0, 3], 3));
     assert_eq!(counts("sandbox_violation"), (vec![0, 0, 0, 1], 1));
 
-    let nobody = platform::access::Principal::User { id: "u-2".into(), username: "bob".into(), roles: vec![], permissions: Default::default() };
-    assert!(matches!(platform.security_overview(&nobody, 4).await, Err(platform::security::SecurityError::Forbidden)));
+    let nobody = platform::access::Principal::User {
+        id: "u-2".into(),
+        username: "bob".into(),
+        roles: vec![],
+        permissions: Default::default(),
+    };
+    assert!(matches!(
+        platform.security_overview(&nobody, 4).await,
+        Err(platform::security::SecurityError::Forbidden)
+    ));
     platform.close().await;
 }
 
@@ -208,7 +319,9 @@ async fn security_overview_counts_per_hour_on_sqlite() {
 
 #[tokio::test]
 async fn security_overview_counts_per_hour_on_postgres() {
-    let Some(pg) = PgDb::create().await else { return };
+    let Some(pg) = PgDb::create().await else {
+        return;
+    };
     security_overview_counts_per_hour(Some(pg.url())).await;
     pg.drop_db().await;
 }

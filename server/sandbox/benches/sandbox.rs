@@ -47,17 +47,29 @@ fn plain_call(engine: &Engine, module: &Module, name: &str, arg: Option<i32>) ->
         let mut store = Store::new(engine, ());
         let instance = linker.instantiate(&mut store, module).unwrap();
         let r = match arg {
-            None => instance.get_typed_func::<(), i32>(&mut store, name).unwrap().call(&mut store, ()),
-            Some(a) => instance.get_typed_func::<i32, i32>(&mut store, name).unwrap().call(&mut store, a),
+            None => instance
+                .get_typed_func::<(), i32>(&mut store, name)
+                .unwrap()
+                .call(&mut store, ()),
+            Some(a) => instance
+                .get_typed_func::<i32, i32>(&mut store, name)
+                .unwrap()
+                .call(&mut store, a),
         };
         black_box(r.unwrap());
     })
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let limits = Limits { max_iterations: Some(10 * LOOP_N as u64), ..Limits::default() };
+    let limits = Limits {
+        max_iterations: Some(10 * LOOP_N as u64),
+        ..Limits::default()
+    };
     let sandbox = Sandbox::new(SandboxOptions {
         limits: limits.clone(),
         cache_dir: cache.path().to_path_buf(),
@@ -71,7 +83,10 @@ fn main() {
     // runtime to every call, a cost the server does not pay).
     let run = |wat: &str, name: &str, args: Vec<Value>, iters: u32| {
         let prepared = sandbox.prepare(wat.as_bytes()).unwrap();
-        let inv = Invocation::Call { function: name.into(), args };
+        let inv = Invocation::Call {
+            function: name.into(),
+            args,
+        };
         let round = |n: u32| {
             rt.block_on(async {
                 for _ in 0..n {
@@ -98,14 +113,19 @@ fn main() {
     let trivial = Module::new(&engine, TRIVIAL).unwrap();
     let plain_linker = Linker::new(&engine);
     let prepared = sandbox.prepare(TRIVIAL.as_bytes()).unwrap();
-    let inv = Invocation::Call { function: "answer".into(), args: vec![] };
+    let inv = Invocation::Call {
+        function: "answer".into(),
+        args: vec![],
+    };
     let (mut plains, mut sandboxed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..22 {
         let t = Instant::now();
         for _ in 0..2000 {
             let mut store = Store::new(&engine, ());
             let instance = plain_linker.instantiate(&mut store, &trivial).unwrap();
-            let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+            let f = instance
+                .get_typed_func::<(), i32>(&mut store, "answer")
+                .unwrap();
             black_box(f.call(&mut store, ()).unwrap());
         }
         let plain = t.elapsed() / 2000;
@@ -140,23 +160,35 @@ fn main() {
     // Attribution: plain wasmtime with the sandbox's engine features (pooling, epochs) and an
     // async call on a fiber, no WASI, no limiter, no timeout.
     let mut config = wasmtime::Config::new();
-    config.epoch_interruption(true).allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
+    config
+        .epoch_interruption(true)
+        .allocation_strategy(wasmtime::InstanceAllocationStrategy::pooling());
     let pooled = Engine::new(&config).unwrap();
     let pooled_trivial = Module::new(&pooled, TRIVIAL).unwrap();
     let pooled_linker = Linker::new(&pooled);
     let async_plain = measure(11, 2000, || {
         let mut store = Store::new(&pooled, ());
         store.set_epoch_deadline(1_000_000);
-        let instance = pooled_linker.instantiate(&mut store, &pooled_trivial).unwrap();
-        let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+        let instance = pooled_linker
+            .instantiate(&mut store, &pooled_trivial)
+            .unwrap();
+        let f = instance
+            .get_typed_func::<(), i32>(&mut store, "answer")
+            .unwrap();
         black_box(rt.block_on(f.call_async(&mut store, ())).unwrap());
     });
-    println!("of which plain wasmtime on a pooling+epoch engine with call_async via block_on: {async_plain:?}");
+    println!(
+        "of which plain wasmtime on a pooling+epoch engine with call_async via block_on: {async_plain:?}"
+    );
     let sync_pooled = measure(11, 2000, || {
         let mut store = Store::new(&pooled, ());
         store.set_epoch_deadline(1_000_000);
-        let instance = pooled_linker.instantiate(&mut store, &pooled_trivial).unwrap();
-        let f = instance.get_typed_func::<(), i32>(&mut store, "answer").unwrap();
+        let instance = pooled_linker
+            .instantiate(&mut store, &pooled_trivial)
+            .unwrap();
+        let f = instance
+            .get_typed_func::<(), i32>(&mut store, "answer")
+            .unwrap();
         black_box(f.call(&mut store, ()).unwrap());
     });
     println!("of which plain wasmtime on a pooling+epoch engine, sync typed call: {sync_pooled:?}");
@@ -181,6 +213,9 @@ fn main() {
     let base = plain_call(&engine, &loopy, "sum", Some(LOOP_N));
     let inst = plain_call(&engine, &instrumented, "sum", Some(LOOP_N));
     let full = run(LOOPY, "sum", vec![Value::I32(LOOP_N)], 5);
-    println!("loop of {LOOP_N} iterations: plain {base:?}, instrumented {inst:?} ({:.2}x), full sandbox {full:?} ({:.2}x)",
-        inst.as_secs_f64() / base.as_secs_f64(), full.as_secs_f64() / base.as_secs_f64());
+    println!(
+        "loop of {LOOP_N} iterations: plain {base:?}, instrumented {inst:?} ({:.2}x), full sandbox {full:?} ({:.2}x)",
+        inst.as_secs_f64() / base.as_secs_f64(),
+        full.as_secs_f64() / base.as_secs_f64()
+    );
 }

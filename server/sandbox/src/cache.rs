@@ -48,7 +48,9 @@ impl DiskCache {
     pub(crate) fn open(dir: &Path) -> std::io::Result<Self> {
         DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-        Ok(Self { dir: dir.to_path_buf() })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
     }
 
     fn path(&self, key: &str) -> PathBuf {
@@ -65,7 +67,11 @@ impl DiskCache {
         self.load_with(key, |artifact| deserialize_component(engine, artifact))
     }
 
-    fn load_with<T>(&self, key: &str, deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>) -> Option<T> {
+    fn load_with<T>(
+        &self,
+        key: &str,
+        deserialize: impl FnOnce(&[u8]) -> wasmtime::Result<T>,
+    ) -> Option<T> {
         let path = self.path(key);
         let file = fs::read(&path).ok()?;
         let (sum, artifact) = file.split_at_checked(32)?;

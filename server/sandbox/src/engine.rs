@@ -82,7 +82,9 @@ impl CoreExports {
     fn of(module: &Module) -> Self {
         let mut exports = Self::default();
         for export in module.exports() {
-            let Some(index) = module.get_export_index(export.name()) else { continue };
+            let Some(index) = module.get_export_index(export.name()) else {
+                continue;
+            };
             match export.name() {
                 instrument::START_EXPORT => exports.start = Some(index),
                 instrument::ITERATIONS_EXPORT => exports.iterations = Some(index),
@@ -106,7 +108,10 @@ impl CoreExports {
 /// What a [`Prepared`] holds: a core module or a WASI 0.2 command component.
 #[derive(Clone)]
 pub(crate) enum Kind {
-    Core { pre: CorePre, exports: Arc<CoreExports> },
+    Core {
+        pre: CorePre,
+        exports: Arc<CoreExports>,
+    },
     Component(wasmtime_wasi::p2::bindings::CommandPre<ComponentState>),
 }
 
@@ -155,13 +160,18 @@ impl Ticker {
     fn start(engine: Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::Builder::new().name("sandbox-epoch".into()).spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(EPOCH_TICK);
-                engine.increment_epoch();
-            }
-        })?;
-        Ok(Self { stop, thread: Some(thread) })
+        let thread = std::thread::Builder::new()
+            .name("sandbox-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -196,7 +206,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("limits", &self.inner.limits).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -286,8 +298,17 @@ impl Sandbox {
         let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = cache::key(&sha256, self.policy(), &self.inner.engine);
-        if let Some(p) = self.inner.prepared.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
-            return Ok(Prepared { from: PreparedFrom::Memory, ..p.clone() });
+        if let Some(p) = self
+            .inner
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Ok(Prepared {
+                from: PreparedFrom::Memory,
+                ..p.clone()
+            });
         }
         let prepared = if wasmparser::Parser::is_component(&bytes) {
             self.prepare_component(&bytes, &key, sha256)?
@@ -302,7 +323,12 @@ impl Sandbox {
         Ok(prepared)
     }
 
-    fn prepare_component(&self, bytes: &[u8], key: &str, sha256: String) -> Result<Prepared, PrepareError> {
+    fn prepare_component(
+        &self,
+        bytes: &[u8],
+        key: &str,
+        sha256: String,
+    ) -> Result<Prepared, PrepareError> {
         let engine = &self.inner.engine;
         // Checked even when the compiled artifact is on disk: it is cheap, and the limits may
         // have changed since it was cached.
@@ -311,17 +337,29 @@ impl Sandbox {
             Some(c) => (c, PreparedFrom::DiskCache),
             None => {
                 let instrumented = component::instrument_component(engine, bytes, self.policy())?;
-                (component::compile(engine, &instrumented)?, PreparedFrom::Compiled)
+                (
+                    component::compile(engine, &instrumented)?,
+                    PreparedFrom::Compiled,
+                )
             }
         };
         let pre = component::link(&self.inner.component_linker, &component)?;
         if from == PreparedFrom::Compiled {
             self.inner.disk.store(key, component.serialize());
         }
-        Ok(Prepared { kind: Kind::Component(pre), sha256: sha256.into(), from })
+        Ok(Prepared {
+            kind: Kind::Component(pre),
+            sha256: sha256.into(),
+            from,
+        })
     }
 
-    fn prepare_core(&self, bytes: &[u8], key: &str, sha256: String) -> Result<Prepared, PrepareError> {
+    fn prepare_core(
+        &self,
+        bytes: &[u8],
+        key: &str,
+        sha256: String,
+    ) -> Result<Prepared, PrepareError> {
         let (module, from) = match self.inner.disk.load(&self.inner.engine, key) {
             Some(m) => (m, PreparedFrom::DiskCache),
             None => (self.compile(bytes)?, PreparedFrom::Compiled),
@@ -332,12 +370,21 @@ impl Sandbox {
         // Decided from the compiled module (the one instantiated), not from the bytes.
         let pre = if module.imports().len() == 0 {
             let err = |e: wasmtime::Error| PrepareError::Compile(format!("{e:#}"));
-            CorePre::Pure(self.inner.pure_linker.instantiate_pre(&module).map_err(err)?)
+            CorePre::Pure(
+                self.inner
+                    .pure_linker
+                    .instantiate_pre(&module)
+                    .map_err(err)?,
+            )
         } else {
             CorePre::Wasi(self.link(&module)?)
         };
         let exports = Arc::new(CoreExports::of(&module));
-        Ok(Prepared { kind: Kind::Core { pre, exports }, sha256: sha256.into(), from })
+        Ok(Prepared {
+            kind: Kind::Core { pre, exports },
+            sha256: sha256.into(),
+            from,
+        })
     }
 
     fn compile(&self, bytes: &[u8]) -> Result<Module, PrepareError> {
@@ -370,7 +417,8 @@ impl Sandbox {
         }
         self.inner.linker.instantiate_pre(module).map_err(|e| {
             let first = module.imports().find(|i| {
-                e.to_string().contains(&format!("`{}::{}`", i.module(), i.name()))
+                e.to_string()
+                    .contains(&format!("`{}::{}`", i.module(), i.name()))
             });
             match first {
                 Some(i) => PrepareError::BlockedImport {

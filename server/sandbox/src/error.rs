@@ -11,7 +11,11 @@ pub enum PrepareError {
     GlobalsLimit { declared: u32, limit: u32 },
     /// A table's initial size is beyond `max_table_size`.
     #[error("table {index} starts with {initial} elements; at most {limit} are allowed")]
-    TableLimit { index: u32, initial: u64, limit: u32 },
+    TableLimit {
+        index: u32,
+        initial: u64,
+        limit: u32,
+    },
     /// The memories' initial sizes together exceed `max_memory_bytes`.
     #[error("the module's memories start at {initial_bytes} bytes; at most {limit} are allowed")]
     MemoryLimit { initial_bytes: u64, limit: u64 },
@@ -59,7 +63,10 @@ pub enum SandboxError {
     GlobalsLimit { declared: u32, limit: u32 },
     /// The run needed a capability it was not granted.
     #[error("{capability} {detail} is not granted")]
-    CapabilityDenied { capability: &'static str, detail: String },
+    CapabilityDenied {
+        capability: &'static str,
+        detail: String,
+    },
     /// Any other trap, with wasmtime's message.
     #[error("trap: {0}")]
     Trap(String),

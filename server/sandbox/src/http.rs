@@ -25,20 +25,20 @@
 //! (connect, which covers the TLS handshake; first byte; between bytes) and the deadline of the
 //! run bounds every request. Response bodies are capped at [`MAX_RESPONSE_BODY_BYTES`].
 
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, HOST};
+use http::header::{HOST, HeaderValue};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -122,7 +122,10 @@ impl WasiHttpHooks for HttpHooks {
     /// Tells the guest more than `TLS-protocol-error` when rustls says why the handshake failed.
     fn p2_error_from_tls(&mut self, err: &io::Error) -> ErrorCode {
         tracing::debug!(error = %err, "outgoing TLS failed");
-        match err.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        match err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
             Some(rustls::Error::InvalidCertificate(_)) => ErrorCode::TlsCertificateError,
             Some(rustls::Error::AlertReceived(alert)) => {
                 ErrorCode::TlsAlertReceived(TlsAlertReceivedPayload {
@@ -165,9 +168,7 @@ async fn checked_target(
         .host()
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let port = authority
-        .port_u16()
-        .unwrap_or(if https { 443 } else { 80 });
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let refuse = |detail: String| {
         denials.push(SandboxError::CapabilityDenied {
             capability: "network_access",
@@ -251,7 +252,11 @@ async fn send(
         request.headers_mut().insert(HOST, host);
     }
 
-    let server_name = if target.https { Some(server_name(&target.host)?) } else { None };
+    let server_name = if target.https {
+        Some(server_name(&target.host)?)
+    } else {
+        None
+    };
     // One connect timeout for the TCP connection and the TLS handshake together.
     let started = tokio::time::Instant::now();
     let stream = within(connect_timeout, connect(&target.addrs)).await?;
@@ -574,7 +579,11 @@ mod tests {
         assert_eq!(body.as_ref(), b"ok");
         let head = heads.recv().unwrap();
         assert!(head.starts_with("GET /a?b HTTP/1.1\r\n"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("host: example.test:8080\r\n"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("host: example.test:8080\r\n"),
+            "{head}"
+        );
     }
 
     #[tokio::test]
@@ -615,10 +624,15 @@ mod tests {
             l.local_addr().unwrap()
         };
         let request = get("http://127.0.0.1/");
-        let e = send(request, &target("127.0.0.1", addr), RequestOptions::default(), connector())
-            .await
-            .err()
-            .unwrap();
+        let e = send(
+            request,
+            &target("127.0.0.1", addr),
+            RequestOptions::default(),
+            connector(),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(e, Error::Connect(_)), "{e:?}");
     }
 

@@ -32,7 +32,9 @@ use wasm_encoder::{
     Function, GlobalSection, GlobalType, Instruction, Module, NameMap, NameSection, StartSection,
     ValType,
 };
-use wasmparser::{FunctionBody, KnownCustom, NameSectionReader, Operator, Parser, Payload, TypeRef};
+use wasmparser::{
+    FunctionBody, KnownCustom, NameSectionReader, Operator, Parser, Payload, TypeRef,
+};
 
 use crate::error::PrepareError;
 
@@ -59,7 +61,10 @@ pub(crate) enum LimitTrap {
 /// The limit behind a trap, if the youngest wasm frame of its backtrace is one of the functions
 /// the instrumentation traps in (only those carry these names after instrumentation).
 pub(crate) fn limit_trap(e: &wasmtime::Error) -> Option<LimitTrap> {
-    let frame = e.downcast_ref::<wasmtime::WasmBacktrace>()?.frames().first()?;
+    let frame = e
+        .downcast_ref::<wasmtime::WasmBacktrace>()?
+        .frames()
+        .first()?;
     match frame.func_name()? {
         DEPTH_LIMIT_FUNC => Some(LimitTrap::Depth),
         ITERATION_LIMIT_FUNC => Some(LimitTrap::Iterations),
@@ -103,13 +108,23 @@ pub(crate) struct Declarations {
 impl Declarations {
     /// Checks the globals and each table's initial size against `limits` (the memories are summed
     /// by the caller: over one module, or over every core module of a component).
-    pub(crate) fn check_globals_and_tables(&self, limits: &crate::Limits) -> Result<(), crate::PrepareError> {
+    pub(crate) fn check_globals_and_tables(
+        &self,
+        limits: &crate::Limits,
+    ) -> Result<(), crate::PrepareError> {
         if self.globals > limits.max_globals {
-            return Err(crate::PrepareError::GlobalsLimit { declared: self.globals, limit: limits.max_globals });
+            return Err(crate::PrepareError::GlobalsLimit {
+                declared: self.globals,
+                limit: limits.max_globals,
+            });
         }
         for (index, initial) in self.table_initials.iter().enumerate() {
             if *initial > u64::from(limits.max_table_size) {
-                return Err(crate::PrepareError::TableLimit { index: index as u32, initial: *initial, limit: limits.max_table_size });
+                return Err(crate::PrepareError::TableLimit {
+                    index: index as u32,
+                    initial: *initial,
+                    limit: limits.max_table_size,
+                });
             }
         }
         Ok(())
@@ -171,8 +186,10 @@ fn scan(bytes: &[u8]) -> Result<Scan, PrepareError> {
                 for m in r {
                     let m = m.map_err(invalid)?;
                     let page = 1u64 << m.page_size_log2.unwrap_or(16);
-                    s.decl.memory_initial_bytes =
-                        s.decl.memory_initial_bytes.saturating_add(m.initial.saturating_mul(page));
+                    s.decl.memory_initial_bytes = s
+                        .decl
+                        .memory_initial_bytes
+                        .saturating_add(m.initial.saturating_mul(page));
                 }
             }
             Payload::GlobalSection(r) => s.decl.globals += r.count(),
@@ -194,10 +211,18 @@ pub(crate) fn declarations(bytes: &[u8]) -> Result<Declarations, PrepareError> {
 }
 
 /// Returns the instrumented module (`bytes` must be a valid core module).
-pub(crate) fn instrument(bytes: &[u8], policy: Policy, target: Target) -> Result<Vec<u8>, PrepareError> {
+pub(crate) fn instrument(
+    bytes: &[u8],
+    policy: Policy,
+    target: Target,
+) -> Result<Vec<u8>, PrepareError> {
     let scan = scan(bytes)?;
-    let mut reserved: Vec<&String> =
-        scan.decl.exports.iter().filter(|name| name.starts_with(RESERVED_PREFIX)).collect();
+    let mut reserved: Vec<&String> = scan
+        .decl
+        .exports
+        .iter()
+        .filter(|name| name.starts_with(RESERVED_PREFIX))
+        .collect();
     reserved.sort();
     if let Some(name) = reserved.first() {
         return Err(PrepareError::Invalid(format!(
@@ -349,7 +374,9 @@ impl Emitter {
                     self.reach(Stage::Exports);
                     if self.target == Target::ComponentInner {
                         // Function indices are unchanged: the trap functions come last.
-                        self.module.section(&StartSection { function_index: func });
+                        self.module.section(&StartSection {
+                            function_index: func,
+                        });
                     }
                 }
                 Payload::ElementSection(r) => {
@@ -453,7 +480,10 @@ impl Emitter {
         // The other subsections follow the module and function names, in their order.
         let mut data = names.as_custom().data.into_owned();
         data.extend_from_slice(&rest.as_custom().data);
-        CustomSection { name: "name".into(), data: data.into() }
+        CustomSection {
+            name: "name".into(),
+            data: data.into(),
+        }
     }
 
     fn flush_code(&mut self) {
@@ -490,7 +520,11 @@ impl Emitter {
     }
 
     fn add_globals(&self, s: &mut GlobalSection) {
-        let ty = |val_type| GlobalType { val_type, mutable: true, shared: false };
+        let ty = |val_type| GlobalType {
+            val_type,
+            mutable: true,
+            shared: false,
+        };
         s.global(ty(ValType::I32), &ConstExpr::i32_const(0));
         s.global(ty(ValType::I64), &ConstExpr::i64_const(0));
     }
@@ -506,7 +540,10 @@ impl Emitter {
         }
     }
 
-    fn wrapper_block(&mut self, results: &[wasmparser::ValType]) -> Result<BlockType, PrepareError> {
+    fn wrapper_block(
+        &mut self,
+        results: &[wasmparser::ValType],
+    ) -> Result<BlockType, PrepareError> {
         Ok(match results {
             [] => BlockType::Empty,
             [one] => BlockType::Result(self.re.val_type(*one).map_err(compile_err)?),
@@ -585,7 +622,9 @@ impl Emitter {
                     f.instruction(&self.re.instruction(op).map_err(compile_err)?);
                 }
                 Operator::Try { .. } | Operator::Delegate { .. } | Operator::Rethrow { .. } => {
-                    return Err(PrepareError::Invalid("legacy exception handling is not supported".into()));
+                    return Err(PrepareError::Invalid(
+                        "legacy exception handling is not supported".into(),
+                    ));
                 }
                 _ => {
                     f.instruction(&self.re.instruction(op).map_err(compile_err)?);
@@ -641,7 +680,9 @@ impl Emitter {
         f.instruction(&Instruction::I64Add);
         if let Some(max) = self.policy.max_iterations {
             f.instruction(&Instruction::LocalTee(counter));
-            f.instruction(&Instruction::I64Const(i64::from_ne_bytes(max.to_ne_bytes())));
+            f.instruction(&Instruction::I64Const(i64::from_ne_bytes(
+                max.to_ne_bytes(),
+            )));
             f.instruction(&Instruction::I64GtU);
             self.trap_if(f, self.iteration_limit);
         } else {

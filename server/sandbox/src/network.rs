@@ -38,17 +38,30 @@ pub struct NetworkPolicy {
 fn parse_entry(s: &str) -> Entry {
     let s = s.trim();
     if let Ok(addr) = s.parse::<SocketAddr>() {
-        return Entry { host: Host::Ip(addr.ip()), port: Some(addr.port()) };
+        return Entry {
+            host: Host::Ip(addr.ip()),
+            port: Some(addr.port()),
+        };
     }
-    if let Ok(ip) = s.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
-        return Entry { host: Host::Ip(ip), port: None };
+    if let Ok(ip) = s
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Entry {
+            host: Host::Ip(ip),
+            port: None,
+        };
     }
     match s.rsplit_once(':') {
         Some((name, port)) if port.parse::<u16>().is_ok() => Entry {
             host: Host::Name(name.to_ascii_lowercase()),
             port: port.parse().ok(),
         },
-        _ => Entry { host: Host::Name(s.to_ascii_lowercase()), port: None },
+        _ => Entry {
+            host: Host::Name(s.to_ascii_lowercase()),
+            port: None,
+        },
     }
 }
 
@@ -89,7 +102,11 @@ impl NetworkPolicy {
     pub fn new(capabilities: &crate::Capabilities) -> Self {
         Self {
             granted: capabilities.network_access,
-            entries: capabilities.allowed_hosts.iter().map(|h| parse_entry(h)).collect(),
+            entries: capabilities
+                .allowed_hosts
+                .iter()
+                .map(|h| parse_entry(h))
+                .collect(),
         }
     }
 
@@ -123,7 +140,10 @@ impl NetworkPolicy {
         if !self.granted {
             return false;
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         let ip = host.parse::<IpAddr>().ok();
         self.entries.iter().any(|entry| {
             if entry.port.is_some_and(|p| p != port) {
@@ -185,7 +205,17 @@ mod tests {
 
     #[test]
     fn metadata_private_and_loopback_addresses_are_restricted() {
-        for ip in ["169.254.169.254", "127.0.0.1", "10.1.2.3", "192.168.0.1", "fd00:ec2::254", "::1", "fe80::1", "100.100.100.200", "::ffff:127.0.0.1"] {
+        for ip in [
+            "169.254.169.254",
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "fd00:ec2::254",
+            "::1",
+            "fe80::1",
+            "100.100.100.200",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_restricted(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1"] {

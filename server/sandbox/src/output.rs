@@ -23,7 +23,10 @@ pub(crate) struct CappedOutput {
 
 impl CappedOutput {
     pub(crate) fn new(cap: usize) -> Self {
-        Self { cap, buffer: Arc::default() }
+        Self {
+            cap,
+            buffer: Arc::default(),
+        }
     }
 
     /// The bytes kept and whether some were dropped.
@@ -43,7 +46,11 @@ impl CappedOutput {
 }
 
 impl AsyncWrite for CappedOutput {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

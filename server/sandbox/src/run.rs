@@ -80,7 +80,11 @@ pub enum Invocation {
     Call { function: String, args: Vec<Value> },
     /// Run a WASI preview 1 command (`_start`). `args` follow `argv[0]` (`"module"`); `env`
     /// needs `environment_access`.
-    Command { args: Vec<String>, env: BTreeMap<String, String>, stdin: Vec<u8> },
+    Command {
+        args: Vec<String>,
+        env: BTreeMap<String, String>,
+        stdin: Vec<u8>,
+    },
 }
 
 /// The outcome of a successful run.
@@ -131,10 +135,18 @@ impl Sandbox {
     ) -> Result<RunReport, SandboxError> {
         let started = Instant::now();
         let hosted = match &prepared.kind {
-            Kind::Core { pre: CorePre::Pure(pre), exports } => {
-                return self.run_pure(pre, exports, invocation, capabilities, started).await;
+            Kind::Core {
+                pre: CorePre::Pure(pre),
+                exports,
+            } => {
+                return self
+                    .run_pure(pre, exports, invocation, capabilities, started)
+                    .await;
             }
-            Kind::Core { pre: CorePre::Wasi(pre), exports } => Hosted::Core(pre, exports),
+            Kind::Core {
+                pre: CorePre::Wasi(pre),
+                exports,
+            } => Hosted::Core(pre, exports),
             Kind::Component(pre) => Hosted::Component(pre),
         };
         // Boxed: its state (WASI context, component tables, output buffers) is large, and
@@ -151,64 +163,99 @@ impl Sandbox {
         started: Instant,
     ) -> Result<RunReport, SandboxError> {
         let limits = &self.inner.limits;
-        let (stdout, stderr) =
-            (CappedOutput::new(limits.max_output_bytes), CappedOutput::new(limits.max_output_bytes));
+        let (stdout, stderr) = (
+            CappedOutput::new(limits.max_output_bytes),
+            CappedOutput::new(limits.max_output_bytes),
+        );
         let denials = Denials::default();
         let no_env = BTreeMap::new();
         let (args, env, stdin) = match invocation {
             Invocation::Command { args, env, stdin } => (args.as_slice(), env, stdin.as_slice()),
             Invocation::Call { .. } => (&[][..], &no_env, &[][..]),
         };
-        let timeout = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
-        let (outcome, iterations, peak_memory_bytes) = match hosted {
-            Hosted::Core(pre, exports) => {
-                let (out, err) = (stdout.clone(), stderr.clone());
-                let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
-                let mut builder = wasi::builder(capabilities, io, &denials)?;
-                let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
-                let state = State { wasi: builder.build_p1(), limiter };
-                let mut store = self.store(state, started, |s| &mut s.limiter);
-                let mut instance = None;
-                let pre = Instantiate::Async(pre);
-                let work = execute(&mut store, pre, exports, invocation, &mut instance);
-                let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
-                    Ok(r) => r,
-                    Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
-                };
-                let outcome = outcome.map_err(|e| classify(e, limits));
-                let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
-                (outcome, iterations as u64, store.data().limiter.peak_memory)
-            }
-            Hosted::Component(pre) => {
-                let (out, err) = (stdout.clone(), stderr.clone());
-                let io = Io { args, env, stdin: stdin.to_vec(), stdout: out, stderr: err };
-                let mut builder = wasi::builder(capabilities, io, &denials)?;
-                let limiter = Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
-                let policy = NetworkPolicy::new(capabilities);
-                let http_hooks = HttpHooks::new(policy, denials.clone(), self.inner.tls.clone());
-                let state = ComponentState {
-                    ctx: builder.build(),
-                    table: ResourceTable::new(),
-                    limiter,
-                    http: WasiHttpCtx::new(),
-                    http_hooks,
-                };
-                let mut store = self.store(state, started, |s| &mut s.limiter);
-                let work = component::execute(&mut store, pre, invocation);
-                let outcome = match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work).await {
-                    Ok(r) => r,
-                    Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
-                };
-                let outcome = outcome.map_err(|e| classify(e, limits));
-                (outcome, 0, store.data().limiter.peak_memory)
-            }
+        let timeout = SandboxError::Timeout {
+            limit_ms: limits.max_execution_time.as_millis(),
         };
+        let (outcome, iterations, peak_memory_bytes) =
+            match hosted {
+                Hosted::Core(pre, exports) => {
+                    let (out, err) = (stdout.clone(), stderr.clone());
+                    let io = Io {
+                        args,
+                        env,
+                        stdin: stdin.to_vec(),
+                        stdout: out,
+                        stderr: err,
+                    };
+                    let mut builder = wasi::builder(capabilities, io, &denials)?;
+                    let limiter = Limiter::new(limits.max_memory_bytes, limits.max_table_size);
+                    let state = State {
+                        wasi: builder.build_p1(),
+                        limiter,
+                    };
+                    let mut store = self.store(state, started, |s| &mut s.limiter);
+                    let mut instance = None;
+                    let pre = Instantiate::Async(pre);
+                    let work = execute(&mut store, pre, exports, invocation, &mut instance);
+                    let outcome =
+                        match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work)
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+                        };
+                    let outcome = outcome.map_err(|e| classify(e, limits));
+                    let iterations = read_global(&mut store, instance, exports.iterations.as_ref());
+                    (outcome, iterations as u64, store.data().limiter.peak_memory)
+                }
+                Hosted::Component(pre) => {
+                    let (out, err) = (stdout.clone(), stderr.clone());
+                    let io = Io {
+                        args,
+                        env,
+                        stdin: stdin.to_vec(),
+                        stdout: out,
+                        stderr: err,
+                    };
+                    let mut builder = wasi::builder(capabilities, io, &denials)?;
+                    let limiter =
+                        Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
+                    let policy = NetworkPolicy::new(capabilities);
+                    let http_hooks =
+                        HttpHooks::new(policy, denials.clone(), self.inner.tls.clone());
+                    let state = ComponentState {
+                        ctx: builder.build(),
+                        table: ResourceTable::new(),
+                        limiter,
+                        http: WasiHttpCtx::new(),
+                        http_hooks,
+                    };
+                    let mut store = self.store(state, started, |s| &mut s.limiter);
+                    let work = component::execute(&mut store, pre, invocation);
+                    let outcome =
+                        match tokio::time::timeout(limits.max_execution_time + EPOCH_TICK, work)
+                            .await
+                        {
+                            Ok(r) => r,
+                            Err(_) => Err(wasmtime::Error::new(Violation(timeout))),
+                        };
+                    let outcome = outcome.map_err(|e| classify(e, limits));
+                    (outcome, 0, store.data().limiter.peak_memory)
+                }
+            };
         let duration = started.elapsed();
         if let Some(denied) = denials.first() {
             return Err(denied);
         }
         let done = outcome?;
-        Ok(report(done, duration, iterations, peak_memory_bytes, stdout.take(), stderr.take()))
+        Ok(report(
+            done,
+            duration,
+            iterations,
+            peak_memory_bytes,
+            stdout.take(),
+            stderr.take(),
+        ))
     }
 
     /// A run of a core module that imports nothing: it can make no host call, so all of it is
@@ -234,13 +281,24 @@ impl Sandbox {
         if let Invocation::Command { env, .. } = invocation {
             wasi::check_env(capabilities, env)?;
         }
-        let (outcome, iterations, peak_memory_bytes) = match self.run_pure_direct(pre, exports, invocation, started) {
-            Some(ran) => ran,
-            None => self.run_pure_on_fiber(pre, exports, invocation, started).await,
-        };
+        let (outcome, iterations, peak_memory_bytes) =
+            match self.run_pure_direct(pre, exports, invocation, started) {
+                Some(ran) => ran,
+                None => {
+                    self.run_pure_on_fiber(pre, exports, invocation, started)
+                        .await
+                }
+            };
         let done = outcome?;
         let no_output = (Vec::new(), false);
-        Ok(report(done, started.elapsed(), iterations, peak_memory_bytes, no_output.clone(), no_output))
+        Ok(report(
+            done,
+            started.elapsed(),
+            iterations,
+            peak_memory_bytes,
+            no_output.clone(),
+            no_output,
+        ))
     }
 
     /// A pure run without a fiber; `None` when the first epoch tick came before it ended.
@@ -259,7 +317,9 @@ impl Sandbox {
         let limit_ms = limits.max_execution_time.as_millis();
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
-                Err(wasmtime::Error::new(Violation(SandboxError::Timeout { limit_ms })))
+                Err(wasmtime::Error::new(Violation(SandboxError::Timeout {
+                    limit_ms,
+                })))
             } else {
                 Err(wasmtime::Error::new(NeedsFiber))
             }
@@ -307,7 +367,9 @@ impl Sandbox {
         let mut store = Store::new(&self.inner.engine, data);
         store.limiter(move |s| limiter(s));
         let deadline = deadline(started, limits.max_execution_time);
-        let on_epoch = SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() };
+        let on_epoch = SandboxError::Timeout {
+            limit_ms: limits.max_execution_time.as_millis(),
+        };
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Err(wasmtime::Error::new(Violation(on_epoch.clone())))
@@ -386,14 +448,20 @@ async fn execute<T: Send + 'static>(
         Instantiate::Async(pre) => pre.instantiate_async(&mut *store).await?,
     };
     *slot = Some(instance);
-    if let Some(start) = exports.start.as_ref().and_then(|e| export_func(store, instance, e)) {
+    if let Some(start) = exports
+        .start
+        .as_ref()
+        .and_then(|e| export_func(store, instance, e))
+    {
         start.call_async(&mut *store, &[], &mut []).await?;
     }
     match invocation {
         Invocation::Call { function, args } => {
             let (func, args, mut results) = resolve_call(store, instance, exports, function, args)?;
             func.call_async(&mut *store, &args, &mut results).await?;
-            Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
+            Ok(Done::Results(
+                results.iter().filter_map(Value::from_val).collect(),
+            ))
         }
         Invocation::Command { .. } => {
             let start = command_start(store, instance)?;
@@ -412,14 +480,20 @@ fn execute_direct(
 ) -> wasmtime::Result<Done> {
     let instance = pre.instantiate(&mut *store)?;
     *slot = Some(instance);
-    if let Some(start) = exports.start.as_ref().and_then(|e| export_func(store, instance, e)) {
+    if let Some(start) = exports
+        .start
+        .as_ref()
+        .and_then(|e| export_func(store, instance, e))
+    {
         start.call(&mut *store, &[], &mut [])?;
     }
     match invocation {
         Invocation::Call { function, args } => {
             let (func, args, mut results) = resolve_call(store, instance, exports, function, args)?;
             func.call(&mut *store, &args, &mut results)?;
-            Ok(Done::Results(results.iter().filter_map(Value::from_val).collect()))
+            Ok(Done::Results(
+                results.iter().filter_map(Value::from_val).collect(),
+            ))
         }
         Invocation::Command { .. } => {
             let start = command_start(store, instance)?;
@@ -445,13 +519,22 @@ fn resolve_call<T: 'static>(
         let given: Vec<&str> = args.iter().map(|a| a.ty_name()).collect();
         return Err(invalid(format!(
             "`{function}` takes ({}) but was given ({})",
-            params.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            params
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             given.join(", ")
         )));
     }
     let results = &exported.results;
-    if let Some(bad) = results.iter().find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64)) {
-        return Err(invalid(format!("`{function}` returns an unsupported type {bad}")));
+    if let Some(bad) = results
+        .iter()
+        .find(|t| !matches!(t, ValType::I32 | ValType::I64 | ValType::F32 | ValType::F64))
+    {
+        return Err(invalid(format!(
+            "`{function}` returns an unsupported type {bad}"
+        )));
     }
     let results = results.iter().map(|_| Val::I32(0)).collect();
     Ok((func, args.iter().map(|a| a.to_val()).collect(), results))
@@ -483,7 +566,9 @@ fn export_func<T: 'static>(
     instance: Instance,
     export: &ModuleExport,
 ) -> Option<Func> {
-    instance.get_module_export(&mut *store, export).and_then(Extern::into_func)
+    instance
+        .get_module_export(&mut *store, export)
+        .and_then(Extern::into_func)
 }
 
 fn invalid(message: String) -> wasmtime::Error {
@@ -518,11 +603,17 @@ fn classify(e: wasmtime::Error, limits: &crate::Limits) -> SandboxError {
             Some(LimitTrap::Iterations) => SandboxError::IterationLimit {
                 limit: limits.max_iterations.unwrap_or(u64::MAX),
             },
-            Some(LimitTrap::Depth) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
+            Some(LimitTrap::Depth) => SandboxError::StackOverflow {
+                limit: limits.max_stack_depth,
+            },
             None => SandboxError::Trap(format!("{e:#}")),
         },
-        Some(Trap::StackOverflow) => SandboxError::StackOverflow { limit: limits.max_stack_depth },
-        Some(Trap::Interrupt) => SandboxError::Timeout { limit_ms: limits.max_execution_time.as_millis() },
+        Some(Trap::StackOverflow) => SandboxError::StackOverflow {
+            limit: limits.max_stack_depth,
+        },
+        Some(Trap::Interrupt) => SandboxError::Timeout {
+            limit_ms: limits.max_execution_time.as_millis(),
+        },
         _ => SandboxError::Trap(format!("{e:#}")),
     }
 }

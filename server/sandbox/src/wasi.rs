@@ -7,10 +7,10 @@ use std::time::Duration;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{Deterministic, FsPerms, HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
+use crate::Capabilities;
 use crate::error::SandboxError;
 use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
-use crate::Capabilities;
 
 /// Capability refusals observed during a run (the guest saw an error; the run reports them).
 #[derive(Clone, Debug, Default)]
@@ -18,11 +18,18 @@ pub(crate) struct Denials(Arc<Mutex<Vec<SandboxError>>>);
 
 impl Denials {
     pub(crate) fn push(&self, e: SandboxError) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push(e);
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(e);
     }
 
     pub(crate) fn first(&self) -> Option<SandboxError> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).first().cloned()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .first()
+            .cloned()
     }
 }
 

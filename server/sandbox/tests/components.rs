@@ -922,7 +922,11 @@ impl TlsServer {
     }
 
     fn seen(&self) -> Seen {
-        self.seen.lock().unwrap().clone().expect("no request answered")
+        self.seen
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("no request answered")
     }
 }
 

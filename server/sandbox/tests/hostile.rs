@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{code, fixture, fixture_with, limits, read_file_module, WASI_IMPORTS};
+use common::{WASI_IMPORTS, code, fixture, fixture_with, limits, read_file_module};
 use sandbox::{Capabilities, Limits, NetworkPolicy, Value};
 
 const COUNT_LOOP: &str = r#"(module
@@ -25,7 +25,10 @@ const RECURSION: &str = r#"(module
 
 #[tokio::test]
 async fn an_infinite_loop_ends_with_the_iteration_limit() {
-    assert_eq!(code(fixture().call(INFINITE_LOOP, "spin", &[]).await), "sandbox.iteration_limit");
+    assert_eq!(
+        code(fixture().call(INFINITE_LOOP, "spin", &[]).await),
+        "sandbox.iteration_limit"
+    );
 }
 
 #[tokio::test]
@@ -35,25 +38,36 @@ async fn an_infinite_loop_without_the_iteration_policy_ends_with_a_timeout() {
         max_execution_time: Duration::from_millis(300),
         ..limits()
     });
-    assert_eq!(code(f.call(INFINITE_LOOP, "spin", &[]).await), "sandbox.timeout");
+    assert_eq!(
+        code(f.call(INFINITE_LOOP, "spin", &[]).await),
+        "sandbox.timeout"
+    );
 }
 
 #[tokio::test]
 async fn a_loop_of_exactly_max_iterations_completes() {
-    let report = fixture().call(COUNT_LOOP, "count", &[Value::I32(1000)]).await.unwrap();
+    let report = fixture()
+        .call(COUNT_LOOP, "count", &[Value::I32(1000)])
+        .await
+        .unwrap();
     assert_eq!(report.results, vec![Value::I32(1000)]);
     assert_eq!(report.iterations, 1000);
 }
 
 #[tokio::test]
 async fn a_loop_of_one_more_than_max_iterations_fails() {
-    let r = fixture().call(COUNT_LOOP, "count", &[Value::I32(1001)]).await;
+    let r = fixture()
+        .call(COUNT_LOOP, "count", &[Value::I32(1001)])
+        .await;
     assert_eq!(code(r), "sandbox.iteration_limit");
 }
 
 #[tokio::test]
 async fn recursion_of_exactly_max_stack_depth_succeeds() {
-    let report = fixture().call(RECURSION, "depth", &[Value::I32(50)]).await.unwrap();
+    let report = fixture()
+        .call(RECURSION, "depth", &[Value::I32(50)])
+        .await
+        .unwrap();
     assert_eq!(report.results, vec![Value::I32(50)]);
 }
 
@@ -66,30 +80,45 @@ async fn recursion_one_deeper_than_max_stack_depth_fails() {
 #[tokio::test]
 async fn unbounded_recursion_ends_with_a_stack_overflow() {
     let wat = r#"(module (func $r (export "r") (call $r)))"#;
-    assert_eq!(code(fixture().call(wat, "r", &[]).await), "sandbox.stack_overflow");
+    assert_eq!(
+        code(fixture().call(wat, "r", &[]).await),
+        "sandbox.stack_overflow"
+    );
 }
 
 #[tokio::test]
 async fn exhausting_the_native_stack_is_a_stack_overflow_even_under_a_high_depth_limit() {
-    let f = fixture_with(Limits { max_stack_depth: u32::MAX, ..limits() });
+    let f = fixture_with(Limits {
+        max_stack_depth: u32::MAX,
+        ..limits()
+    });
     let wat = r#"(module (func $r (export "r") (param i64 i64 i64 i64) (result i64)
         (i64.add (local.get 0) (call $r (local.get 0) (local.get 1) (local.get 2) (local.get 3)))))"#;
     let zero = Value::I64(0);
-    assert_eq!(code(f.call(wat, "r", &[zero, zero, zero, zero]).await), "sandbox.stack_overflow");
+    assert_eq!(
+        code(f.call(wat, "r", &[zero, zero, zero, zero]).await),
+        "sandbox.stack_overflow"
+    );
 }
 
 #[tokio::test]
 async fn a_memory_grow_bomb_ends_with_the_memory_limit() {
     let wat = r#"(module (memory 1)
       (func (export "bomb") (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"#;
-    assert_eq!(code(fixture().call(wat, "bomb", &[]).await), "sandbox.memory_limit");
+    assert_eq!(
+        code(fixture().call(wat, "bomb", &[]).await),
+        "sandbox.memory_limit"
+    );
 }
 
 #[tokio::test]
 async fn growth_is_limited_over_all_memories_together() {
     let wat = r#"(module (memory $a 2) (memory $b 2)
       (func (export "grow") (result i32) (memory.grow $b (i32.const 1))))"#;
-    assert_eq!(code(fixture().call(wat, "grow", &[]).await), "sandbox.memory_limit");
+    assert_eq!(
+        code(fixture().call(wat, "grow", &[]).await),
+        "sandbox.memory_limit"
+    );
 }
 
 #[tokio::test]
@@ -97,25 +126,37 @@ async fn a_table_grow_bomb_ends_with_the_table_limit() {
     let wat = r#"(module (table 1 funcref)
       (func (export "bomb")
         (loop $l (br_if $l (i32.ne (table.grow (ref.null func) (i32.const 10)) (i32.const -1))))))"#;
-    assert_eq!(code(fixture().call(wat, "bomb", &[]).await), "sandbox.table_limit");
+    assert_eq!(
+        code(fixture().call(wat, "bomb", &[]).await),
+        "sandbox.table_limit"
+    );
 }
 
 #[tokio::test]
 async fn a_module_with_too_many_globals_is_refused() {
     let globals = "(global i32 (i32.const 0))".repeat(11);
-    let err = fixture().sandbox.prepare(format!("(module {globals})").as_bytes()).unwrap_err();
+    let err = fixture()
+        .sandbox
+        .prepare(format!("(module {globals})").as_bytes())
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.globals_limit");
 }
 
 #[tokio::test]
 async fn a_module_with_a_huge_initial_memory_is_refused() {
-    let err = fixture().sandbox.prepare(b"(module (memory 100))").unwrap_err();
+    let err = fixture()
+        .sandbox
+        .prepare(b"(module (memory 100))")
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.memory_limit");
 }
 
 #[tokio::test]
 async fn a_module_with_a_huge_initial_table_is_refused() {
-    let err = fixture().sandbox.prepare(b"(module (table 5000 funcref))").unwrap_err();
+    let err = fixture()
+        .sandbox
+        .prepare(b"(module (table 5000 funcref))")
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.table_limit");
 }
 
@@ -130,7 +171,14 @@ async fn a_module_importing_an_unknown_function_is_refused_naming_the_import() {
 #[tokio::test]
 async fn a_module_importing_host_memory_is_refused() {
     let wat = r#"(module (import "env" "memory" (memory 1)))"#;
-    assert_eq!(fixture().sandbox.prepare(wat.as_bytes()).unwrap_err().code(), "sandbox.blocked_import");
+    assert_eq!(
+        fixture()
+            .sandbox
+            .prepare(wat.as_bytes())
+            .unwrap_err()
+            .code(),
+        "sandbox.blocked_import"
+    );
 }
 
 /// WASI errnos the guest sees (wasi_snapshot_preview1).
@@ -149,13 +197,25 @@ fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
 }
 
 fn files(allowed: &std::path::Path) -> Capabilities {
-    Capabilities { file_access: true, allowed_paths: vec![allowed.to_path_buf()], ..Capabilities::default() }
+    Capabilities {
+        file_access: true,
+        allowed_paths: vec![allowed.to_path_buf()],
+        ..Capabilities::default()
+    }
 }
 
 #[tokio::test]
 async fn without_file_access_no_directory_is_visible() {
     let (_root, _allowed, _secret) = dirs();
-    let r = fixture().command(&read_file_module("data.txt"), &[], &[], &Capabilities::default()).await.unwrap();
+    let r = fixture()
+        .command(
+            &read_file_module("data.txt"),
+            &[],
+            &[],
+            &Capabilities::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(EBADF));
 }
 
@@ -163,7 +223,10 @@ async fn without_file_access_no_directory_is_visible() {
 async fn an_absolute_path_outside_the_allowed_paths_cannot_be_read() {
     let (_root, allowed, secret) = dirs();
     let module = read_file_module(&secret.to_string_lossy());
-    let r = fixture().command(&module, &[], &[], &files(&allowed)).await.unwrap();
+    let r = fixture()
+        .command(&module, &[], &[], &files(&allowed))
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(EPERM), "{r:?}");
     assert!(r.stdout.is_empty());
 }
@@ -171,7 +234,15 @@ async fn an_absolute_path_outside_the_allowed_paths_cannot_be_read() {
 #[tokio::test]
 async fn a_path_traversal_out_of_an_allowed_path_is_refused() {
     let (_root, allowed, _secret) = dirs();
-    let r = fixture().command(&read_file_module("../secret.txt"), &[], &[], &files(&allowed)).await.unwrap();
+    let r = fixture()
+        .command(
+            &read_file_module("../secret.txt"),
+            &[],
+            &[],
+            &files(&allowed),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(EPERM), "{r:?}");
     assert!(r.stdout.is_empty());
 }
@@ -180,7 +251,10 @@ async fn a_path_traversal_out_of_an_allowed_path_is_refused() {
 async fn a_symlink_escaping_an_allowed_path_is_refused() {
     let (_root, allowed, secret) = dirs();
     std::os::unix::fs::symlink(&secret, allowed.join("link")).unwrap();
-    let r = fixture().command(&read_file_module("link"), &[], &[], &files(&allowed)).await.unwrap();
+    let r = fixture()
+        .command(&read_file_module("link"), &[], &[], &files(&allowed))
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(EPERM), "{r:?}");
     assert!(r.stdout.is_empty());
 }
@@ -188,7 +262,10 @@ async fn a_symlink_escaping_an_allowed_path_is_refused() {
 #[tokio::test]
 async fn a_missing_file_inside_an_allowed_path_is_just_not_found() {
     let (_root, allowed, _secret) = dirs();
-    let r = fixture().command(&read_file_module("nope.txt"), &[], &[], &files(&allowed)).await.unwrap();
+    let r = fixture()
+        .command(&read_file_module("nope.txt"), &[], &[], &files(&allowed))
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(ENOENT));
 }
 
@@ -203,22 +280,37 @@ fn network(hosts: &[&str]) -> NetworkPolicy {
 #[tokio::test]
 async fn network_without_the_grant_is_denied_naming_the_capability_and_address() {
     let policy = NetworkPolicy::new(&Capabilities::default());
-    let err = policy.check("93.184.216.34:443".parse().unwrap()).await.unwrap_err();
+    let err = policy
+        .check("93.184.216.34:443".parse().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.capability_denied");
-    assert_eq!(err.to_string(), "network_access to 93.184.216.34:443 is not granted");
+    assert_eq!(
+        err.to_string(),
+        "network_access to 93.184.216.34:443 is not granted"
+    );
 }
 
 #[tokio::test]
 async fn network_to_a_host_not_listed_is_denied() {
-    let err = network(&["203.0.113.7"]).check("198.51.100.1:80".parse().unwrap()).await.unwrap_err();
+    let err = network(&["203.0.113.7"])
+        .check("198.51.100.1:80".parse().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.capability_denied");
 }
 
 #[tokio::test]
 async fn network_to_loopback_is_denied_unless_listed_exactly() {
     let addr = "127.0.0.1:80".parse().unwrap();
-    let err = network(&["api.company.invalid"]).check(addr).await.unwrap_err();
-    assert_eq!(err.to_string(), "network_access to 127.0.0.1:80 is not granted");
+    let err = network(&["api.company.invalid"])
+        .check(addr)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "network_access to 127.0.0.1:80 is not granted"
+    );
     assert!(network(&["127.0.0.1:80"]).check(addr).await.is_ok());
     assert!(network(&["127.0.0.1:81"]).check(addr).await.is_err());
 }
@@ -227,15 +319,28 @@ async fn network_to_loopback_is_denied_unless_listed_exactly() {
 async fn network_to_the_metadata_address_is_denied_unless_listed_exactly() {
     for addr in ["169.254.169.254:80", "[fd00:ec2::254]:80"] {
         let addr = addr.parse().unwrap();
-        let err = network(&["localhost", "10.0.0.0"]).check(addr).await.unwrap_err();
+        let err = network(&["localhost", "10.0.0.0"])
+            .check(addr)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), "sandbox.capability_denied");
     }
-    assert!(network(&["169.254.169.254"]).check("169.254.169.254:80".parse().unwrap()).await.is_ok());
+    assert!(
+        network(&["169.254.169.254"])
+            .check("169.254.169.254:80".parse().unwrap())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn a_listed_public_address_is_allowed() {
-    assert!(network(&["203.0.113.7"]).check("203.0.113.7:443".parse().unwrap()).await.is_ok());
+    assert!(
+        network(&["203.0.113.7"])
+            .check("203.0.113.7:443".parse().unwrap())
+            .await
+            .is_ok()
+    );
 }
 
 const ENV_COUNT: &str = r#"(module
@@ -248,7 +353,9 @@ const ENV_COUNT: &str = r#"(module
 
 #[tokio::test]
 async fn environment_passed_without_the_grant_is_denied() {
-    let r = fixture().command(ENV_COUNT, &[], &[("SECRET", "x")], &Capabilities::default()).await;
+    let r = fixture()
+        .command(ENV_COUNT, &[], &[("SECRET", "x")], &Capabilities::default())
+        .await;
     let err = r.unwrap_err();
     assert_eq!(err.code(), "sandbox.capability_denied");
     assert!(err.to_string().starts_with("environment_access"), "{err}");
@@ -257,7 +364,10 @@ async fn environment_passed_without_the_grant_is_denied() {
 #[tokio::test]
 async fn a_module_sees_no_environment_without_the_grant() {
     // The host process has variables (PATH …); none of them reach the guest.
-    let r = fixture().command(ENV_COUNT, &[], &[], &Capabilities::default()).await.unwrap();
+    let r = fixture()
+        .command(ENV_COUNT, &[], &[], &Capabilities::default())
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(0));
 }
 
@@ -273,9 +383,18 @@ async fn a_host_call_sleeping_past_the_deadline_ends_with_a_timeout() {
         (i64.store (i32.const 24) (i64.const 60000000000))
         (drop (call $poll (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 200)))))"#;
     for system_calls in [false, true] {
-        let f = fixture_with(Limits { max_execution_time: Duration::from_millis(300), ..limits() });
-        let caps = Capabilities { system_calls, ..Capabilities::default() };
-        assert_eq!(code(f.command(wat, &[], &[], &caps).await), "sandbox.timeout");
+        let f = fixture_with(Limits {
+            max_execution_time: Duration::from_millis(300),
+            ..limits()
+        });
+        let caps = Capabilities {
+            system_calls,
+            ..Capabilities::default()
+        };
+        assert_eq!(
+            code(f.command(wat, &[], &[], &caps).await),
+            "sandbox.timeout"
+        );
     }
 }
 
@@ -293,7 +412,10 @@ async fn an_output_flood_is_truncated_and_flagged() {
           (local.set $i (i32.add (local.get $i) (i32.const 1)))
           (br_if $l (i32.lt_u (local.get $i) (i32.const 100))))))"#
     );
-    let r = fixture().command(&wat, &[], &[], &Capabilities::default()).await.unwrap();
+    let r = fixture()
+        .command(&wat, &[], &[], &Capabilities::default())
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(0));
     assert_eq!((r.stdout.len(), r.stdout_truncated), (1024, true));
     assert_eq!((r.stderr.len(), r.stderr_truncated), (1024, true));
@@ -302,7 +424,10 @@ async fn an_output_flood_is_truncated_and_flagged() {
 #[tokio::test]
 async fn an_ordinary_trap_is_reported_with_wasmtime_message() {
     let wat = r#"(module (func (export "div") (param i32) (result i32) (i32.div_u (i32.const 1) (local.get 0))))"#;
-    let err = fixture().call(wat, "div", &[Value::I32(0)]).await.unwrap_err();
+    let err = fixture()
+        .call(wat, "div", &[Value::I32(0)])
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), "sandbox.trap");
     assert!(err.to_string().contains("divide by zero"), "{err}");
 }
@@ -316,17 +441,36 @@ async fn the_module_own_unreachable_is_a_plain_trap() {
 #[tokio::test]
 async fn exporting_a_reserved_instrumentation_name_is_refused() {
     let wat = r#"(module (global (export "__sandbox_reason") (mut i32) (i32.const 0)))"#;
-    assert_eq!(fixture().sandbox.prepare(wat.as_bytes()).unwrap_err().code(), "sandbox.invalid_module");
+    assert_eq!(
+        fixture()
+            .sandbox
+            .prepare(wat.as_bytes())
+            .unwrap_err()
+            .code(),
+        "sandbox.invalid_module"
+    );
 }
 
 #[tokio::test]
 async fn calling_a_missing_export_or_with_wrong_arguments_is_an_invalid_invocation() {
     let f = fixture();
     let add = r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
-    assert_eq!(code(f.call(add, "sub", &[]).await), "sandbox.invalid_invocation");
-    assert_eq!(code(f.call(add, "__sandbox_start", &[]).await), "sandbox.invalid_invocation");
-    assert_eq!(code(f.call(add, "add", &[Value::I32(1)]).await), "sandbox.invalid_invocation");
-    assert_eq!(code(f.call(add, "add", &[Value::I32(1), Value::F64(2.0)]).await), "sandbox.invalid_invocation");
+    assert_eq!(
+        code(f.call(add, "sub", &[]).await),
+        "sandbox.invalid_invocation"
+    );
+    assert_eq!(
+        code(f.call(add, "__sandbox_start", &[]).await),
+        "sandbox.invalid_invocation"
+    );
+    assert_eq!(
+        code(f.call(add, "add", &[Value::I32(1)]).await),
+        "sandbox.invalid_invocation"
+    );
+    assert_eq!(
+        code(f.call(add, "add", &[Value::I32(1), Value::F64(2.0)]).await),
+        "sandbox.invalid_invocation"
+    );
 }
 
 #[tokio::test]
@@ -335,8 +479,14 @@ async fn a_failed_run_leaves_the_sandbox_serving_the_next_runs() {
     let bomb = r#"(module (memory 1) (func (export "bomb") (loop $l (br_if $l (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))))"#;
     // More failing runs than the pool has instance slots: slots must be given back.
     for _ in 0..10 {
-        assert_eq!(code(f.call(bomb, "bomb", &[]).await), "sandbox.memory_limit");
-        assert_eq!(code(f.call(INFINITE_LOOP, "spin", &[]).await), "sandbox.iteration_limit");
+        assert_eq!(
+            code(f.call(bomb, "bomb", &[]).await),
+            "sandbox.memory_limit"
+        );
+        assert_eq!(
+            code(f.call(INFINITE_LOOP, "spin", &[]).await),
+            "sandbox.iteration_limit"
+        );
     }
     let report = f.call(RECURSION, "depth", &[Value::I32(10)]).await.unwrap();
     assert_eq!(report.results, vec![Value::I32(10)]);
@@ -346,13 +496,26 @@ async fn a_failed_run_leaves_the_sandbox_serving_the_next_runs() {
 async fn only_the_implicit_ephemeral_bind_is_allowed_and_listening_is_denied() {
     use wasmtime_wasi::sockets::SocketAddrUse;
     let none = NetworkPolicy::new(&Capabilities::default());
-    assert!(none.permit("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpBind).await.is_ok());
-    let connect = none.permit("127.0.0.1:80".parse().unwrap(), SocketAddrUse::TcpConnect).await;
-    assert_eq!(connect.unwrap_err().to_string(), "network_access to 127.0.0.1:80 is not granted");
+    assert!(
+        none.permit("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpBind)
+            .await
+            .is_ok()
+    );
+    let connect = none
+        .permit("127.0.0.1:80".parse().unwrap(), SocketAddrUse::TcpConnect)
+        .await;
+    assert_eq!(
+        connect.unwrap_err().to_string(),
+        "network_access to 127.0.0.1:80 is not granted"
+    );
     let open = network(&["0.0.0.0"]);
-    let listen = open.permit("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpListen).await;
+    let listen = open
+        .permit("0.0.0.0:0".parse().unwrap(), SocketAddrUse::TcpListen)
+        .await;
     assert_eq!(listen.unwrap_err().code(), "sandbox.capability_denied");
-    let bind = open.permit("0.0.0.0:8080".parse().unwrap(), SocketAddrUse::TcpBind).await;
+    let bind = open
+        .permit("0.0.0.0:8080".parse().unwrap(), SocketAddrUse::TcpBind)
+        .await;
     assert_eq!(bind.unwrap_err().code(), "sandbox.capability_denied");
 }
 
@@ -360,15 +523,24 @@ async fn only_the_implicit_ephemeral_bind_is_allowed_and_listening_is_denied() {
 async fn modules_using_exceptions_or_shared_memory_are_refused() {
     let f = fixture();
     let throw = r#"(module (tag $e) (func (export "t") (throw $e)))"#;
-    assert_eq!(f.sandbox.prepare(throw.as_bytes()).unwrap_err().code(), "sandbox.invalid_module");
+    assert_eq!(
+        f.sandbox.prepare(throw.as_bytes()).unwrap_err().code(),
+        "sandbox.invalid_module"
+    );
     let shared = r#"(module (memory 1 1 shared))"#;
-    assert_eq!(f.sandbox.prepare(shared.as_bytes()).unwrap_err().code(), "sandbox.invalid_module");
+    assert_eq!(
+        f.sandbox.prepare(shared.as_bytes()).unwrap_err().code(),
+        "sandbox.invalid_module"
+    );
 }
 
 #[tokio::test]
 async fn a_start_function_looping_forever_ends_with_the_iteration_limit() {
     let wat = r#"(module (func $s (loop $l (br $l))) (start $s) (func (export "f")))"#;
-    assert_eq!(code(fixture().call(wat, "f", &[]).await), "sandbox.iteration_limit");
+    assert_eq!(
+        code(fixture().call(wat, "f", &[]).await),
+        "sandbox.iteration_limit"
+    );
 }
 
 #[tokio::test]
@@ -376,14 +548,19 @@ async fn a_start_function_runs_before_the_call() {
     let wat = r#"(module (global $g (mut i32) (i32.const 0))
       (func $s (global.set $g (i32.const 41))) (start $s)
       (func (export "f") (result i32) (i32.add (global.get $g) (i32.const 1))))"#;
-    assert_eq!(fixture().call(wat, "f", &[]).await.unwrap().results, vec![Value::I32(42)]);
+    assert_eq!(
+        fixture().call(wat, "f", &[]).await.unwrap().results,
+        vec![Value::I32(42)]
+    );
 }
 
 #[tokio::test]
 async fn environment_passed_without_the_grant_is_denied_for_a_module_without_imports() {
     // Such a module runs without a WASI context; the refusal must not depend on it.
     let pure = r#"(module (func (export "_start")))"#;
-    let r = fixture().command(pure, &[], &[("SECRET", "x")], &Capabilities::default()).await;
+    let r = fixture()
+        .command(pure, &[], &[("SECRET", "x")], &Capabilities::default())
+        .await;
     let err = r.unwrap_err();
     assert_eq!(err.code(), "sandbox.capability_denied");
     assert!(err.to_string().starts_with("environment_access"), "{err}");

@@ -3,14 +3,17 @@
 
 mod common;
 
-use common::{fixture, read_file_module, WASI_IMPORTS};
+use common::{WASI_IMPORTS, fixture, read_file_module};
 use sandbox::{Capabilities, PreparedFrom, Sandbox, SandboxOptions, Value};
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
 
 #[tokio::test]
 async fn add_of_two_and_three_is_five() {
-    let report = fixture().call(ADD, "add", &[Value::I32(2), Value::I32(3)]).await.unwrap();
+    let report = fixture()
+        .call(ADD, "add", &[Value::I32(2), Value::I32(3)])
+        .await
+        .unwrap();
     assert_eq!(report.results, vec![Value::I32(5)]);
     assert_eq!(report.exit_code, None);
 }
@@ -19,8 +22,18 @@ async fn add_of_two_and_three_is_five() {
 async fn every_value_type_round_trips() {
     let wat = r#"(module (func (export "id") (param i64 f32 f64) (result f64 f32 i64)
         (local.get 2) (local.get 1) (local.get 0)))"#;
-    let r = fixture().call(wat, "id", &[Value::I64(-7), Value::F32(1.5), Value::F64(2.25)]).await.unwrap();
-    assert_eq!(r.results, vec![Value::F64(2.25), Value::F32(1.5), Value::I64(-7)]);
+    let r = fixture()
+        .call(
+            wat,
+            "id",
+            &[Value::I64(-7), Value::F32(1.5), Value::F64(2.25)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.results,
+        vec![Value::F64(2.25), Value::F32(1.5), Value::I64(-7)]
+    );
 }
 
 /// Early returns, branches to the function label, multiple results, a tail call, and a loop
@@ -60,7 +73,10 @@ async fn a_chain_of_tail_calls_does_not_count_as_depth() {
     let wat = r#"(module (func $down (export "down") (param $n i32) (result i32)
         (if (result i32) (i32.eqz (local.get $n)) (then (i32.const 7))
           (else (return_call $down (i32.sub (local.get $n) (i32.const 1)))))))"#;
-    let r = fixture().call(wat, "down", &[Value::I32(500)]).await.unwrap();
+    let r = fixture()
+        .call(wat, "down", &[Value::I32(500)])
+        .await
+        .unwrap();
     assert_eq!(r.results, vec![Value::I32(7)]);
 }
 
@@ -87,19 +103,33 @@ const ECHO: &str = r#"(module
 
 #[tokio::test]
 async fn a_wasi_hello_world_prints_its_args_and_granted_environment() {
-    let caps = Capabilities { environment_access: true, ..Capabilities::default() };
-    let r = fixture().command(ECHO, &["a", "bc"], &[("GREETING", "hi")], &caps).await.unwrap();
+    let caps = Capabilities {
+        environment_access: true,
+        ..Capabilities::default()
+    };
+    let r = fixture()
+        .command(ECHO, &["a", "bc"], &[("GREETING", "hi")], &caps)
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(0));
-    assert_eq!(String::from_utf8(r.stdout).unwrap(), "hello\nmodule\0a\0bc\0GREETING=hi\0");
+    assert_eq!(
+        String::from_utf8(r.stdout).unwrap(),
+        "hello\nmodule\0a\0bc\0GREETING=hi\0"
+    );
     assert!(!r.stdout_truncated);
     assert!(r.peak_memory_bytes >= 65536);
 }
 
 #[tokio::test]
 async fn a_command_exit_code_is_reported() {
-    let wat = format!(r#"(module {WASI_IMPORTS} (memory (export "memory") 1)
-        (func (export "_start") (call $proc_exit (i32.const 3))))"#);
-    let r = fixture().command(&wat, &[], &[], &Capabilities::default()).await.unwrap();
+    let wat = format!(
+        r#"(module {WASI_IMPORTS} (memory (export "memory") 1)
+        (func (export "_start") (call $proc_exit (i32.const 3))))"#
+    );
+    let r = fixture()
+        .command(&wat, &[], &[], &Capabilities::default())
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(3));
 }
 
@@ -112,7 +142,10 @@ async fn a_file_inside_an_allowed_path_is_read() {
         allowed_paths: vec![dir.path().to_path_buf()],
         ..Capabilities::default()
     };
-    let r = fixture().command(&read_file_module("data.txt"), &[], &[], &caps).await.unwrap();
+    let r = fixture()
+        .command(&read_file_module("data.txt"), &[], &[], &caps)
+        .await
+        .unwrap();
     assert_eq!(r.exit_code, Some(0));
     assert_eq!(r.stdout, b"inside");
 }
@@ -129,19 +162,48 @@ async fn without_system_calls_clocks_are_frozen_and_randomness_is_fixed() {
     let f = fixture();
     let p = f.sandbox.prepare(CLOCK.as_bytes()).unwrap();
     let none = Capabilities::default();
-    let call = |name: &str| sandbox::Invocation::Call { function: name.into(), args: vec![] };
-    assert_eq!(f.sandbox.run(&p, &call("now"), &none).await.unwrap().results, vec![Value::I64(0)]);
-    assert_eq!(f.sandbox.run(&p, &call("random"), &none).await.unwrap().results, vec![Value::I64(0)]);
-    let sys = Capabilities { system_calls: true, ..Capabilities::default() };
+    let call = |name: &str| sandbox::Invocation::Call {
+        function: name.into(),
+        args: vec![],
+    };
+    assert_eq!(
+        f.sandbox
+            .run(&p, &call("now"), &none)
+            .await
+            .unwrap()
+            .results,
+        vec![Value::I64(0)]
+    );
+    assert_eq!(
+        f.sandbox
+            .run(&p, &call("random"), &none)
+            .await
+            .unwrap()
+            .results,
+        vec![Value::I64(0)]
+    );
+    let sys = Capabilities {
+        system_calls: true,
+        ..Capabilities::default()
+    };
     let now = f.sandbox.run(&p, &call("now"), &sys).await.unwrap().results;
-    assert!(matches!(now[..], [Value::I64(t)] if t > 1_600_000_000_000_000_000), "{now:?}");
+    assert!(
+        matches!(now[..], [Value::I64(t)] if t > 1_600_000_000_000_000_000),
+        "{now:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
     let f = fixture();
-    assert_eq!(f.sandbox.prepare(ADD.as_bytes()).unwrap().from(), PreparedFrom::Compiled);
-    assert_eq!(f.sandbox.prepare(ADD.as_bytes()).unwrap().from(), PreparedFrom::Memory);
+    assert_eq!(
+        f.sandbox.prepare(ADD.as_bytes()).unwrap().from(),
+        PreparedFrom::Compiled
+    );
+    assert_eq!(
+        f.sandbox.prepare(ADD.as_bytes()).unwrap().from(),
+        PreparedFrom::Memory
+    );
     let restarted = Sandbox::new(SandboxOptions {
         limits: common::limits(),
         cache_dir: f.cache.path().join("cache"),
@@ -151,8 +213,14 @@ async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
     .unwrap();
     let p = restarted.prepare(ADD.as_bytes()).unwrap();
     assert_eq!(p.from(), PreparedFrom::DiskCache);
-    let invocation = sandbox::Invocation::Call { function: "add".into(), args: vec![Value::I32(2), Value::I32(3)] };
-    let r = restarted.run(&p, &invocation, &Capabilities::default()).await.unwrap();
+    let invocation = sandbox::Invocation::Call {
+        function: "add".into(),
+        args: vec![Value::I32(2), Value::I32(3)],
+    };
+    let r = restarted
+        .run(&p, &invocation, &Capabilities::default())
+        .await
+        .unwrap();
     assert_eq!(r.results, vec![Value::I32(5)]);
 }
 
@@ -168,15 +236,27 @@ async fn a_corrupt_cache_file_is_recompiled_not_loaded() {
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
     }
-    let restarted = Sandbox::new(SandboxOptions { limits: common::limits(), cache_dir: dir, max_instances: 4, extra_tls_roots: Vec::new() }).unwrap();
-    assert_eq!(restarted.prepare(ADD.as_bytes()).unwrap().from(), PreparedFrom::Compiled);
+    let restarted = Sandbox::new(SandboxOptions {
+        limits: common::limits(),
+        cache_dir: dir,
+        max_instances: 4,
+        extra_tls_roots: Vec::new(),
+    })
+    .unwrap();
+    assert_eq!(
+        restarted.prepare(ADD.as_bytes()).unwrap().from(),
+        PreparedFrom::Compiled
+    );
 }
 
 #[tokio::test]
 async fn the_cache_directory_is_private_to_its_owner() {
     use std::os::unix::fs::PermissionsExt;
     let f = fixture();
-    let mode = std::fs::metadata(f.cache.path().join("cache")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(f.cache.path().join("cache"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o700);
 }
 
@@ -203,13 +283,27 @@ async fn a_call_outlasting_an_epoch_tick_restarts_on_a_fiber_with_the_same_outco
     // (10 ms); one still running then is abandoned and run again from scratch on a fiber. The
     // restarted run must give exactly what one uninterrupted run gives.
     let wat = BRANCHES_AND_SUM;
-    let f = common::fixture_with(sandbox::Limits { max_iterations: Some(200_000_000), ..common::limits() });
+    let f = common::fixture_with(sandbox::Limits {
+        max_iterations: Some(200_000_000),
+        ..common::limits()
+    });
     let small = f.call(wat, "sum", &[Value::I32(100)]).await.unwrap();
-    assert_eq!((small.results.clone(), small.iterations), (vec![Value::I32(5050)], 101));
+    assert_eq!(
+        (small.results.clone(), small.iterations),
+        (vec![Value::I32(5050)], 101)
+    );
     let n: i32 = 100_000_000;
     let big = f.call(wat, "sum", &[Value::I32(n)]).await.unwrap();
     let expected = (1..=n).fold(0i32, |acc, k| acc.wrapping_add(k));
-    assert!(big.duration > std::time::Duration::from_millis(20), "the run spans epoch ticks: {:?}", big.duration);
+    assert!(
+        big.duration > std::time::Duration::from_millis(20),
+        "the run spans epoch ticks: {:?}",
+        big.duration
+    );
     assert_eq!(big.results, vec![Value::I32(expected)]);
-    assert_eq!(big.iterations, u64::try_from(n).unwrap() + 1, "counted once, by the run that finished");
+    assert_eq!(
+        big.iterations,
+        u64::try_from(n).unwrap() + 1,
+        "counted once, by the run that finished"
+    );
 }

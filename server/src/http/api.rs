@@ -29,12 +29,28 @@ pub fn router() -> Router<AppState> {
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get).patch(users::update).delete(users::delete))
+        .route(
+            "/users/{id}",
+            get(users::get).patch(users::update).delete(users::delete),
+        )
         .route("/roles", get(roles::list).post(roles::create))
         .route("/roles/{name}", axum::routing::patch(roles::update))
-        .route("/modules", get(modules::list).post(modules::upload).layer(DefaultBodyLimit::disable()))
-        .route("/modules/{id}", get(modules::get).patch(modules::update).delete(modules::delete))
-        .route("/modules/{id}/shares", post(modules::shares::<true>).delete(modules::shares::<false>))
+        .route(
+            "/modules",
+            get(modules::list)
+                .post(modules::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/modules/{id}",
+            get(modules::get)
+                .patch(modules::update)
+                .delete(modules::delete),
+        )
+        .route(
+            "/modules/{id}/shares",
+            post(modules::shares::<true>).delete(modules::shares::<false>),
+        )
         .route("/modules/{id}/execute", post(modules::execute))
         .route("/modules/{id}/runs", get(modules::runs))
         .route("/modules/{id}/release", post(modules::review::<false>))
@@ -60,10 +76,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         match value.strip_prefix("Bearer ").map(str::trim) {
             Some(token) if !token.is_empty() => Ok(Self(token.to_string())),
-            _ => Err(ApiError::unauthorized("a bearer token is required (Authorization: Bearer …)")),
+            _ => Err(ApiError::unauthorized(
+                "a bearer token is required (Authorization: Bearer …)",
+            )),
         }
     }
 }
@@ -74,7 +96,10 @@ pub struct Caller(pub Principal);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
         let principal = state.platform.identity().authenticate(&token).await?;
         Ok(Self(principal))
@@ -85,6 +110,9 @@ impl FromRequestParts<AppState> for Caller {
 pub fn client(peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> Client {
     Client {
         ip: Some(peer.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
     }
 }

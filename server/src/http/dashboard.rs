@@ -16,16 +16,31 @@ use platform::{
 };
 use tower_sessions::Session;
 
-use super::api::{ApiError, modules::{UploadQuery, staged_upload}};
+use super::api::{
+    ApiError,
+    modules::{UploadQuery, staged_upload},
+};
 
 /// The signed-in principal of a browser session, if it still stands.
 pub async fn session_principal(platform: &Platform, session: &Session) -> Option<Principal> {
-    let user = session.get::<SessionUser>(SESSION_USER_KEY).await.ok().flatten()?;
-    platform.identity().session_principal(&user, platform.session_timeouts()).await.ok().flatten()
+    let user = session
+        .get::<SessionUser>(SESSION_USER_KEY)
+        .await
+        .ok()
+        .flatten()?;
+    platform
+        .identity()
+        .session_principal(&user, platform.session_timeouts())
+        .await
+        .ok()
+        .flatten()
 }
 
 fn wants_json(headers: &HeaderMap) -> bool {
-    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("application/json"))
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json"))
 }
 
 /// `POST /modules/upload`.
@@ -40,7 +55,9 @@ pub async fn upload(
         let Some(principal) = session_principal(&platform, &session).await else {
             return Err(ApiError::unauthorized("please sign in"));
         };
-        let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+        let Query(query) = query.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+        })?;
         platform.modules().check_can_upload(&principal).await?;
         let (meta, staged) = staged_upload(&platform, request, query).await?;
         Ok(platform.modules().upload(&principal, meta, staged).await?)
@@ -48,17 +65,26 @@ pub async fn upload(
     .await;
     match (result, json) {
         (Ok(module), true) => (StatusCode::CREATED, Json(module)).into_response(),
-        (Ok(module), false) => Redirect::to(&format!("/modules/{}?uploaded=1", module.id)).into_response(),
+        (Ok(module), false) => {
+            Redirect::to(&format!("/modules/{}?uploaded=1", module.id)).into_response()
+        }
         (Err(e), true) => e.into_response(),
-        (Err(e), false) if e.status() == StatusCode::UNAUTHORIZED => Redirect::to("/login?next=/modules/upload").into_response(),
-        (Err(e), false) => Redirect::to(&format!("/modules/upload?error={}", urlencode(e.message()))).into_response(),
+        (Err(e), false) if e.status() == StatusCode::UNAUTHORIZED => {
+            Redirect::to("/login?next=/modules/upload").into_response()
+        }
+        (Err(e), false) => {
+            Redirect::to(&format!("/modules/upload?error={}", urlencode(e.message())))
+                .into_response()
+        }
     }
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -77,7 +103,8 @@ pub async fn audit_export(
         return Redirect::to(&format!("/login?next={}", urlencode(back))).into_response();
     };
     let result = async {
-        let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+        let Query(query) = query
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
         let (params, format) = query.into_parts();
         super::api::audit::export(platform, principal, params, format).await
     }

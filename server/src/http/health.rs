@@ -16,6 +16,10 @@ pub async fn readyz(State(platform): State<Platform>) -> impl IntoResponse {
         "database": word(r.database, "ok", "unreachable"),
         "migrations": word(r.migrations, "ok", "pending"),
     }));
-    let status = if r.ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if r.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, body)
 }

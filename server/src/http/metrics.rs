@@ -28,11 +28,19 @@ impl MetricsAllow {
     /// Parses `127.0.0.0/8,::1/128`; `none` or an empty list allows no address.
     pub fn parse(items: &[String]) -> Result<Self, String> {
         let mut nets = Vec::new();
-        for item in items.iter().map(|s| s.trim()).filter(|s| !s.is_empty() && *s != "none") {
+        for item in items
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty() && *s != "none")
+        {
             let net = item
                 .parse::<IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("--metrics-allow: \"{item}\" is not an address or network (e.g. 10.0.0.0/8)"))?;
+                .map_err(|_| {
+                    format!(
+                        "--metrics-allow: \"{item}\" is not an address or network (e.g. 10.0.0.0/8)"
+                    )
+                })?;
             nets.push(net);
         }
         Ok(Self(nets))
@@ -48,7 +56,9 @@ impl MetricsAllow {
 }
 
 pub fn router(allow: MetricsAllow) -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics)).layer(Extension(Arc::new(allow)))
+    Router::new()
+        .route("/metrics", get(metrics))
+        .layer(Extension(Arc::new(allow)))
 }
 
 async fn metrics(
@@ -58,30 +68,60 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Response {
     if !allow.allows(peer.ip()) {
-        let token = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return (
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                ApiError::unauthorized("metrics from this address need a bearer token with metrics:read"),
+                ApiError::unauthorized(
+                    "metrics from this address need a bearer token with metrics:read",
+                ),
             )
                 .into_response();
         };
         match state.platform.identity().authenticate(token).await {
             Ok(principal) if principal.can("metrics", "read") => {}
-            Ok(_) => return ApiError::new(StatusCode::FORBIDDEN, "forbidden", "metrics need the metrics:read permission").into_response(),
-            Err(_) => return ApiError::unauthorized("the bearer token is not valid").into_response(),
+            Ok(_) => {
+                return ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "metrics need the metrics:read permission",
+                )
+                .into_response();
+            }
+            Err(_) => {
+                return ApiError::unauthorized("the bearer token is not valid").into_response();
+            }
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.platform.metrics().render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.platform.metrics().render(),
+    )
+        .into_response()
 }
 
 /// Counts every request by method, route template (never the raw path) and status.
 pub async fn track(State(platform): State<Platform>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(request).await;
-    platform.metrics().http_request(&method, &route, response.status().as_u16(), started.elapsed());
+    platform.metrics().http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
     response
 }
 
@@ -96,7 +136,11 @@ mod tests {
         assert!(default.allows("::1".parse().unwrap()));
         assert!(default.allows("::ffff:127.0.0.1".parse().unwrap()));
         assert!(!default.allows("10.1.2.3".parse().unwrap()));
-        assert!(!MetricsAllow::parse(&["none".into()]).unwrap().allows("127.0.0.1".parse().unwrap()));
+        assert!(
+            !MetricsAllow::parse(&["none".into()])
+                .unwrap()
+                .allows("127.0.0.1".parse().unwrap())
+        );
         assert!(MetricsAllow::parse(&["bogus".into()]).is_err());
     }
 }

@@ -10,8 +10,6 @@ use std::{
 
 use sea_orm::{ConnectionTrait, Database};
 
-
-
 /// A database created for one test on the server at TEST_POSTGRES_URL, dropped by [`FreshDb::drop_db`].
 pub struct FreshDb {
     admin_url: String,
@@ -28,15 +26,28 @@ impl FreshDb {
         };
         let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
         let mut url = url::Url::parse(&admin_url).unwrap();
         url.set_path(&name);
-        Some(Self { admin_url, url: url.to_string(), name })
+        Some(Self {
+            admin_url,
+            url: url.to_string(),
+            name,
+        })
     }
 
     pub async fn drop_db(self) {
         let admin = Database::connect(&self.admin_url).await.unwrap();
-        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await.unwrap();
+        admin
+            .execute_unprepared(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .unwrap();
     }
 }
 
@@ -63,24 +74,50 @@ impl Server {
     }
 
     /// Like [`Self::start_with`], with extra environment variables for the server.
-    pub fn start_with_env(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], envs: &[(&str, &str)]) -> Self {
+    pub fn start_with_env(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        global_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         Self::start_full(data_dir, database_url, global_args, &[], envs)
     }
 
     /// Starts with extra `serve` flags (after the subcommand).
-    pub fn start_serve_args(data_dir: &Path, database_url: Option<&str>, serve_args: &[&str]) -> Self {
+    pub fn start_serve_args(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        serve_args: &[&str],
+    ) -> Self {
         Self::start_full(data_dir, database_url, &[], serve_args, &[])
     }
 
-    fn start_full(data_dir: &Path, database_url: Option<&str>, global_args: &[&str], serve_args: &[&str], envs: &[(&str, &str)]) -> Self {
+    fn start_full(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        global_args: &[&str],
+        serve_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
-        cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(global_args);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).args(serve_args).env_remove("DATABASE_URL").env("RUST_LOG", "info");
+        cmd.arg("--config-dir")
+            .arg(repo_config())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(global_args);
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve_args)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "info");
         if let Some(url) = database_url {
             cmd.env("WASM_AS_OS_DATABASE_URL", url);
         }
-        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let stderr = BufReader::new(child.stderr.take().unwrap());
         let (tx, rx) = std::sync::mpsc::channel();
@@ -107,7 +144,12 @@ impl Server {
             let log: Vec<String> = rx.try_iter().collect();
             panic!("the server did not start: {log:#?}")
         });
-        Self { child, base, stderr: rx, stdout: out_rx }
+        Self {
+            child,
+            base,
+            stderr: rx,
+            stdout: out_rx,
+        }
     }
 
     /// The first line of stdout containing `needle`, waiting up to ten seconds.
@@ -135,7 +177,10 @@ impl Server {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -143,7 +188,10 @@ impl Server {
                 let log = self.stderr.try_iter().collect();
                 return (status, log);
             }
-            assert!(std::time::Instant::now() < deadline, "the server did not stop on SIGTERM");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -155,11 +203,16 @@ impl Drop for Server {
     }
 }
 
-
 /// Runs the CLI against a data dir (and PostgreSQL when given), returning its output.
 pub fn run_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
-    cmd.arg("--config-dir").arg(repo_config()).arg("--data-dir").arg(data_dir).args(args).env("RUST_LOG", "off").env_remove("DATABASE_URL");
+    cmd.arg("--config-dir")
+        .arg(repo_config())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env("RUST_LOG", "off")
+        .env_remove("DATABASE_URL");
     match database_url {
         Some(url) => cmd.env("WASM_AS_OS_DATABASE_URL", url),
         None => cmd.env_remove("WASM_AS_OS_DATABASE_URL"),
@@ -170,13 +223,31 @@ pub fn run_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> st
 /// Runs the CLI and asserts it succeeded.
 pub fn cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) {
     let out = run_cli(data_dir, database_url, args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Signs in over the API and returns the access token.
-pub async fn token(http: &reqwest::Client, server: &Server, username: &str, password: &str) -> String {
-    let r = http.post(server.url("/api/v1/auth/login")).json(&serde_json::json!({"username": username, "password": password})).send().await.unwrap();
-    assert_eq!(r.status(), reqwest::StatusCode::OK, "signing in as {username}");
+pub async fn token(
+    http: &reqwest::Client,
+    server: &Server,
+    username: &str,
+    password: &str,
+) -> String {
+    let r = http
+        .post(server.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        reqwest::StatusCode::OK,
+        "signing in as {username}"
+    );
     let pair: serde_json::Value = r.json().await.unwrap();
     pair["access_token"].as_str().unwrap().to_string()
 }

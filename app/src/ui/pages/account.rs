@@ -18,7 +18,9 @@ pub fn AccountPage() -> impl IntoView {
     let action = ServerAction::<ChangePassword>::new();
     let error = Signal::derive(move || action.value().get().and_then(Result::err));
     let query = use_query_map();
-    let changed = move || query.read().get("changed").is_some() || matches!(action.value().get(), Some(Ok(())));
+    let changed = move || {
+        query.read().get("changed").is_some() || matches!(action.value().get(), Some(Ok(())))
+    };
     view! {
         <Title text="Your account" />
         <PageHeader title="Your account" summary="Your roles and your password." />

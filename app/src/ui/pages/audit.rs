@@ -21,7 +21,12 @@ use crate::{
 const FILTERS: [&str; 7] = ["event", "actor", "outcome", "resource", "from", "to", "q"];
 
 fn filter_query(values: &[(&'static str, String)]) -> String {
-    values.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| format!("{k}={}", encode(v))).collect::<Vec<_>>().join("&")
+    values
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[component]

@@ -74,8 +74,17 @@ pub fn ModulesPage() -> impl IntoView {
     let query = use_query_map();
     let status = move || query.read().get("status").unwrap_or_default();
     let q = move || query.read().get("q").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1);
-    let modules = Resource::new(move || (status(), q(), page()), |(s, q, p)| list_modules(s, q, p));
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(1)
+    };
+    let modules = Resource::new(
+        move || (status(), q(), page()),
+        |(s, q, p)| list_modules(s, q, p),
+    );
     let icon = sections::find("modules").map_or("", |s| s.icon);
     view! {
         <Title text="Modules" />

@@ -16,7 +16,10 @@ use crate::{
 pub fn RolesPage() -> impl IntoView {
     let create = ServerAction::<CreateRole>::new();
     let update = ServerAction::<UpdateRole>::new();
-    let roles = Resource::new(move || (create.version().get(), update.version().get()), |_| list_roles());
+    let roles = Resource::new(
+        move || (create.version().get(), update.version().get()),
+        |_| list_roles(),
+    );
     let create_error = Signal::derive(move || create.value().get().and_then(Result::err));
     let update_error = Signal::derive(move || update.value().get().and_then(Result::err));
     view! {

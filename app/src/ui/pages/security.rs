@@ -13,7 +13,13 @@ use crate::{
 #[component]
 pub fn SecurityPage() -> impl IntoView {
     let query = use_query_map();
-    let hours = move || query.read().get("hours").and_then(|h| h.parse::<usize>().ok()).unwrap_or(24);
+    let hours = move || {
+        query
+            .read()
+            .get("hours")
+            .and_then(|h| h.parse::<usize>().ok())
+            .unwrap_or(24)
+    };
     let data = Resource::new(hours, security_overview);
     view! {
         <Title text="Security" />
@@ -64,7 +70,10 @@ fn Chart(series: SeriesView, labels: Vec<String>) -> impl IntoView {
     let bar_w = (plot_w / n).max(1.0);
     let title_id = format!("chart-{}", series.event);
     let labelled = title_id.clone();
-    let summary = format!("{}: {} in the window, at most {} in one hour", series.name, series.total, max);
+    let summary = format!(
+        "{}: {} in the window, at most {} in one hour",
+        series.name, series.total, max
+    );
     let step = (labels.len() / 6).max(1);
     view! {
         <section class="card chart" aria-labelledby=labelled>

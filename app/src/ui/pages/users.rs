@@ -6,7 +6,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    api::users::{CreateUser, DeleteUser, ResetPassword, SetUserDisabled, SetUserRoles, get_user, list_users},
+    api::users::{
+        CreateUser, DeleteUser, ResetPassword, SetUserDisabled, SetUserRoles, get_user, list_users,
+    },
     ui::{
         components::{EmptyState, PageHeader},
         forms::{FieldErrors, FormError, encode, page_error},
@@ -18,9 +20,18 @@ use crate::{
 pub fn UsersPage() -> impl IntoView {
     let query = use_query_map();
     let q = move || query.read().get("q").unwrap_or_default();
-    let page = move || query.read().get("page").and_then(|p| p.parse::<u64>().ok()).unwrap_or(1);
+    let page = move || {
+        query
+            .read()
+            .get("page")
+            .and_then(|p| p.parse::<u64>().ok())
+            .unwrap_or(1)
+    };
     let create = ServerAction::<CreateUser>::new();
-    let users = Resource::new(move || (q(), page(), create.version().get()), |(q, page, _)| list_users(q, page));
+    let users = Resource::new(
+        move || (q(), page(), create.version().get()),
+        |(q, page, _)| list_users(q, page),
+    );
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
     view! {
         <Title text="Users" />
@@ -135,12 +146,25 @@ pub fn UserPage() -> impl IntoView {
     let reset_action = ServerAction::<ResetPassword>::new();
     let delete_action = ServerAction::<DeleteUser>::new();
     let user = Resource::new(
-        move || (id(), roles_action.version().get(), disable_action.version().get(), reset_action.version().get()),
+        move || {
+            (
+                id(),
+                roles_action.version().get(),
+                disable_action.version().get(),
+                reset_action.version().get(),
+            )
+        },
         |(id, ..)| get_user(id),
     );
     let roles_error = Signal::derive(move || roles_action.value().get().and_then(Result::err));
     let reset_error = Signal::derive(move || reset_action.value().get().and_then(Result::err));
-    let other_error = Signal::derive(move || disable_action.value().get().and_then(Result::err).or_else(|| delete_action.value().get().and_then(Result::err)));
+    let other_error = Signal::derive(move || {
+        disable_action
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| delete_action.value().get().and_then(Result::err))
+    });
     let query = use_query_map();
     let created = move || query.read().get("created").is_some();
     view! {

@@ -57,7 +57,8 @@ impl TryFrom<Model> for RecordedEvent {
 
     fn try_from(m: Model) -> Result<Self, Self::Error> {
         let malformed = |reason: String| super::AuditError::Malformed { id: m.id, reason };
-        let kind = EventKind::parse(&m.event).ok_or_else(|| malformed(format!("unknown event {}", m.event)))?;
+        let kind = EventKind::parse(&m.event)
+            .ok_or_else(|| malformed(format!("unknown event {}", m.event)))?;
         let outcome = match m.outcome.as_str() {
             "success" => Outcome::Success,
             "failure" => Outcome::Failure,
@@ -73,7 +74,10 @@ impl TryFrom<Model> for RecordedEvent {
             timestamp: m.occurred_at,
             event: AuditEvent {
                 kind,
-                actor: Actor { id: m.actor_id, name: m.actor_name.unwrap_or_default() },
+                actor: Actor {
+                    id: m.actor_id,
+                    name: m.actor_name.unwrap_or_default(),
+                },
                 ip: m.source_ip,
                 user_agent: m.user_agent,
                 target,

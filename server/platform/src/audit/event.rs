@@ -114,11 +114,17 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Self { id: None, name: "system".to_string() }
+        Self {
+            id: None,
+            name: "system".to_string(),
+        }
     }
 
     pub fn user(id: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { id: Some(id.into()), name: name.into() }
+        Self {
+            id: Some(id.into()),
+            name: name.into(),
+        }
     }
 }
 
@@ -163,11 +169,22 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     pub fn new(kind: EventKind, actor: Actor, outcome: Outcome) -> Self {
-        Self { kind, actor, ip: None, user_agent: None, target: None, outcome, details: serde_json::Value::Object(Default::default()) }
+        Self {
+            kind,
+            actor,
+            ip: None,
+            user_agent: None,
+            target: None,
+            outcome,
+            details: serde_json::Value::Object(Default::default()),
+        }
     }
 
     pub fn with_target(mut self, kind: impl Into<String>, id: impl Into<String>) -> Self {
-        self.target = Some(Target { kind: kind.into(), id: id.into() });
+        self.target = Some(Target {
+            kind: kind.into(),
+            id: id.into(),
+        });
         self
     }
 
@@ -190,8 +207,14 @@ mod tests {
     #[test]
     fn event_names_are_the_specs_snake_case_names() {
         assert_eq!(EventKind::LoginFailure.as_str(), "login_failure");
-        assert_eq!(serde_json::to_string(&EventKind::ModuleExecute).unwrap(), "\"module_execute\"");
-        assert_eq!(EventKind::parse("permission_denied"), Some(EventKind::PermissionDenied));
+        assert_eq!(
+            serde_json::to_string(&EventKind::ModuleExecute).unwrap(),
+            "\"module_execute\""
+        );
+        assert_eq!(
+            EventKind::parse("permission_denied"),
+            Some(EventKind::PermissionDenied)
+        );
         assert_eq!(EventKind::parse("reboot"), None);
     }
 

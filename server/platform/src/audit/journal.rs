@@ -33,7 +33,10 @@ pub struct Position {
 }
 
 impl Position {
-    const START: Self = Self { segment: 1, offset: 0 };
+    const START: Self = Self {
+        segment: 1,
+        offset: 0,
+    };
 
     /// Approximate bytes from `self` to `end`.
     pub fn bytes_to(self, end: Self) -> u64 {
@@ -42,7 +45,8 @@ impl Position {
         } else if end.segment == self.segment {
             end.offset - self.offset
         } else {
-            (end.segment - self.segment) * SEGMENT_BYTES + end.offset - self.offset.min(SEGMENT_BYTES)
+            (end.segment - self.segment) * SEGMENT_BYTES + end.offset
+                - self.offset.min(SEGMENT_BYTES)
         }
     }
 }
@@ -66,7 +70,9 @@ pub struct Journal {
 
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Journal").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -78,7 +84,11 @@ pub struct Orphan {
 }
 
 fn lock_file(dir: &Path) -> io::Result<File> {
-    OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK))
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK))
 }
 
 impl Journal {
@@ -86,7 +96,11 @@ impl Journal {
     pub fn open(root: &Path) -> io::Result<(Self, Vec<Orphan>)> {
         fs::create_dir_all(root)?;
         let mut orphans = Vec::new();
-        let mut entries: Vec<PathBuf> = fs::read_dir(root)?.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut entries: Vec<PathBuf> = fs::read_dir(root)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         entries.sort();
         for dir in entries {
             let lock = lock_file(&dir)?;
@@ -101,10 +115,24 @@ impl Journal {
         fs::create_dir_all(&dir)?;
         let lock = lock_file(&dir)?;
         lock.lock()?;
-        let file = OpenOptions::new().create(true).append(true).open(segment_path(&dir, 1))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(&dir, 1))?;
         let (end, _) = watch::channel(Position::START);
-        let appender = Mutex::new(Appender { file, at: Position::START });
-        Ok((Self { dir, _lock: lock, appender, end }, orphans))
+        let appender = Mutex::new(Appender {
+            file,
+            at: Position::START,
+        });
+        Ok((
+            Self {
+                dir,
+                _lock: lock,
+                appender,
+                end,
+            },
+            orphans,
+        ))
     }
 
     pub fn dir(&self) -> &Path {
@@ -114,13 +142,22 @@ impl Journal {
     /// Appends one line (ending in `\n`) with a single write; returns the end position after it.
     /// Once this returns the line is in the operating system and survives the process.
     pub fn append(&self, line: &[u8]) -> io::Result<Position> {
-        let mut a = self.appender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut a = self
+            .appender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         a.file.write_all(line)?;
         a.at.offset += line.len() as u64;
         let mut end = a.at;
         if a.at.offset >= SEGMENT_BYTES {
-            let next = Position { segment: a.at.segment + 1, offset: 0 };
-            a.file = OpenOptions::new().create(true).append(true).open(segment_path(&self.dir, next.segment))?;
+            let next = Position {
+                segment: a.at.segment + 1,
+                offset: 0,
+            };
+            a.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, next.segment))?;
             a.at = next;
             end = next;
         }
@@ -148,7 +185,11 @@ impl Journal {
 /// What a reader found.
 pub enum Fetched {
     /// Events up to `next` (which may also skip unreadable lines).
-    Batch { events: Vec<RecordedEvent>, next: Position, unreadable: usize },
+    Batch {
+        events: Vec<RecordedEvent>,
+        next: Position,
+        unreadable: usize,
+    },
     /// Nothing more for now (or ever, when the journal is closed).
     Empty,
 }
@@ -177,10 +218,18 @@ impl Reader {
             .ok()
             .and_then(|s| {
                 let (seg, off) = s.trim().split_once(' ')?;
-                Some(Position { segment: seg.parse().ok()?, offset: off.parse().ok()? })
+                Some(Position {
+                    segment: seg.parse().ok()?,
+                    offset: off.parse().ok()?,
+                })
             })
             .unwrap_or(Position::START);
-        Self { dir: dir.to_path_buf(), cursor_file, cursor: None, at }
+        Self {
+            dir: dir.to_path_buf(),
+            cursor_file,
+            cursor: None,
+            at,
+        }
     }
 
     /// Reads up to `max_bytes` of whole lines after the cursor, without moving it.
@@ -199,11 +248,17 @@ impl Reader {
             }
             let Some(last_newline) = buf.iter().rposition(|b| *b == b'\n') else {
                 if buf.len() >= max_bytes {
-                    return Err(io::Error::other(format!("a journal line longer than {max_bytes} bytes in {}", self.dir.display())));
+                    return Err(io::Error::other(format!(
+                        "a journal line longer than {max_bytes} bytes in {}",
+                        self.dir.display()
+                    )));
                 }
                 if has_next {
                     // A torn last line of a closed segment (the process died mid-write) is skipped.
-                    self.at = Position { segment: self.at.segment + 1, offset: 0 };
+                    self.at = Position {
+                        segment: self.at.segment + 1,
+                        offset: 0,
+                    };
                     continue;
                 }
                 return Ok(Fetched::Empty);
@@ -217,8 +272,15 @@ impl Reader {
                     Err(_) => unreadable += 1,
                 }
             }
-            let next = Position { segment: self.at.segment, offset: self.at.offset + whole.len() as u64 };
-            return Ok(Fetched::Batch { events, next, unreadable });
+            let next = Position {
+                segment: self.at.segment,
+                offset: self.at.offset + whole.len() as u64,
+            };
+            return Ok(Fetched::Batch {
+                events,
+                next,
+                unreadable,
+            });
         }
     }
 
@@ -228,9 +290,19 @@ impl Reader {
         self.at = next;
         let file = match &mut self.cursor {
             Some(file) => file,
-            None => self.cursor.insert(OpenOptions::new().write(true).create(true).truncate(false).open(&self.cursor_file)?),
+            None => self.cursor.insert(
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&self.cursor_file)?,
+            ),
         };
-        let record = format!("{:<width$}\n", format!("{} {}", next.segment, next.offset), width = CURSOR_WIDTH - 1);
+        let record = format!(
+            "{:<width$}\n",
+            format!("{} {}", next.segment, next.offset),
+            width = CURSOR_WIDTH - 1
+        );
         file.write_all_at(record.as_bytes(), 0)
     }
 }
@@ -254,7 +326,11 @@ mod tests {
         let e = RecordedEvent {
             id: uuid::Uuid::now_v7(),
             timestamp: chrono::Utc::now(),
-            event: AuditEvent::new(EventKind::LoginFailure, Actor::user(n.to_string(), "a"), Outcome::Failure),
+            event: AuditEvent::new(
+                EventKind::LoginFailure,
+                Actor::user(n.to_string(), "a"),
+                Outcome::Failure,
+            ),
         };
         let mut l = serde_json::to_vec(&e).unwrap();
         l.push(b'\n');
@@ -271,10 +347,16 @@ mod tests {
         }
         let dir = first.dir().to_path_buf();
         let mut r = Reader::new(&dir, "file-0");
-        let Fetched::Batch { events, next, .. } = r.read(1 << 20).unwrap() else { panic!("events expected") };
+        let Fetched::Batch { events, next, .. } = r.read(1 << 20).unwrap() else {
+            panic!("events expected")
+        };
         assert_eq!(events.len(), 3);
         r.read(1 << 20).unwrap();
-        r.commit(Position { segment: 1, offset: next.offset / 3 }).unwrap();
+        r.commit(Position {
+            segment: 1,
+            offset: next.offset / 3,
+        })
+        .unwrap();
 
         let (_second, orphans) = Journal::open(root.path()).unwrap();
         assert_eq!(orphans.len(), 0, "a live process's journal is not adopted");
@@ -283,7 +365,9 @@ mod tests {
         let dirs: Vec<_> = orphans.iter().map(|o| o.dir.clone()).collect();
         assert!(dirs.contains(&dir), "{dirs:?}");
         let mut r = Reader::new(&dir, "file-0");
-        let Fetched::Batch { events, .. } = r.read(1 << 20).unwrap() else { panic!("events expected") };
+        let Fetched::Batch { events, .. } = r.read(1 << 20).unwrap() else {
+            panic!("events expected")
+        };
         assert_eq!(events.len(), 2, "read on from the remembered cursor");
     }
 }

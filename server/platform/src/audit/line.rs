@@ -50,7 +50,17 @@ struct Chained<'a> {
 
 /// The top-level name of a target's id: `user` → `user_id`; other characters become `_`.
 fn resource_key(kind: &str) -> String {
-    let mut key: String = kind.chars().take(48).map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
+    let mut key: String = kind
+        .chars()
+        .take(48)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
     if key.is_empty() {
         key.push_str("resource");
     }
@@ -65,12 +75,19 @@ pub fn timestamp(t: &chrono::DateTime<chrono::Utc>) -> String {
 
 fn shape(r: &RecordedEvent) -> Shape<'_> {
     let e = &r.event;
-    let resources = e.target.iter().map(|t| (resource_key(&t.kind), t.id.as_str())).collect();
+    let resources = e
+        .target
+        .iter()
+        .map(|t| (resource_key(&t.kind), t.id.as_str()))
+        .collect();
     Shape {
         timestamp: timestamp(&r.timestamp),
         event: e.kind.as_str(),
         id: r.id.to_string(),
-        actor: ActorShape { id: e.actor.id.as_deref(), username: &e.actor.name },
+        actor: ActorShape {
+            id: e.actor.id.as_deref(),
+            username: &e.actor.name,
+        },
         ip: e.ip.as_deref(),
         user_agent: e.user_agent.as_deref(),
         outcome: e.outcome.as_str(),
@@ -101,7 +118,12 @@ pub fn render(prev: &str, event: &RecordedEvent) -> (String, String) {
     let shape = shape(event);
     let value = serde_json::to_value(&shape).unwrap_or(Value::Null);
     let hash = hash_value(prev, &value);
-    let json = serde_json::to_string(&Chained { shape: &shape, prev_hash: prev, hash: &hash }).unwrap_or_default();
+    let json = serde_json::to_string(&Chained {
+        shape: &shape,
+        prev_hash: prev,
+        hash: &hash,
+    })
+    .unwrap_or_default();
     let mut line = escape_separators(&json);
     line.push('\n');
     (line, hash)
@@ -171,14 +193,20 @@ mod tests {
     use crate::audit::{Actor, AuditEvent, EventKind, Outcome};
 
     fn event(name: &str) -> RecordedEvent {
-        let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z").unwrap().to_utc();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
+            .unwrap()
+            .to_utc();
         RecordedEvent {
             id: uuid::Uuid::nil(),
             timestamp: at,
-            event: AuditEvent::new(EventKind::ModuleExecute, Actor::user("u1", name), Outcome::Success)
-                .with_target("module", "m-7")
-                .with_client(Some("10.0.0.1".into()), Some("curl/8".into()))
-                .with_details(serde_json::json!({"b": 1, "a": [true, null]})),
+            event: AuditEvent::new(
+                EventKind::ModuleExecute,
+                Actor::user("u1", name),
+                Outcome::Success,
+            )
+            .with_target("module", "m-7")
+            .with_client(Some("10.0.0.1".into()), Some("curl/8".into()))
+            .with_details(serde_json::json!({"b": 1, "a": [true, null]})),
         }
     }
 
@@ -188,11 +216,28 @@ mod tests {
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["timestamp"], "2026-01-02T03:04:05.123456Z");
         assert_eq!(v["event"], "module_execute");
-        assert_eq!(v["actor"], serde_json::json!({"id": "u1", "username": "alice"}));
+        assert_eq!(
+            v["actor"],
+            serde_json::json!({"id": "u1", "username": "alice"})
+        );
         assert_eq!(v["module_id"], "m-7");
-        assert_eq!((v["ip"].as_str(), v["user_agent"].as_str(), v["outcome"].as_str()), (Some("10.0.0.1"), Some("curl/8"), Some("success")));
-        assert_eq!((v["prev_hash"].as_str(), v["hash"].as_str()), (Some(GENESIS), Some(hash.as_str())));
-        assert!(line.starts_with("{\"timestamp\":") && line.ends_with("}\n") && line.matches('\n').count() == 1);
+        assert_eq!(
+            (
+                v["ip"].as_str(),
+                v["user_agent"].as_str(),
+                v["outcome"].as_str()
+            ),
+            (Some("10.0.0.1"), Some("curl/8"), Some("success"))
+        );
+        assert_eq!(
+            (v["prev_hash"].as_str(), v["hash"].as_str()),
+            (Some(GENESIS), Some(hash.as_str()))
+        );
+        assert!(
+            line.starts_with("{\"timestamp\":")
+                && line.ends_with("}\n")
+                && line.matches('\n').count() == 1
+        );
     }
 
     #[test]
@@ -202,7 +247,11 @@ mod tests {
         let map = v.as_object_mut().unwrap();
         map.remove("hash");
         map.remove("prev_hash");
-        assert_eq!(hash_value(GENESIS, &v), hash, "a line verifies from its own text");
+        assert_eq!(
+            hash_value(GENESIS, &v),
+            hash,
+            "a line verifies from its own text"
+        );
         assert_eq!(link(GENESIS, &event("alice")), hash);
         assert_ne!(link(GENESIS, &event("mallory")), hash);
         assert_ne!(link(&hash, &event("alice")), hash);
@@ -213,7 +262,10 @@ mod tests {
         let forged = "bob\n{\"event\":\"login_success\"}\r\u{85}\u{2028}\u{7f}\u{1b}[31m";
         let (line, _) = render(GENESIS, &event(forged));
         assert_eq!(line.matches('\n').count(), 1, "{line}");
-        assert!(!line.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}', '\u{1b}']), "{line}");
+        assert!(
+            !line.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}', '\u{1b}']),
+            "{line}"
+        );
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["actor"]["username"], forged, "the value is kept, escaped");
     }

@@ -49,7 +49,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline").field("journal", &self.journal).finish_non_exhaustive()
+        f.debug_struct("Pipeline")
+            .field("journal", &self.journal)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,7 +70,11 @@ struct Context {
 impl Pipeline {
     /// Opens the journal under `root`, adopts journals of dead processes and starts one consumer
     /// per destination.
-    pub fn start(root: &Path, sinks: Vec<(String, Sink)>, metrics: &Metrics) -> std::io::Result<Self> {
+    pub fn start(
+        root: &Path,
+        sinks: Vec<(String, Sink)>,
+        metrics: &Metrics,
+    ) -> std::io::Result<Self> {
         let (journal, orphans) = Journal::open(root)?;
         let journal = Arc::new(journal);
         let count = sinks.len();
@@ -85,7 +91,10 @@ impl Pipeline {
         let mut tasks = Vec::new();
         for (name, sink) in sinks {
             let (delivered, rx) = watch::channel(Position::default());
-            consumers.push(Consumer { kind: sink.kind(), delivered: rx });
+            consumers.push(Consumer {
+                kind: sink.kind(),
+                delivered: rx,
+            });
             let cx = Context {
                 name,
                 sink,
@@ -98,7 +107,13 @@ impl Pipeline {
             };
             tasks.push(tokio::spawn(run(cx)));
         }
-        Ok(Self { journal, consumers, shutdown, tasks: Mutex::new(tasks), closed: AtomicBool::new(false) })
+        Ok(Self {
+            journal,
+            consumers,
+            shutdown,
+            tasks: Mutex::new(tasks),
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// Appends one journal line; the event is durable once this returns.
@@ -114,7 +129,11 @@ impl Pipeline {
     pub async fn flush(&self, kind: Option<&str>, timeout: Duration) -> bool {
         let target = self.journal.end();
         let wait = async {
-            for c in self.consumers.iter().filter(|c| kind.is_none_or(|k| k == c.kind)) {
+            for c in self
+                .consumers
+                .iter()
+                .filter(|c| kind.is_none_or(|k| k == c.kind))
+            {
                 let mut rx = c.delivered.clone();
                 if rx.wait_for(|p| *p >= target).await.is_err() {
                     return false;
@@ -133,7 +152,12 @@ impl Pipeline {
             return;
         }
         self.shutdown.send_replace(true);
-        let mut tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        let mut tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let deadline = Instant::now() + timeout;
         let mut complete = true;
         for task in &mut tasks {
@@ -200,7 +224,11 @@ async fn drain(cx: &mut Context, dir: &Path, own: bool) -> bool {
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            Ok(Fetched::Batch { events, next, unreadable }) => {
+            Ok(Fetched::Batch {
+                events,
+                next,
+                unreadable,
+            }) => {
                 if unreadable > 0 {
                     tracing::error!(count = unreadable, destination = %cx.name, "unreadable lines in the audit journal were skipped");
                     cx.metrics.audit_dropped("journal", unreadable as u64);
@@ -256,7 +284,10 @@ fn progress(cx: &Context, dir: &Path, at: Position, warned_at: &mut Option<Insta
         *warned_at = Some(Instant::now());
     }
     let min = {
-        let mut segments = cx.segments.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut segments = cx
+            .segments
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         segments.insert(cx.name.clone(), at.segment);
         segments.values().copied().min().unwrap_or(at.segment)
     };
@@ -284,7 +315,9 @@ async fn deliver(cx: &Context, events: Arc<Vec<RecordedEvent>>) -> bool {
                 if *cx.shutdown.borrow() && attempt >= 2 {
                     return false;
                 }
-                let backoff = Duration::from_millis(100).saturating_mul(1 << attempt.min(9)).min(MAX_BACKOFF);
+                let backoff = Duration::from_millis(100)
+                    .saturating_mul(1 << attempt.min(9))
+                    .min(MAX_BACKOFF);
                 let mut shutdown = cx.shutdown.clone();
                 tokio::select! {
                     () = tokio::time::sleep(backoff) => {}

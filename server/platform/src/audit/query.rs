@@ -54,7 +54,10 @@ pub struct AuditParams {
     pub limit: Option<u64>,
 }
 
-fn parse_time(field: &str, value: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::AuditError> {
+fn parse_time(
+    field: &str,
+    value: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::AuditError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -62,7 +65,12 @@ fn parse_time(field: &str, value: &str) -> Result<Option<chrono::DateTime<chrono
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         return Ok(Some(t.with_timezone(&chrono::Utc)));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(value, format) {
             return Ok(Some(t.and_utc()));
         }
@@ -70,7 +78,9 @@ fn parse_time(field: &str, value: &str) -> Result<Option<chrono::DateTime<chrono
     if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
-    Err(super::AuditError::Query(format!("{field}: expected a date and time such as 2026-11-28T09:30 (UTC) or RFC 3339, got {value:?}")))
+    Err(super::AuditError::Query(format!(
+        "{field}: expected a date and time such as 2026-11-28T09:30 (UTC) or RFC 3339, got {value:?}"
+    )))
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -84,14 +94,20 @@ impl AuditQuery {
     pub fn from_params(p: &AuditParams) -> Result<Self, super::AuditError> {
         let mut events = Vec::new();
         for name in p.event.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            events.push(EventKind::parse(name).ok_or_else(|| super::AuditError::Query(format!("event: unknown event {name:?}")))?);
+            events.push(EventKind::parse(name).ok_or_else(|| {
+                super::AuditError::Query(format!("event: unknown event {name:?}"))
+            })?);
         }
         let outcome = match p.outcome.trim() {
             "" => None,
             "success" => Some(Outcome::Success),
             "failure" => Some(Outcome::Failure),
             "denied" => Some(Outcome::Denied),
-            other => return Err(super::AuditError::Query(format!("outcome: expected success, failure or denied, got {other:?}"))),
+            other => {
+                return Err(super::AuditError::Query(format!(
+                    "outcome: expected success, failure or denied, got {other:?}"
+                )));
+            }
         };
         let from = parse_time("from", &p.from)?;
         let to = parse_time("to", &p.to)?;
@@ -104,7 +120,9 @@ impl AuditQuery {
         if let Some(a) = &after
             && parse_cursor(a).is_none()
         {
-            return Err(super::AuditError::Query(format!("after: not a page cursor: {a:?}")));
+            return Err(super::AuditError::Query(format!(
+                "after: not a page cursor: {a:?}"
+            )));
         }
         Ok(Self {
             events,
@@ -121,7 +139,8 @@ impl AuditQuery {
 }
 
 /// The columns of a CSV export, in order.
-pub const CSV_HEADER: &str = "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id\r\n";
+pub const CSV_HEADER: &str =
+    "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id\r\n";
 
 /// One CSV field: quoted when needed (RFC 4180), and a leading `=`, `+`, `-`, `@`, tab or CR is
 /// prefixed with `'` so a spreadsheet does not run it as a formula.
@@ -148,15 +167,22 @@ pub fn csv_row(e: &RecordedEvent) -> String {
     let ev = &e.event;
     let details = ev.details.to_string();
     let fields: [&str; 11] = [
-        &e.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        &e.timestamp
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         ev.kind.as_str(),
         ev.outcome.as_str(),
         ev.actor.id.as_deref().unwrap_or_default(),
         &ev.actor.name,
         ev.ip.as_deref().unwrap_or_default(),
         ev.user_agent.as_deref().unwrap_or_default(),
-        ev.target.as_ref().map(|t| t.kind.as_str()).unwrap_or_default(),
-        ev.target.as_ref().map(|t| t.id.as_str()).unwrap_or_default(),
+        ev.target
+            .as_ref()
+            .map(|t| t.kind.as_str())
+            .unwrap_or_default(),
+        ev.target
+            .as_ref()
+            .map(|t| t.id.as_str())
+            .unwrap_or_default(),
         &details,
         &e.id.to_string(),
     ];
@@ -184,15 +210,25 @@ fn cursor(e: &RecordedEvent) -> String {
 
 fn parse_cursor(s: &str) -> Option<(chrono::DateTime<chrono::Utc>, uuid::Uuid)> {
     let (micros, id) = s.split_once('_')?;
-    Some((chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+    Some((
+        chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?,
+        id.parse().ok()?,
+    ))
 }
 
 fn like_pattern(text: &str) -> LikeExpr {
-    let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    let escaped = text
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     LikeExpr::new(format!("%{escaped}%")).escape('\\')
 }
 
-pub(super) async fn run(db: &sea_orm::DatabaseConnection, q: &AuditQuery) -> Result<AuditPage, super::AuditError> {
+pub(super) async fn run(
+    db: &sea_orm::DatabaseConnection,
+    q: &AuditQuery,
+) -> Result<AuditPage, super::AuditError> {
     let limit = match q.limit {
         0 => 50,
         n => std::cmp::Ord::min(n, 500),
@@ -202,7 +238,11 @@ pub(super) async fn run(db: &sea_orm::DatabaseConnection, q: &AuditQuery) -> Res
         cond = cond.add(entity::Column::Event.is_in(q.events.iter().map(|e| e.as_str())));
     }
     if let Some(actor) = q.actor.as_deref().filter(|a| !a.is_empty()) {
-        cond = cond.add(Condition::any().add(entity::Column::ActorName.eq(actor)).add(entity::Column::ActorId.eq(actor)));
+        cond = cond.add(
+            Condition::any()
+                .add(entity::Column::ActorName.eq(actor))
+                .add(entity::Column::ActorId.eq(actor)),
+        );
     }
     if let Some(outcome) = q.outcome {
         cond = cond.add(entity::Column::Outcome.eq(outcome.as_str()));
@@ -218,18 +258,28 @@ pub(super) async fn run(db: &sea_orm::DatabaseConnection, q: &AuditQuery) -> Res
     }
     if let Some(text) = q.text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         let mut any = Condition::any();
-        for col in ["actor_name", "actor_id", "target_id", "source_ip", "user_agent", "event"] {
+        for col in [
+            "actor_name",
+            "actor_id",
+            "target_id",
+            "source_ip",
+            "user_agent",
+            "event",
+        ] {
             any = any.add(Expr::cust(format!("LOWER({col})")).like(like_pattern(text)));
         }
         any = any.add(Expr::cust("LOWER(CAST(details AS TEXT))").like(like_pattern(text)));
         cond = cond.add(any);
     }
     if let Some(after) = q.after.as_deref() {
-        let (at, id) = parse_cursor(after).ok_or_else(|| super::AuditError::Query(format!("not a page cursor: {after}")))?;
+        let (at, id) = parse_cursor(after)
+            .ok_or_else(|| super::AuditError::Query(format!("not a page cursor: {after}")))?;
         cond = cond.add(
-            Condition::any()
-                .add(entity::Column::OccurredAt.lt(at))
-                .add(Condition::all().add(entity::Column::OccurredAt.eq(at)).add(entity::Column::Id.lt(id))),
+            Condition::any().add(entity::Column::OccurredAt.lt(at)).add(
+                Condition::all()
+                    .add(entity::Column::OccurredAt.eq(at))
+                    .add(entity::Column::Id.lt(id)),
+            ),
         );
     }
     let rows = entity::Entity::find()
@@ -240,8 +290,16 @@ pub(super) async fn run(db: &sea_orm::DatabaseConnection, q: &AuditQuery) -> Res
         .all(db)
         .await?;
     let more = rows.len() as u64 > limit;
-    let events: Vec<RecordedEvent> = rows.into_iter().take(limit as usize).map(RecordedEvent::try_from).collect::<Result<_, _>>()?;
-    let next = if more { events.last().map(cursor) } else { None };
+    let events: Vec<RecordedEvent> = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(RecordedEvent::try_from)
+        .collect::<Result<_, _>>()?;
+    let next = if more {
+        events.last().map(cursor)
+    } else {
+        None
+    };
     Ok(AuditPage { events, next })
 }
 
@@ -260,28 +318,84 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(ok.events, vec![EventKind::LoginFailure, EventKind::ModuleExecute]);
+        assert_eq!(
+            ok.events,
+            vec![EventKind::LoginFailure, EventKind::ModuleExecute]
+        );
         assert_eq!(ok.outcome, Some(Outcome::Denied));
         assert_eq!(ok.from.unwrap().to_rfc3339(), "2026-11-28T09:30:00+00:00");
         assert_eq!(ok.actor, None);
         let err = |p: AuditParams| AuditQuery::from_params(&p).unwrap_err().to_string();
-        assert!(err(AuditParams { event: "login_party".into(), ..Default::default() }).contains("event: unknown event \"login_party\""));
-        assert!(err(AuditParams { outcome: "maybe".into(), ..Default::default() }).contains("outcome:"));
-        assert!(err(AuditParams { from: "yesterday".into(), ..Default::default() }).contains("from:"));
-        assert!(err(AuditParams { from: "2026-11-29".into(), to: "2026-11-28".into(), ..Default::default() }).contains("before"));
-        assert!(err(AuditParams { after: "x".into(), ..Default::default() }).contains("after:"));
+        assert!(
+            err(AuditParams {
+                event: "login_party".into(),
+                ..Default::default()
+            })
+            .contains("event: unknown event \"login_party\"")
+        );
+        assert!(
+            err(AuditParams {
+                outcome: "maybe".into(),
+                ..Default::default()
+            })
+            .contains("outcome:")
+        );
+        assert!(
+            err(AuditParams {
+                from: "yesterday".into(),
+                ..Default::default()
+            })
+            .contains("from:")
+        );
+        assert!(
+            err(AuditParams {
+                from: "2026-11-29".into(),
+                to: "2026-11-28".into(),
+                ..Default::default()
+            })
+            .contains("before")
+        );
+        assert!(
+            err(AuditParams {
+                after: "x".into(),
+                ..Default::default()
+            })
+            .contains("after:")
+        );
     }
 
     #[test]
     fn csv_rows_quote_and_defuse_formulas() {
-        let event = super::super::AuditEvent::new(EventKind::LoginFailure, super::super::Actor::user("u1", "=cmd|' /C calc'!A0"), Outcome::Failure)
-            .with_client(Some("10.0.0.1".into()), Some("agent, \"quoted\"\nnext".into()))
-            .with_details(serde_json::json!({"reason": "wrong_password"}));
-        let e = RecordedEvent { id: uuid::Uuid::nil(), timestamp: chrono::DateTime::from_timestamp(0, 0).unwrap(), event };
+        let event = super::super::AuditEvent::new(
+            EventKind::LoginFailure,
+            super::super::Actor::user("u1", "=cmd|' /C calc'!A0"),
+            Outcome::Failure,
+        )
+        .with_client(
+            Some("10.0.0.1".into()),
+            Some("agent, \"quoted\"\nnext".into()),
+        )
+        .with_details(serde_json::json!({"reason": "wrong_password"}));
+        let e = RecordedEvent {
+            id: uuid::Uuid::nil(),
+            timestamp: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            event,
+        };
         let row = csv_row(&e);
-        assert!(row.starts_with("1970-01-01T00:00:00.000000Z,login_failure,failure,u1,'=cmd|' /C calc'!A0,10.0.0.1,"), "{row}");
+        assert!(
+            row.starts_with(
+                "1970-01-01T00:00:00.000000Z,login_failure,failure,u1,'=cmd|' /C calc'!A0,10.0.0.1,"
+            ),
+            "{row}"
+        );
         assert!(row.contains(",\"agent, \"\"quoted\"\"\nnext\","), "{row}");
-        assert!(row.contains("\"{\"\"reason\"\":\"\"wrong_password\"\"}\""), "{row}");
-        assert!(row.ends_with(",00000000-0000-0000-0000-000000000000\r\n"), "{row}");
+        assert!(
+            row.contains("\"{\"\"reason\"\":\"\"wrong_password\"\"}\""),
+            "{row}"
+        );
+        assert!(
+            row.ends_with(",00000000-0000-0000-0000-000000000000\r\n"),
+            "{row}"
+        );
     }
 }

@@ -16,7 +16,15 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new<S: AsRef<str>>(enabled: bool, words: &[S]) -> Self {
-        let words = if enabled { words.iter().map(|w| w.as_ref().trim().to_lowercase()).filter(|w| !w.is_empty()).collect() } else { Vec::new() };
+        let words = if enabled {
+            words
+                .iter()
+                .map(|w| w.as_ref().trim().to_lowercase())
+                .filter(|w| !w.is_empty())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self { words }
     }
 

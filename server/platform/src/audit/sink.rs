@@ -35,19 +35,38 @@ pub enum Sink {
 
 impl Sink {
     /// The sinks of audit.yml; relative file paths are under `data_dir`.
-    pub fn from_config(destinations: &[Destination], db: &DatabaseConnection, data_dir: &Path) -> Vec<(String, Self)> {
+    pub fn from_config(
+        destinations: &[Destination],
+        db: &DatabaseConnection,
+        data_dir: &Path,
+    ) -> Vec<(String, Self)> {
         destinations
             .iter()
             .enumerate()
             .map(|(i, d)| match d {
                 Destination::File { path, rotation } => {
-                    let path = if path.is_absolute() { path.clone() } else { data_dir.join(path) };
-                    (format!("file-{i}"), Self::File(Arc::new(file::FileSink::new(path, *rotation))))
+                    let path = if path.is_absolute() {
+                        path.clone()
+                    } else {
+                        data_dir.join(path)
+                    };
+                    (
+                        format!("file-{i}"),
+                        Self::File(Arc::new(file::FileSink::new(path, *rotation))),
+                    )
                 }
-                Destination::Syslog { facility, tag, address } => {
-                    (format!("syslog-{i}"), Self::Syslog(syslog::SyslogSink::new(facility, tag, address.as_ref())))
-                }
-                Destination::Database { .. } => (format!("database-{i}"), Self::Database(database::DatabaseSink::new(db.clone()))),
+                Destination::Syslog {
+                    facility,
+                    tag,
+                    address,
+                } => (
+                    format!("syslog-{i}"),
+                    Self::Syslog(syslog::SyslogSink::new(facility, tag, address.as_ref())),
+                ),
+                Destination::Database { .. } => (
+                    format!("database-{i}"),
+                    Self::Database(database::DatabaseSink::new(db.clone())),
+                ),
             })
             .collect()
     }
@@ -57,7 +76,9 @@ impl Sink {
         match self {
             Self::File(f) => {
                 let f = f.clone();
-                tokio::task::spawn_blocking(move || f.write(&events)).await.map_err(|e| SinkError::Io(std::io::Error::other(e)))??;
+                tokio::task::spawn_blocking(move || f.write(&events))
+                    .await
+                    .map_err(|e| SinkError::Io(std::io::Error::other(e)))??;
                 Ok(())
             }
             Self::Syslog(s) => s.write(&events).await,

@@ -26,7 +26,10 @@ pub struct Audit {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Destination {
-    File { path: PathBuf, rotation: Rotation },
+    File {
+        path: PathBuf,
+        rotation: Rotation,
+    },
     Syslog {
         facility: String,
         tag: String,
@@ -34,7 +37,9 @@ pub enum Destination {
         #[serde(default)]
         address: Option<url::Url>,
     },
-    Database { table: String },
+    Database {
+        table: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -60,17 +65,23 @@ pub struct Events {
 
 /// Syslog facilities by name (RFC 5424), plus `security` as the spec's ids.yml uses it (authpriv).
 pub const SYSLOG_FACILITIES: &[&str] = &[
-    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
-    "security", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "security", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+    "local7",
 ];
 
 impl Audit {
     /// Whether `kind` is listed under `events` (and auditing is on).
     pub fn records(&self, kind: EventKind) -> bool {
         self.enabled
-            && [&self.events.authentication, &self.events.authorization, &self.events.modules, &self.events.system]
-                .iter()
-                .any(|list| list.contains(&kind))
+            && [
+                &self.events.authentication,
+                &self.events.authorization,
+                &self.events.modules,
+                &self.events.system,
+            ]
+            .iter()
+            .any(|list| list.contains(&kind))
     }
 }
 
@@ -80,22 +91,42 @@ impl AuditFile {
             match dest {
                 Destination::File { rotation, .. } => {
                     if rotation.max_size.bytes() < 1024 {
-                        p.push(format!("audit.destinations[{i}].rotation.max_size"), "must be at least 1KB");
+                        p.push(
+                            format!("audit.destinations[{i}].rotation.max_size"),
+                            "must be at least 1KB",
+                        );
                     }
                     if rotation.max_files == 0 {
-                        p.push(format!("audit.destinations[{i}].rotation.max_files"), "must be at least 1");
+                        p.push(
+                            format!("audit.destinations[{i}].rotation.max_files"),
+                            "must be at least 1",
+                        );
                     }
                 }
-                Destination::Syslog { facility, address, .. } => {
+                Destination::Syslog {
+                    facility, address, ..
+                } => {
                     if !SYSLOG_FACILITIES.contains(&facility.as_str()) {
-                        p.push(format!("audit.destinations[{i}].facility"), format!("unknown syslog facility \"{facility}\""));
+                        p.push(
+                            format!("audit.destinations[{i}].facility"),
+                            format!("unknown syslog facility \"{facility}\""),
+                        );
                     }
-                    if address.as_ref().is_some_and(|a| !matches!(a.scheme(), "udp" | "tcp")) {
-                        p.push(format!("audit.destinations[{i}].address"), "must be udp://host:port or tcp://host:port");
+                    if address
+                        .as_ref()
+                        .is_some_and(|a| !matches!(a.scheme(), "udp" | "tcp"))
+                    {
+                        p.push(
+                            format!("audit.destinations[{i}].address"),
+                            "must be udp://host:port or tcp://host:port",
+                        );
                     }
                 }
                 Destination::Database { table } if table != "audit_logs" => {
-                    p.push(format!("audit.destinations[{i}].table"), "the database destination writes to the audit_logs table");
+                    p.push(
+                        format!("audit.destinations[{i}].table"),
+                        "the database destination writes to the audit_logs table",
+                    );
                 }
                 Destination::Database { .. } => {}
             }

@@ -78,11 +78,21 @@ impl DatabaseFile {
             p.push("database.max_connections", "must be at least 1");
         }
         if db.max_idle_connections > db.max_connections {
-            p.push("database.max_idle_connections", "must not exceed max_connections");
+            p.push(
+                "database.max_idle_connections",
+                "must not exceed max_connections",
+            );
         }
-        for (key, path) in [("database.ssl_cert", &db.ssl_cert), ("database.ssl_key", &db.ssl_key), ("database.ssl_ca", &db.ssl_ca)] {
+        for (key, path) in [
+            ("database.ssl_cert", &db.ssl_cert),
+            ("database.ssl_key", &db.ssl_key),
+            ("database.ssl_ca", &db.ssl_ca),
+        ] {
             if let Some(path) = path.as_ref().filter(|p| !p.is_file()) {
-                p.push(key, format!("{} does not exist or is not a file", path.display()));
+                p.push(
+                    key,
+                    format!("{} does not exist or is not a file", path.display()),
+                );
             }
         }
     }

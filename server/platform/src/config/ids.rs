@@ -50,26 +50,43 @@ impl IdsFile {
         let ids = &self.intrusion_detection;
         for (i, rule) in ids.rules.iter().enumerate() {
             if rule.name.trim().is_empty() {
-                p.push(format!("intrusion_detection.rules[{i}].name"), "must not be empty");
+                p.push(
+                    format!("intrusion_detection.rules[{i}].name"),
+                    "must not be empty",
+                );
             }
             if rule.condition.trim().is_empty() {
-                p.push(format!("intrusion_detection.rules[{i}].condition"), "must not be empty");
+                p.push(
+                    format!("intrusion_detection.rules[{i}].condition"),
+                    "must not be empty",
+                );
             }
             if rule.action == Action::BlockIp && rule.duration.is_none() {
-                p.push(format!("intrusion_detection.rules[{i}].duration"), "block_ip needs a duration such as \"1h\"");
+                p.push(
+                    format!("intrusion_detection.rules[{i}].duration"),
+                    "block_ip needs a duration such as \"1h\"",
+                );
             }
         }
         for (i, alert) in ids.alerts.iter().enumerate() {
             match alert {
                 Alert::Email { recipients } => {
                     for (j, r) in recipients.iter().enumerate() {
-                        if r.split_once('@').is_none_or(|(user, domain)| user.is_empty() || !domain.contains('.')) {
-                            p.push(format!("intrusion_detection.alerts[{i}].recipients[{j}]"), format!("\"{r}\" is not an email address"));
+                        if r.split_once('@')
+                            .is_none_or(|(user, domain)| user.is_empty() || !domain.contains('.'))
+                        {
+                            p.push(
+                                format!("intrusion_detection.alerts[{i}].recipients[{j}]"),
+                                format!("\"{r}\" is not an email address"),
+                            );
                         }
                     }
                 }
                 Alert::Syslog { facility } if !SYSLOG_FACILITIES.contains(&facility.as_str()) => {
-                    p.push(format!("intrusion_detection.alerts[{i}].facility"), format!("unknown syslog facility \"{facility}\""));
+                    p.push(
+                        format!("intrusion_detection.alerts[{i}].facility"),
+                        format!("unknown syslog facility \"{facility}\""),
+                    );
                 }
                 Alert::Slack { .. } | Alert::Syslog { .. } => {}
             }

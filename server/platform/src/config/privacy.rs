@@ -69,13 +69,24 @@ pub enum ExportFormat {
 impl PrivacyFile {
     pub(super) fn validate(&self, p: &mut Problems) {
         let r = &self.privacy.data_retention;
-        for (key, span) in [("audit_logs", r.audit_logs), ("user_data", r.user_data), ("module_data", r.module_data), ("metrics_data", r.metrics_data)] {
+        for (key, span) in [
+            ("audit_logs", r.audit_logs),
+            ("user_data", r.user_data),
+            ("module_data", r.module_data),
+            ("metrics_data", r.metrics_data),
+        ] {
             if span.duration().is_zero() {
-                p.push(format!("privacy.data_retention.{key}"), "must be longer than zero");
+                p.push(
+                    format!("privacy.data_retention.{key}"),
+                    "must be longer than zero",
+                );
             }
         }
         if self.privacy.data_export.enabled && self.privacy.data_export.formats.is_empty() {
-            p.push("privacy.data_export.formats", "list at least one format when data_export is enabled");
+            p.push(
+                "privacy.data_export.formats",
+                "list at least one format when data_export is enabled",
+            );
         }
     }
 }

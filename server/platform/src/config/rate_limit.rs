@@ -37,10 +37,16 @@ pub struct Limit {
 impl RateLimitFile {
     pub(super) fn validate(&self, p: &mut Problems) {
         let rl = &self.rate_limiting;
-        let mut limits = vec![("rate_limiting.global".to_string(), rl.global), ("rate_limiting.per_user".to_string(), rl.per_user)];
+        let mut limits = vec![
+            ("rate_limiting.global".to_string(), rl.global),
+            ("rate_limiting.per_user".to_string(), rl.per_user),
+        ];
         for (path, limit) in &rl.per_endpoint {
             if !path.starts_with("/") {
-                p.push(format!("rate_limiting.per_endpoint.\"{path}\""), "endpoint patterns start with /");
+                p.push(
+                    format!("rate_limiting.per_endpoint.\"{path}\""),
+                    "endpoint patterns start with /",
+                );
             }
             limits.push((format!("rate_limiting.per_endpoint.\"{path}\""), *limit));
         }

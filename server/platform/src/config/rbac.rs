@@ -27,22 +27,40 @@ pub struct ResourcePolicy {
 }
 
 /// Resources a permission may name.
-pub const PERMISSION_RESOURCES: &[&str] =
-    &["modules", "users", "roles", "system", "scheduler", "metrics", "snapshots", "audit", "security", "compliance"];
+pub const PERMISSION_RESOURCES: &[&str] = &[
+    "modules",
+    "users",
+    "roles",
+    "system",
+    "scheduler",
+    "metrics",
+    "snapshots",
+    "audit",
+    "security",
+    "compliance",
+];
 /// Resources whose rows have owners (the `resources` section).
 pub const OWNED_RESOURCES: &[&str] = &["modules", "tasks", "snapshots"];
 
 /// Checks the `resource:action` shape of a permission; `resource:*` is the wildcard.
 pub fn check_permission(permission: &str) -> Result<(), String> {
     let Some((resource, action)) = permission.split_once(':') else {
-        return Err(format!("\"{permission}\" is not of the form resource:action"));
+        return Err(format!(
+            "\"{permission}\" is not of the form resource:action"
+        ));
     };
     if !PERMISSION_RESOURCES.contains(&resource) {
-        return Err(format!("\"{permission}\" names unknown resource \"{resource}\" (known: {})", PERMISSION_RESOURCES.join(", ")));
+        return Err(format!(
+            "\"{permission}\" names unknown resource \"{resource}\" (known: {})",
+            PERMISSION_RESOURCES.join(", ")
+        ));
     }
-    let valid_action = action == "*" || (!action.is_empty() && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    let valid_action = action == "*"
+        || (!action.is_empty() && action.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
     if !valid_action {
-        return Err(format!("\"{permission}\" has an invalid action \"{action}\" (lowercase letters, or *)"));
+        return Err(format!(
+            "\"{permission}\" has an invalid action \"{action}\" (lowercase letters, or *)"
+        ));
     }
     Ok(())
 }
@@ -50,9 +68,15 @@ pub fn check_permission(permission: &str) -> Result<(), String> {
 impl RbacFile {
     pub(super) fn validate(&self, p: &mut Problems) {
         for (name, role) in &self.roles {
-            let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+            let valid_name = !name.is_empty()
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
             if !valid_name {
-                p.push(format!("roles.{name}"), "role names use lowercase letters, digits, - and _");
+                p.push(
+                    format!("roles.{name}"),
+                    "role names use lowercase letters, digits, - and _",
+                );
             }
             for (i, permission) in role.permissions.iter().enumerate() {
                 if let Err(reason) = check_permission(permission) {
@@ -62,7 +86,10 @@ impl RbacFile {
         }
         for name in self.resources.keys() {
             if !OWNED_RESOURCES.contains(&name.as_str()) {
-                p.push(format!("resources.{name}"), format!("unknown resource (known: {})", OWNED_RESOURCES.join(", ")));
+                p.push(
+                    format!("resources.{name}"),
+                    format!("unknown resource (known: {})", OWNED_RESOURCES.join(", ")),
+                );
             }
         }
     }

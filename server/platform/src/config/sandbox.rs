@@ -79,10 +79,16 @@ impl SandboxFile {
         let s = &self.sandbox;
         let limits = &s.resource_limits;
         if limits.max_memory.bytes() < 64 * 1024 {
-            p.push("sandbox.resource_limits.max_memory", "must be at least 64KB (one WebAssembly page)");
+            p.push(
+                "sandbox.resource_limits.max_memory",
+                "must be at least 64KB (one WebAssembly page)",
+            );
         }
         if limits.max_execution_time.duration().is_zero() {
-            p.push("sandbox.resource_limits.max_execution_time", "must be longer than zero");
+            p.push(
+                "sandbox.resource_limits.max_execution_time",
+                "must be longer than zero",
+            );
         }
         for (key, value) in [
             ("max_stack_depth", limits.max_stack_depth),
@@ -90,39 +96,65 @@ impl SandboxFile {
             ("max_globals", limits.max_globals),
         ] {
             if value == 0 {
-                p.push(format!("sandbox.resource_limits.{key}"), "must be at least 1");
+                p.push(
+                    format!("sandbox.resource_limits.{key}"),
+                    "must be at least 1",
+                );
             }
         }
         for (name, group) in &s.module_capabilities {
             let key = format!("sandbox.module_capabilities.\"{name}\"");
             for (i, path) in group.allowed_paths.iter().enumerate() {
                 if !path.is_absolute() {
-                    p.push(format!("{key}.allowed_paths[{i}]"), format!("{} must be an absolute path", path.display()));
+                    p.push(
+                        format!("{key}.allowed_paths[{i}]"),
+                        format!("{} must be an absolute path", path.display()),
+                    );
                 }
             }
             if !group.allowed_paths.is_empty() && group.file_access != Some(true) {
-                p.push(format!("{key}.allowed_paths"), "is set but file_access is not true");
+                p.push(
+                    format!("{key}.allowed_paths"),
+                    "is set but file_access is not true",
+                );
             }
             if !group.allowed_hosts.is_empty() && group.network_access != Some(true) {
-                p.push(format!("{key}.allowed_hosts"), "is set but network_access is not true");
+                p.push(
+                    format!("{key}.allowed_hosts"),
+                    "is set but network_access is not true",
+                );
             }
             for (i, host) in group.allowed_hosts.iter().enumerate() {
                 if host.is_empty() || host.contains(['/', ' ', '@']) {
-                    p.push(format!("{key}.allowed_hosts[{i}]"), format!("\"{host}\" is not a host name or address"));
+                    p.push(
+                        format!("{key}.allowed_hosts[{i}]"),
+                        format!("\"{host}\" is not a host name or address"),
+                    );
                 }
             }
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, policy) in s.policies.iter().enumerate() {
             if !seen.insert(policy.name) {
-                p.push(format!("sandbox.policies[{i}].name"), "policy is listed twice");
+                p.push(
+                    format!("sandbox.policies[{i}].name"),
+                    "policy is listed twice",
+                );
             }
             match policy.name {
                 PolicyName::NoInfiniteLoops if policy.max_iterations.is_none_or(|n| n == 0) => {
-                    p.push(format!("sandbox.policies[{i}].max_iterations"), "no_infinite_loops needs max_iterations of at least 1");
+                    p.push(
+                        format!("sandbox.policies[{i}].max_iterations"),
+                        "no_infinite_loops needs max_iterations of at least 1",
+                    );
                 }
-                PolicyName::MemoryBoundsCheck | PolicyName::StackOverflowProtection if policy.max_iterations.is_some() => {
-                    p.push(format!("sandbox.policies[{i}].max_iterations"), "only no_infinite_loops takes max_iterations");
+                PolicyName::MemoryBoundsCheck | PolicyName::StackOverflowProtection
+                    if policy.max_iterations.is_some() =>
+                {
+                    p.push(
+                        format!("sandbox.policies[{i}].max_iterations"),
+                        "only no_infinite_loops takes max_iterations",
+                    );
                 }
                 _ => {}
             }

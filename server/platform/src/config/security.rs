@@ -82,7 +82,10 @@ pub struct LdapConfig {
 impl SecurityFile {
     pub fn local_password_policy(&self) -> Option<&PasswordPolicy> {
         self.auth.providers.iter().find_map(|p| match p {
-            Provider::Local { enabled: true, config } => Some(&config.password_policy),
+            Provider::Local {
+                enabled: true,
+                config,
+            } => Some(&config.password_policy),
             _ => None,
         })
     }
@@ -93,7 +96,10 @@ impl SecurityFile {
             p.push("auth.jwt.expiry", "must be longer than zero");
         }
         if jwt.refresh_expiry < jwt.expiry {
-            p.push("auth.jwt.refresh_expiry", "must not be shorter than auth.jwt.expiry");
+            p.push(
+                "auth.jwt.refresh_expiry",
+                "must not be shorter than auth.jwt.expiry",
+            );
         }
         if let Some(secret) = &jwt.secret {
             use secrecy::ExposeSecret;
@@ -101,7 +107,10 @@ impl SecurityFile {
                 p.push("auth.jwt.secret", "is too short: use at least 32 random bytes (256 bits), e.g. `openssl rand -base64 48`");
             }
         }
-        for (key, value) in [("auth.jwt.issuer", &jwt.issuer), ("auth.jwt.audience", &jwt.audience)] {
+        for (key, value) in [
+            ("auth.jwt.issuer", &jwt.issuer),
+            ("auth.jwt.audience", &jwt.audience),
+        ] {
             if value.trim().is_empty() {
                 p.push(key, "must not be empty");
             }
@@ -112,23 +121,35 @@ impl SecurityFile {
                 Provider::Local { config, .. } => {
                     let min = config.password_policy.min_length;
                     if !(8..=128).contains(&min) {
-                        p.push(format!("auth.providers[{i}].config.password_policy.min_length"), "must be between 8 and 128");
+                        p.push(
+                            format!("auth.providers[{i}].config.password_policy.min_length"),
+                            "must be between 8 and 128",
+                        );
                     }
                     "local"
                 }
                 Provider::Oauth2 { .. } => "oauth2",
                 Provider::Ldap { config, .. } => {
                     if !matches!(config.server.scheme(), "ldap" | "ldaps") {
-                        p.push(format!("auth.providers[{i}].config.server"), "must be an ldap:// or ldaps:// URL");
+                        p.push(
+                            format!("auth.providers[{i}].config.server"),
+                            "must be an ldap:// or ldaps:// URL",
+                        );
                     }
                     if config.user_filter.matches("%s").count() != 1 {
-                        p.push(format!("auth.providers[{i}].config.user_filter"), "must contain %s exactly once (where the username goes)");
+                        p.push(
+                            format!("auth.providers[{i}].config.user_filter"),
+                            "must contain %s exactly once (where the username goes)",
+                        );
                     }
                     "ldap"
                 }
             };
             if !seen.insert(kind) {
-                p.push(format!("auth.providers[{i}]"), format!("provider type \"{kind}\" is listed twice"));
+                p.push(
+                    format!("auth.providers[{i}]"),
+                    format!("provider type \"{kind}\" is listed twice"),
+                );
             }
         }
     }

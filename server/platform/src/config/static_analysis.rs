@@ -71,27 +71,53 @@ impl StaticAnalysisFile {
         let mut seen = std::collections::BTreeSet::new();
         for (i, rule) in sa.rules.iter().enumerate() {
             if !seen.insert(rule.name) {
-                p.push(format!("static_analysis.rules[{i}].name"), "rule is listed twice");
+                p.push(
+                    format!("static_analysis.rules[{i}].name"),
+                    "rule is listed twice",
+                );
             }
             if rule.config.is_some() && rule.name != RuleName::CheckImportRestrictions {
-                p.push(format!("static_analysis.rules[{i}].config"), "only check_import_restrictions takes a config");
+                p.push(
+                    format!("static_analysis.rules[{i}].config"),
+                    "only check_import_restrictions takes a config",
+                );
             }
-            for (list, patterns) in rule.config.iter().flat_map(|c| [("allowed_imports", &c.allowed_imports), ("blocked_imports", &c.blocked_imports)]) {
+            for (list, patterns) in rule.config.iter().flat_map(|c| {
+                [
+                    ("allowed_imports", &c.allowed_imports),
+                    ("blocked_imports", &c.blocked_imports),
+                ]
+            }) {
                 for (j, pattern) in patterns.iter().enumerate() {
-                    if pattern.split_once('.').is_none_or(|(m, n)| m.is_empty() || n.is_empty()) {
-                        p.push(format!("static_analysis.rules[{i}].config.{list}[{j}]"), format!("\"{pattern}\" is not of the form module.name"));
+                    if pattern
+                        .split_once('.')
+                        .is_none_or(|(m, n)| m.is_empty() || n.is_empty())
+                    {
+                        p.push(
+                            format!("static_analysis.rules[{i}].config.{list}[{j}]"),
+                            format!("\"{pattern}\" is not of the form module.name"),
+                        );
                     }
                 }
             }
         }
         let q = &sa.quarantine;
-        for (key, value) in [("high_risk_threshold", q.high_risk_threshold), ("medium_risk_threshold", q.medium_risk_threshold)] {
+        for (key, value) in [
+            ("high_risk_threshold", q.high_risk_threshold),
+            ("medium_risk_threshold", q.medium_risk_threshold),
+        ] {
             if !(0.0..=10.0).contains(&value) {
-                p.push(format!("static_analysis.quarantine.{key}"), "must be between 0 and 10");
+                p.push(
+                    format!("static_analysis.quarantine.{key}"),
+                    "must be between 0 and 10",
+                );
             }
         }
         if q.medium_risk_threshold > q.high_risk_threshold {
-            p.push("static_analysis.quarantine.medium_risk_threshold", "must not be above high_risk_threshold");
+            p.push(
+                "static_analysis.quarantine.medium_risk_threshold",
+                "must not be above high_risk_threshold",
+            );
         }
     }
 }

@@ -65,19 +65,31 @@ impl TlsFile {
         let tls = &self.tls;
         for (i, suite) in tls.cipher_suites.iter().enumerate() {
             if !KNOWN_CIPHER_SUITES.contains(&suite.as_str()) {
-                p.push(format!("tls.cipher_suites[{i}]"), format!("unknown or insecure cipher suite \"{suite}\""));
+                p.push(
+                    format!("tls.cipher_suites[{i}]"),
+                    format!("unknown or insecure cipher suite \"{suite}\""),
+                );
             }
         }
         if !tls.enabled {
             return;
         }
-        let mut files = vec![("tls.cert_file", &tls.cert_file), ("tls.key_file", &tls.key_file)];
+        let mut files = vec![
+            ("tls.cert_file", &tls.cert_file),
+            ("tls.key_file", &tls.key_file),
+        ];
         if tls.client_auth.enabled {
             files.push(("tls.client_auth.ca_file", &tls.client_auth.ca_file));
         }
         for (key, path) in files {
             if !path.is_file() {
-                p.push(key, format!("{} does not exist or is not a file (TLS is enabled)", path.display()));
+                p.push(
+                    key,
+                    format!(
+                        "{} does not exist or is not a file (TLS is enabled)",
+                        path.display()
+                    ),
+                );
             }
         }
     }

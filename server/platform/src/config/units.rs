@@ -25,7 +25,11 @@ impl FromStr for ByteSize {
             "MB" | "MIB" | "M" => 1 << 20,
             "GB" | "GIB" | "G" => 1 << 30,
             "TB" | "TIB" | "T" => 1 << 40,
-            _ => return Err(format!("invalid size \"{s}\": unknown unit \"{unit}\" (use B, KB, MB, GB or TB)")),
+            _ => {
+                return Err(format!(
+                    "invalid size \"{s}\": unknown unit \"{unit}\" (use B, KB, MB, GB or TB)"
+                ));
+            }
         };
         number
             .checked_mul(factor)
@@ -36,7 +40,12 @@ impl FromStr for ByteSize {
 
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u64); 4] = [("TB", 1 << 40), ("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)];
+        const UNITS: [(&str, u64); 4] = [
+            ("TB", 1 << 40),
+            ("GB", 1 << 30),
+            ("MB", 1 << 20),
+            ("KB", 1 << 10),
+        ];
         for (unit, factor) in UNITS {
             if self.0 >= factor && self.0.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", self.0 / factor);
@@ -69,8 +78,16 @@ impl FromStr for Span {
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "y" => 365 * 86_400_000,
-            "" => return Err(format!("invalid duration \"{s}\": missing unit (use ms, s, m, h, d, w or y)")),
-            _ => return Err(format!("invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m, h, d, w or y)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration \"{s}\": missing unit (use ms, s, m, h, d, w or y)"
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "invalid duration \"{s}\": unknown unit \"{unit}\" (use ms, s, m, h, d, w or y)"
+                ));
+            }
         };
         number
             .checked_mul(millis)
@@ -82,8 +99,13 @@ impl FromStr for Span {
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_millis();
-        const UNITS: [(&str, u128); 5] =
-            [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+        const UNITS: [(&str, u128); 5] = [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+            ("ms", 1),
+        ];
         for (unit, factor) in UNITS {
             if ms >= factor && ms.is_multiple_of(factor) {
                 return write!(f, "{}{unit}", ms / factor);
@@ -97,7 +119,9 @@ fn split_number(s: &str) -> Result<(u64, &str), String> {
     let trimmed = s.trim();
     let digits = trimmed.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
-        return Err(format!("invalid value \"{s}\": expected a number followed by a unit"));
+        return Err(format!(
+            "invalid value \"{s}\": expected a number followed by a unit"
+        ));
     }
     let (number, unit) = trimmed.split_at(digits);
     let number = number
@@ -120,7 +144,9 @@ macro_rules! deserialize_from_str {
                         v.parse().map_err(E::custom)
                     }
                     fn visit_u64<E: de::Error>(self, v: u64) -> Result<$ty, E> {
-                        Err(E::custom(format!("{v} has no unit; write it as a string such as \"{v}s\" or \"{v}MB\"")))
+                        Err(E::custom(format!(
+                            "{v} has no unit; write it as a string such as \"{v}s\" or \"{v}MB\""
+                        )))
                     }
                     fn visit_i64<E: de::Error>(self, v: i64) -> Result<$ty, E> {
                         Err(E::custom(format!("{v} has no unit")))
@@ -142,7 +168,10 @@ mod tests {
     #[test]
     fn sizes_in_the_spec_parse_as_binary_units() {
         assert_eq!("100MB".parse::<ByteSize>(), Ok(ByteSize(100 * 1024 * 1024)));
-        assert_eq!("50MB".parse::<ByteSize>().map(|s| s.to_string()), Ok("50MB".to_string()));
+        assert_eq!(
+            "50MB".parse::<ByteSize>().map(|s| s.to_string()),
+            Ok("50MB".to_string())
+        );
         assert_eq!("512".parse::<ByteSize>(), Ok(ByteSize(512)));
     }
 
@@ -156,16 +185,33 @@ mod tests {
 
     #[test]
     fn durations_in_the_spec_parse() {
-        assert_eq!("24h".parse::<Span>(), Ok(Span(Duration::from_secs(24 * 3600))));
-        assert_eq!("168h".parse::<Span>(), Ok(Span(Duration::from_secs(7 * 86_400))));
+        assert_eq!(
+            "24h".parse::<Span>(),
+            Ok(Span(Duration::from_secs(24 * 3600)))
+        );
+        assert_eq!(
+            "168h".parse::<Span>(),
+            Ok(Span(Duration::from_secs(7 * 86_400)))
+        );
         assert_eq!("1m".parse::<Span>(), Ok(Span(Duration::from_secs(60))));
-        assert_eq!("7y".parse::<Span>(), Ok(Span(Duration::from_secs(7 * 365 * 86_400))));
-        assert_eq!("90d".parse::<Span>().map(|s| s.to_string()), Ok("90d".to_string()));
+        assert_eq!(
+            "7y".parse::<Span>(),
+            Ok(Span(Duration::from_secs(7 * 365 * 86_400)))
+        );
+        assert_eq!(
+            "90d".parse::<Span>().map(|s| s.to_string()),
+            Ok("90d".to_string())
+        );
     }
 
     #[test]
     fn a_duration_without_a_unit_is_rejected() {
         assert!("30".parse::<Span>().unwrap_err().contains("missing unit"));
-        assert!("3 fortnights".parse::<Span>().unwrap_err().contains("unknown unit"));
+        assert!(
+            "3 fortnights"
+                .parse::<Span>()
+                .unwrap_err()
+                .contains("unknown unit")
+        );
     }
 }

@@ -54,7 +54,10 @@ fn segment(key: &Value) -> String {
     match key {
         Value::String(s) if s.contains(['.', '/', '*', ' ']) => format!("\"{s}\""),
         Value::String(s) => s.clone(),
-        other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
     }
 }
 
@@ -95,11 +98,16 @@ fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, S
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| "unclosed ${ in value".to_string())?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| "unclosed ${ in value".to_string())?;
         let name = &after[..end];
-        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid {
-            return Err(format!("\"${{{name}}}\" is not a valid environment variable reference"));
+            return Err(format!(
+                "\"${{{name}}}\" is not a valid environment variable reference"
+            ));
         }
         match env(name) {
             Some(v) => out.push_str(&v),
@@ -129,7 +137,11 @@ fn contains_placeholder(value: &Value) -> bool {
 }
 
 /// Reports the spec's example values in a user's file, except inside sections with `enabled: false`.
-pub(super) fn find_placeholders(value: &Value, path: &mut Vec<String>, report: &mut dyn FnMut(String, String)) {
+pub(super) fn find_placeholders(
+    value: &Value,
+    path: &mut Vec<String>,
+    report: &mut dyn FnMut(String, String),
+) {
     match value {
         Value::String(s) if is_placeholder(s) => {
             let key = key_path(path);
@@ -138,7 +150,10 @@ pub(super) fn find_placeholders(value: &Value, path: &mut Vec<String>, report: &
             } else {
                 "replace it with your real value, or \"${VARIABLE}\" to read it from the environment"
             };
-            report(key, format!("still has the example value from the guide; {hint}"));
+            report(
+                key,
+                format!("still has the example value from the guide; {hint}"),
+            );
         }
         Value::Mapping(map) if !switched_off(map) => {
             for (k, v) in map {

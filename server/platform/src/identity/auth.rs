@@ -1,7 +1,9 @@
 //! Sign-in with a local password, access and refresh tokens, refresh rotation with reuse detection,
 //! sign-out, and turning a bearer token into a [`Principal`].
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
 use secrecy::SecretString;
 use serde::Serialize;
 
@@ -52,38 +54,88 @@ impl From<sea_orm::DbErr> for AuthError {
 }
 
 impl Identity {
-    async fn audit_auth(&self, kind: EventKind, outcome: Outcome, actor: Actor, client: &Client, details: serde_json::Value) -> Result<(), AuthError> {
-        let event = AuditEvent::new(kind, actor, outcome).with_client(client.ip.clone(), client.user_agent.clone()).with_details(details);
-        self.audit.record(event).await.map_err(IdentityError::from)?;
+    async fn audit_auth(
+        &self,
+        kind: EventKind,
+        outcome: Outcome,
+        actor: Actor,
+        client: &Client,
+        details: serde_json::Value,
+    ) -> Result<(), AuthError> {
+        let event = AuditEvent::new(kind, actor, outcome)
+            .with_client(client.ip.clone(), client.user_agent.clone())
+            .with_details(details);
+        self.audit
+            .record(event)
+            .await
+            .map_err(IdentityError::from)?;
         Ok(())
     }
 
     /// Signs in with username and password for the API; audited as `login_success` or
     /// `login_failure`.
-    pub async fn login(&self, username: &str, password: &SecretString, client: &Client) -> Result<TokenPair, AuthError> {
-        let row = self.check_credentials(username, password, client, "password").await?;
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<TokenPair, AuthError> {
+        let row = self
+            .check_credentials(username, password, client, "password")
+            .await?;
         self.issue_pair(&row, uuid::Uuid::now_v7()).await
     }
 
     /// Signs in with username and password for a browser session; audited like [`Self::login`].
     /// The caller stores the returned [`SessionUser`] in a fresh session.
-    pub async fn sign_in(&self, username: &str, password: &SecretString, client: &Client) -> Result<super::sessions::SessionUser, AuthError> {
-        let row = self.check_credentials(username, password, client, "session").await?;
-        Ok(super::sessions::SessionUser { user_id: row.id.to_string(), version: row.token_version, signed_in_at: self.clock.now() })
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<super::sessions::SessionUser, AuthError> {
+        let row = self
+            .check_credentials(username, password, client, "session")
+            .await?;
+        Ok(super::sessions::SessionUser {
+            user_id: row.id.to_string(),
+            version: row.token_version,
+            signed_in_at: self.clock.now(),
+        })
     }
 
     /// Records the end of a browser session as `logout`.
     pub async fn sign_out(&self, principal: &Principal, client: &Client) -> Result<(), AuthError> {
-        let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
-        self.audit_auth(EventKind::Logout, Outcome::Success, actor, client, serde_json::json!({ "method": "session" })).await
+        let actor = Actor {
+            id: principal.id().map(str::to_string),
+            name: principal.name().to_string(),
+        };
+        self.audit_auth(
+            EventKind::Logout,
+            Outcome::Success,
+            actor,
+            client,
+            serde_json::json!({ "method": "session" }),
+        )
+        .await
     }
 
     /// Verifies a password, records the outcome, and returns the enabled account it belongs to.
-    async fn check_credentials(&self, username: &str, password: &SecretString, client: &Client, method: &str) -> Result<user::Model, AuthError> {
+    async fn check_credentials(
+        &self,
+        username: &str,
+        password: &SecretString,
+        client: &Client,
+        method: &str,
+    ) -> Result<user::Model, AuthError> {
         let name = username.trim().to_lowercase();
         let row = self.find_row(&name).await?;
         let hash = row.as_ref().and_then(|r| r.password_hash.clone());
-        let verified = self.hasher.verify(password, hash).await.map_err(IdentityError::from)?;
+        let verified = self
+            .hasher
+            .verify(password, hash)
+            .await
+            .map_err(IdentityError::from)?;
         let row = match row {
             Some(r) if verified && !r.disabled => r,
             other => {
@@ -92,8 +144,18 @@ impl Identity {
                     Some(r) if r.disabled => "account disabled",
                     Some(_) => "wrong password",
                 };
-                let actor = Actor { id: other.as_ref().map(|r| r.id.to_string()), name: name.chars().take(64).collect() };
-                self.audit_auth(EventKind::LoginFailure, Outcome::Failure, actor, client, serde_json::json!({ "reason": reason })).await?;
+                let actor = Actor {
+                    id: other.as_ref().map(|r| r.id.to_string()),
+                    name: name.chars().take(64).collect(),
+                };
+                self.audit_auth(
+                    EventKind::LoginFailure,
+                    Outcome::Failure,
+                    actor,
+                    client,
+                    serde_json::json!({ "reason": reason }),
+                )
+                .await?;
                 return Err(AuthError::InvalidCredentials);
             }
         };
@@ -101,11 +163,22 @@ impl Identity {
         active.last_login_at = Set(Some(self.clock.now()));
         active.update(&self.db).await?;
         let actor = Actor::user(row.id.to_string(), row.username.clone());
-        self.audit_auth(EventKind::LoginSuccess, Outcome::Success, actor, client, serde_json::json!({ "method": method })).await?;
+        self.audit_auth(
+            EventKind::LoginSuccess,
+            Outcome::Success,
+            actor,
+            client,
+            serde_json::json!({ "method": method }),
+        )
+        .await?;
         Ok(row)
     }
 
-    async fn issue_pair(&self, row: &user::Model, family: uuid::Uuid) -> Result<TokenPair, AuthError> {
+    async fn issue_pair(
+        &self,
+        row: &user::Model,
+        family: uuid::Uuid,
+    ) -> Result<TokenPair, AuthError> {
         let jwt = &self.config.security.auth.jwt;
         let now = self.clock.now();
         let refresh_id = uuid::Uuid::now_v7();
@@ -113,11 +186,28 @@ impl Identity {
         let fam = family.to_string();
         let sign = |typ, jti: &str, lifetime| {
             self.keys
-                .issue(typ, &row.id.to_string(), &row.username, row.token_version, jti, Some(&fam), now, lifetime)
+                .issue(
+                    typ,
+                    &row.id.to_string(),
+                    &row.username,
+                    row.token_version,
+                    jti,
+                    Some(&fam),
+                    now,
+                    lifetime,
+                )
                 .map_err(|e| AuthError::Internal(IdentityError::Token(e)))
         };
-        let access_token = sign(TokenType::Access, &uuid::Uuid::now_v7().to_string(), jwt.expiry.duration())?;
-        let refresh_token = sign(TokenType::Refresh, &refresh_id.to_string(), refresh_lifetime)?;
+        let access_token = sign(
+            TokenType::Access,
+            &uuid::Uuid::now_v7().to_string(),
+            jwt.expiry.duration(),
+        )?;
+        let refresh_token = sign(
+            TokenType::Refresh,
+            &refresh_id.to_string(),
+            refresh_lifetime,
+        )?;
         refresh_token::ActiveModel {
             id: Set(refresh_id),
             family_id: Set(family),
@@ -125,11 +215,18 @@ impl Identity {
             used: Set(false),
             revoked: Set(false),
             issued_at: Set(now),
-            expires_at: Set(now + chrono::Duration::from_std(refresh_lifetime).unwrap_or(chrono::Duration::days(7))),
+            expires_at: Set(now
+                + chrono::Duration::from_std(refresh_lifetime)
+                    .unwrap_or(chrono::Duration::days(7))),
         }
         .insert(&self.db)
         .await?;
-        Ok(TokenPair { access_token, refresh_token, token_type: "Bearer", expires_in: jwt.expiry.duration().as_secs() })
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            token_type: "Bearer",
+            expires_in: jwt.expiry.duration().as_secs(),
+        })
     }
 
     async fn revoke_family(&self, family: uuid::Uuid) -> Result<(), AuthError> {
@@ -152,7 +249,10 @@ impl Identity {
     /// Exchanges a refresh token for a new pair. Each refresh token works once: presenting a used
     /// one revokes its whole family. Audited as `token_refresh`.
     pub async fn refresh(&self, token: &str, client: &Client) -> Result<TokenPair, AuthError> {
-        let claims = self.keys.verify(token, TokenType::Refresh, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        let claims = self
+            .keys
+            .verify(token, TokenType::Refresh, self.clock.now())
+            .map_err(|_| AuthError::InvalidToken)?;
         let jti = uuid::Uuid::parse_str(&claims.jti).map_err(|_| AuthError::InvalidToken)?;
         let Some(row) = refresh_token::Entity::find_by_id(jti).one(&self.db).await? else {
             return Err(AuthError::InvalidToken);
@@ -169,38 +269,78 @@ impl Identity {
         if claimed.rows_affected != 1 {
             self.revoke_family(row.family_id).await?;
             let details = serde_json::json!({ "reason": "refresh token reused; family revoked" });
-            self.audit_auth(EventKind::TokenRefresh, Outcome::Failure, actor, client, details).await?;
+            self.audit_auth(
+                EventKind::TokenRefresh,
+                Outcome::Failure,
+                actor,
+                client,
+                details,
+            )
+            .await?;
             return Err(AuthError::InvalidToken);
         }
         let user = self.live_user(&claims).await?;
         let pair = self.issue_pair(&user, row.family_id).await?;
-        self.audit_auth(EventKind::TokenRefresh, Outcome::Success, actor, client, serde_json::json!({})).await?;
+        self.audit_auth(
+            EventKind::TokenRefresh,
+            Outcome::Success,
+            actor,
+            client,
+            serde_json::json!({}),
+        )
+        .await?;
         Ok(pair)
     }
 
     /// Revokes the refresh family of the access token's session; audited as `logout`.
     pub async fn logout(&self, access_token: &str, client: &Client) -> Result<(), AuthError> {
-        let claims = self.keys.verify(access_token, TokenType::Access, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
-        if let Some(family) = claims.fam.as_deref().and_then(|f| uuid::Uuid::parse_str(f).ok()) {
+        let claims = self
+            .keys
+            .verify(access_token, TokenType::Access, self.clock.now())
+            .map_err(|_| AuthError::InvalidToken)?;
+        if let Some(family) = claims
+            .fam
+            .as_deref()
+            .and_then(|f| uuid::Uuid::parse_str(f).ok())
+        {
             self.revoke_family(family).await?;
         }
-        self.audit_auth(EventKind::Logout, Outcome::Success, Actor::user(claims.sub, claims.name), client, serde_json::json!({})).await
+        self.audit_auth(
+            EventKind::Logout,
+            Outcome::Success,
+            Actor::user(claims.sub, claims.name),
+            client,
+            serde_json::json!({}),
+        )
+        .await
     }
 
     /// The principal behind a bearer access token: the user must exist, be enabled, and the token
     /// must predate no disable or password change.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
-        let claims = self.keys.verify_access(access_token, self.clock.now()).map_err(|_| AuthError::InvalidToken)?;
+        let claims = self
+            .keys
+            .verify_access(access_token, self.clock.now())
+            .map_err(|_| AuthError::InvalidToken)?;
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
-        self.live_principal(id, claims.ver).await?.ok_or(AuthError::InvalidToken)
+        self.live_principal(id, claims.ver)
+            .await?
+            .ok_or(AuthError::InvalidToken)
     }
 
     /// The principal of an enabled account whose token version is still `version`; `None` when
     /// the account is gone, disabled or its credentials changed since. The account is read with
     /// one query and then reused until an account or role changes anywhere (see
     /// [`crate::generation`]), as every authenticated request needs it.
-    pub(super) async fn live_principal(&self, id: uuid::Uuid, version: i32) -> Result<Option<Principal>, sea_orm::DbErr> {
-        let account = self.accounts.get_or_load(&id, self.load_account(id)).await?;
+    pub(super) async fn live_principal(
+        &self,
+        id: uuid::Uuid,
+        version: i32,
+    ) -> Result<Option<Principal>, sea_orm::DbErr> {
+        let account = self
+            .accounts
+            .get_or_load(&id, self.load_account(id))
+            .await?;
         Ok(match account.as_ref() {
             Some(a) if !a.disabled && a.token_version == version => Some(Principal::User {
                 id: id.to_string(),
@@ -214,7 +354,10 @@ impl Identity {
 
     /// The account joined with its roles and their permissions, in one query.
     async fn load_account(&self, id: uuid::Uuid) -> Result<Option<Account>, sea_orm::DbErr> {
-        use sea_orm::{ConnectionTrait, sea_query::{ExprTrait, Query}};
+        use sea_orm::{
+            ConnectionTrait,
+            sea_query::{ExprTrait, Query},
+        };
         let stmt = Query::select()
             .column((user::Entity, user::Column::Username))
             .column((user::Entity, user::Column::Disabled))
@@ -222,18 +365,35 @@ impl Identity {
             .column((user_role::Entity, user_role::Column::RoleName))
             .column((role::Entity, role::Column::Permissions))
             .from(user::Entity)
-            .left_join(user_role::Entity, Expr::col((user_role::Entity, user_role::Column::UserId)).equals((user::Entity, user::Column::Id)))
-            .left_join(role::Entity, Expr::col((role::Entity, role::Column::Name)).equals((user_role::Entity, user_role::Column::RoleName)))
+            .left_join(
+                user_role::Entity,
+                Expr::col((user_role::Entity, user_role::Column::UserId))
+                    .equals((user::Entity, user::Column::Id)),
+            )
+            .left_join(
+                role::Entity,
+                Expr::col((role::Entity, role::Column::Name))
+                    .equals((user_role::Entity, user_role::Column::RoleName)),
+            )
             .and_where(Expr::col((user::Entity, user::Column::Id)).eq(id))
             .to_owned();
-        let rows = self.db.query_all_raw(self.db.get_database_backend().build(&stmt)).await?;
-        let Some(first) = rows.first() else { return Ok(None) };
+        let rows = self
+            .db
+            .query_all_raw(self.db.get_database_backend().build(&stmt))
+            .await?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
         let mut roles = Vec::new();
         let mut permissions = std::collections::BTreeSet::new();
         for row in &rows {
-            let Some(name) = row.try_get::<Option<String>>("", "role_name")? else { continue };
+            let Some(name) = row.try_get::<Option<String>>("", "role_name")? else {
+                continue;
+            };
             let granted: Option<serde_json::Value> = row.try_get("", "permissions")?;
-            let granted = granted.and_then(|p| serde_json::from_value::<Vec<String>>(p).ok()).unwrap_or_default();
+            let granted = granted
+                .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok())
+                .unwrap_or_default();
             permissions.extend(granted.iter().filter_map(|p| p.parse::<Permission>().ok()));
             roles.push(name);
         }

@@ -5,11 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+};
 
 use super::{
-    Identity, IdentityError, Role, dedup, invalid,
+    Identity, IdentityError, Role, dedup,
     entities::{role, user, user_role},
+    invalid,
 };
 use crate::{
     access::Principal,
@@ -44,14 +47,26 @@ pub struct RoleWithHolders {
 pub fn check_role_name(name: &str) -> Result<(), String> {
     let ok = (2..=64).contains(&name.len())
         && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err("must be 2–64 lowercase letters, digits, '-' or '_', starting with a letter".into()) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err("must be 2–64 lowercase letters, digits, '-' or '_', starting with a letter".into())
+    }
 }
 
 fn check_permissions(permissions: &[String]) -> Result<Vec<String>, IdentityError> {
-    let problems: Vec<String> = permissions.iter().filter_map(|p| check_permission(p).err()).collect();
+    let problems: Vec<String> = permissions
+        .iter()
+        .filter_map(|p| check_permission(p).err())
+        .collect();
     if !problems.is_empty() {
-        return Err(IdentityError::Invalid(BTreeMap::from([("permissions".to_string(), problems)])));
+        return Err(IdentityError::Invalid(BTreeMap::from([(
+            "permissions".to_string(),
+            problems,
+        )])));
     }
     if permissions.is_empty() {
         return Err(invalid("permissions", "give at least one permission"));
@@ -60,25 +75,51 @@ fn check_permissions(permissions: &[String]) -> Result<Vec<String>, IdentityErro
 }
 
 pub(super) fn to_role(r: role::Model) -> Role {
-    Role { permissions: serde_json::from_value(r.permissions).unwrap_or_default(), name: r.name, description: r.description, builtin: r.builtin }
+    Role {
+        permissions: serde_json::from_value(r.permissions).unwrap_or_default(),
+        name: r.name,
+        description: r.description,
+        builtin: r.builtin,
+    }
 }
 
 impl Identity {
-    async fn record_role(&self, principal: &Principal, role: &Role, details: serde_json::Value) -> Result<(), IdentityError> {
-        let actor = Actor { id: principal.id().map(str::to_string), name: principal.name().to_string() };
-        let event = AuditEvent::new(EventKind::RoleChange, actor, Outcome::Success).with_target("role", role.name.clone()).with_details(details);
+    async fn record_role(
+        &self,
+        principal: &Principal,
+        role: &Role,
+        details: serde_json::Value,
+    ) -> Result<(), IdentityError> {
+        let actor = Actor {
+            id: principal.id().map(str::to_string),
+            name: principal.name().to_string(),
+        };
+        let event = AuditEvent::new(EventKind::RoleChange, actor, Outcome::Success)
+            .with_target("role", role.name.clone())
+            .with_details(details);
         self.audit.record(event).await?;
         Ok(())
     }
 
     /// Creates a custom role (`users:create`); audited as `role_change`.
-    pub async fn create_role(&self, principal: &Principal, new: NewRole) -> Result<Role, IdentityError> {
-        self.authorize(principal, "users", "create", &format!("role:{}", new.name)).await?;
+    pub async fn create_role(
+        &self,
+        principal: &Principal,
+        new: NewRole,
+    ) -> Result<Role, IdentityError> {
+        self.authorize(principal, "users", "create", &format!("role:{}", new.name))
+            .await?;
         let name = new.name.trim().to_string();
         check_role_name(&name).map_err(|m| invalid("name", m))?;
         let permissions = check_permissions(&new.permissions)?;
-        if role::Entity::find_by_id(name.clone()).one(&self.db).await?.is_some() {
-            return Err(IdentityError::Conflict(format!("a role named \"{name}\" already exists")));
+        if role::Entity::find_by_id(name.clone())
+            .one(&self.db)
+            .await?
+            .is_some()
+        {
+            return Err(IdentityError::Conflict(format!(
+                "a role named \"{name}\" already exists"
+            )));
         }
         let now = self.clock.now();
         let model = role::ActiveModel {
@@ -93,17 +134,33 @@ impl Identity {
         .await?;
         self.generation.advance();
         let created = to_role(model);
-        self.record_role(principal, &created, serde_json::json!({ "action": "create", "permissions": created.permissions })).await?;
+        self.record_role(
+            principal,
+            &created,
+            serde_json::json!({ "action": "create", "permissions": created.permissions }),
+        )
+        .await?;
         Ok(created)
     }
 
     /// Edits a custom role (`users:update`); rbac.yml's roles are edited in the file. Audited as
     /// `role_change`.
-    pub async fn update_role(&self, principal: &Principal, name: &str, changes: RoleChanges) -> Result<Role, IdentityError> {
-        self.authorize(principal, "users", "update", &format!("role:{name}")).await?;
-        let row = role::Entity::find_by_id(name.to_string()).one(&self.db).await?.ok_or_else(|| IdentityError::UnknownRole(name.to_string()))?;
+    pub async fn update_role(
+        &self,
+        principal: &Principal,
+        name: &str,
+        changes: RoleChanges,
+    ) -> Result<Role, IdentityError> {
+        self.authorize(principal, "users", "update", &format!("role:{name}"))
+            .await?;
+        let row = role::Entity::find_by_id(name.to_string())
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| IdentityError::UnknownRole(name.to_string()))?;
         if row.builtin {
-            return Err(IdentityError::Conflict(format!("\"{name}\" comes from rbac.yml; change it there")));
+            return Err(IdentityError::Conflict(format!(
+                "\"{name}\" comes from rbac.yml; change it there"
+            )));
         }
         let before = to_role(row.clone());
         let mut active: role::ActiveModel = row.into();
@@ -123,15 +180,32 @@ impl Identity {
     }
 
     /// Every role with its permissions and holders (`users:read`).
-    pub async fn roles_with_holders(&self, principal: &Principal) -> Result<Vec<RoleWithHolders>, IdentityError> {
+    pub async fn roles_with_holders(
+        &self,
+        principal: &Principal,
+    ) -> Result<Vec<RoleWithHolders>, IdentityError> {
         self.authorize(principal, "users", "read", "roles").await?;
-        let roles = role::Entity::find().order_by_asc(role::Column::Name).all(&self.db).await?;
-        let names: BTreeMap<uuid::Uuid, String> =
-            user::Entity::find().all(&self.db).await?.into_iter().map(|u| (u.id, u.username)).collect();
+        let roles = role::Entity::find()
+            .order_by_asc(role::Column::Name)
+            .all(&self.db)
+            .await?;
+        let names: BTreeMap<uuid::Uuid, String> = user::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u.username))
+            .collect();
         let mut holders: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for link in user_role::Entity::find().filter(user_role::Column::RoleName.is_not_null()).all(&self.db).await? {
+        for link in user_role::Entity::find()
+            .filter(user_role::Column::RoleName.is_not_null())
+            .all(&self.db)
+            .await?
+        {
             if let Some(name) = names.get(&link.user_id) {
-                holders.entry(link.role_name).or_default().push(name.clone());
+                holders
+                    .entry(link.role_name)
+                    .or_default()
+                    .push(name.clone());
             }
         }
         Ok(roles
@@ -139,7 +213,10 @@ impl Identity {
             .map(|r| {
                 let mut held = holders.remove(&r.name).unwrap_or_default();
                 held.sort();
-                RoleWithHolders { role: to_role(r), holders: held }
+                RoleWithHolders {
+                    role: to_role(r),
+                    holders: held,
+                }
             })
             .collect())
     }

@@ -32,7 +32,10 @@ pub struct SessionTimeouts {
 
 impl Default for SessionTimeouts {
     fn default() -> Self {
-        Self { idle: Duration::from_secs(30 * 60), absolute: Duration::from_secs(12 * 3600) }
+        Self {
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(12 * 3600),
+        }
     }
 }
 
@@ -57,7 +60,11 @@ impl DbSessionStore {
 
     /// Deletes sessions past their expiry; returns how many.
     pub async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64, sea_orm::DbErr> {
-        Ok(session::Entity::delete_many().filter(session::Column::ExpiresAt.lt(now)).exec(&self.db).await?.rows_affected)
+        Ok(session::Entity::delete_many()
+            .filter(session::Column::ExpiresAt.lt(now))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 }
 
@@ -70,7 +77,8 @@ fn to_chrono(t: time::OffsetDateTime) -> DateTime<Utc> {
 }
 
 fn user_of(record: &Record) -> Option<uuid::Uuid> {
-    let user: SessionUser = serde_json::from_value(record.data.get(SESSION_USER_KEY)?.clone()).ok()?;
+    let user: SessionUser =
+        serde_json::from_value(record.data.get(SESSION_USER_KEY)?.clone()).ok()?;
     uuid::Uuid::parse_str(&user.user_id).ok()
 }
 
@@ -79,7 +87,8 @@ fn to_row(record: &Record) -> Result<session::ActiveModel, session_store::Error>
     Ok(session::ActiveModel {
         id: Set(record.id.to_string()),
         user_id: Set(user_of(record)),
-        data: Set(serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))?),
+        data: Set(serde_json::to_string(&record.data)
+            .map_err(|e| session_store::Error::Encode(e.to_string()))?),
         expires_at: Set(to_chrono(record.expiry_date)),
     })
 }
@@ -89,38 +98,65 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; on the rare collision, draw again.
         loop {
-            let taken = session::Entity::find_by_id(record.id.to_string()).one(&self.db).await.map_err(backend)?;
+            let taken = session::Entity::find_by_id(record.id.to_string())
+                .one(&self.db)
+                .await
+                .map_err(backend)?;
             if taken.is_none() {
                 break;
             }
             record.id = Id::default();
         }
-        session::Entity::insert(to_row(record)?).exec(&self.db).await.map_err(backend)?;
+        session::Entity::insert(to_row(record)?)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let upsert = OnConflict::column(session::Column::Id)
-            .update_columns([session::Column::UserId, session::Column::Data, session::Column::ExpiresAt])
+            .update_columns([
+                session::Column::UserId,
+                session::Column::Data,
+                session::Column::ExpiresAt,
+            ])
             .to_owned();
-        session::Entity::insert(to_row(record)?).on_conflict(upsert).exec(&self.db).await.map_err(backend)?;
+        session::Entity::insert(to_row(record)?)
+            .on_conflict(upsert)
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let Some(row) = session::Entity::find_by_id(id.to_string()).one(&self.db).await.map_err(backend)? else {
+        let Some(row) = session::Entity::find_by_id(id.to_string())
+            .one(&self.db)
+            .await
+            .map_err(backend)?
+        else {
             return Ok(None);
         };
-        let expiry = time::OffsetDateTime::from_unix_timestamp(row.expires_at.timestamp()).map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        let expiry = time::OffsetDateTime::from_unix_timestamp(row.expires_at.timestamp())
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
         if expiry <= time::OffsetDateTime::now_utc() {
             return Ok(None);
         }
-        let data = serde_json::from_str(&row.data).map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        Ok(Some(Record { id: *id, data, expiry_date: expiry }))
+        let data = serde_json::from_str(&row.data)
+            .map_err(|e| session_store::Error::Decode(e.to_string()))?;
+        Ok(Some(Record {
+            id: *id,
+            data,
+            expiry_date: expiry,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        session::Entity::delete_by_id(id.to_string()).exec(&self.db).await.map_err(backend)?;
+        session::Entity::delete_by_id(id.to_string())
+            .exec(&self.db)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 }
@@ -128,18 +164,27 @@ impl SessionStore for DbSessionStore {
 impl Identity {
     /// Ends every browser session of a user (used when they are disabled or deleted).
     pub(super) async fn end_sessions_of(&self, user_id: uuid::Uuid) -> Result<(), sea_orm::DbErr> {
-        session::Entity::delete_many().filter(session::Column::UserId.eq(user_id)).exec(&self.db).await?;
+        session::Entity::delete_many()
+            .filter(session::Column::UserId.eq(user_id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 
     /// The principal of a signed-in session, or `None` when the session no longer stands: the
     /// user is gone or disabled, their password changed, or the absolute timeout has passed.
-    pub async fn session_principal(&self, user: &SessionUser, timeouts: SessionTimeouts) -> Result<Option<Principal>, sea_orm::DbErr> {
+    pub async fn session_principal(
+        &self,
+        user: &SessionUser,
+        timeouts: SessionTimeouts,
+    ) -> Result<Option<Principal>, sea_orm::DbErr> {
         let age = self.clock.now().signed_duration_since(user.signed_in_at);
         if age.to_std().is_ok_and(|age| age > timeouts.absolute) {
             return Ok(None);
         }
-        let Ok(id) = uuid::Uuid::parse_str(&user.user_id) else { return Ok(None) };
+        let Ok(id) = uuid::Uuid::parse_str(&user.user_id) else {
+            return Ok(None);
+        };
         self.live_principal(id, user.version).await
     }
 }

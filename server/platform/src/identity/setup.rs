@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use rand::RngCore;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
+};
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
@@ -44,24 +46,44 @@ impl Identity {
         rand::rng().fill_bytes(&mut bytes);
         let token = hex::encode(bytes);
         let now = self.clock.now();
-        let expires_at = now + chrono::Duration::from_std(SETUP_TOKEN_LIFETIME).unwrap_or(chrono::Duration::hours(1));
-        setup_token::ActiveModel { token_hash: Set(digest(&token)), created_at: Set(now), expires_at: Set(expires_at), used: Set(false) }
-            .insert(&self.db)
-            .await?;
-        Ok(Some(SetupToken { token: token.into(), expires_at }))
+        let expires_at = now
+            + chrono::Duration::from_std(SETUP_TOKEN_LIFETIME)
+                .unwrap_or(chrono::Duration::hours(1));
+        setup_token::ActiveModel {
+            token_hash: Set(digest(&token)),
+            created_at: Set(now),
+            expires_at: Set(expires_at),
+            used: Set(false),
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Some(SetupToken {
+            token: token.into(),
+            expires_at,
+        }))
     }
 
     /// Whether `token` is an unused, unexpired set-up token and set-up is still needed.
     pub async fn setup_token_valid(&self, token: &str) -> Result<bool, IdentityError> {
         let now = self.clock.now();
-        let found = setup_token::Entity::find_by_id(digest(token)).one(&self.db).await?;
+        let found = setup_token::Entity::find_by_id(digest(token))
+            .one(&self.db)
+            .await?;
         Ok(found.is_some_and(|t| !t.used && t.expires_at > now) && self.user_count().await? == 0)
     }
 
     /// Creates the first administrator with a valid set-up token; the token is spent even if the
     /// account cannot be created, so each link is tried once. Audited as `user_create` by the system.
-    pub async fn create_first_admin(&self, token: &str, admin: FirstAdmin) -> Result<User, IdentityError> {
-        let invalid_link = || IdentityError::Forbidden("a valid set-up link (it may have expired or been used)".into());
+    pub async fn create_first_admin(
+        &self,
+        token: &str,
+        admin: FirstAdmin,
+    ) -> Result<User, IdentityError> {
+        let invalid_link = || {
+            IdentityError::Forbidden(
+                "a valid set-up link (it may have expired or been used)".into(),
+            )
+        };
         if !self.setup_token_valid(token).await? {
             return Err(invalid_link());
         }
@@ -75,7 +97,9 @@ impl Identity {
         if let Err(m) = super::check_email(&email) {
             fields.insert("email".to_string(), vec![m]);
         }
-        if let Err(IdentityError::Invalid(f)) = self.check_password(&admin.password, &username, &email) {
+        if let Err(IdentityError::Invalid(f)) =
+            self.check_password(&admin.password, &username, &email)
+        {
             fields.extend(f);
         }
         if !fields.is_empty() {
@@ -90,7 +114,12 @@ impl Identity {
         if claimed.rows_affected != 1 || self.user_count().await? > 0 {
             return Err(invalid_link());
         }
-        let new = NewUser { username, email, password: admin.password, roles: vec!["admin".to_string()] };
+        let new = NewUser {
+            username,
+            email,
+            password: admin.password,
+            roles: vec!["admin".to_string()],
+        };
         self.create_user(&Principal::System, new).await
     }
 }

@@ -2,7 +2,9 @@
 //! token type, so an access token can never be used as a refresh token or the reverse.
 
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use jsonwebtoken::{
+    Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -65,7 +67,9 @@ const VERIFIED_TOKENS: usize = 10_000;
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("TokenKeys")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -73,7 +77,8 @@ impl TokenKeys {
     pub fn new(secret: &SecretString, jwt: &Jwt) -> Self {
         let bytes = secret.expose_secret().as_bytes();
         // The key id names the secret without revealing it: a short hash of it.
-        let kid = hex::encode(&Sha256::digest([b"wasm-as-os kid:".as_slice(), bytes].concat())[..8]);
+        let kid =
+            hex::encode(&Sha256::digest([b"wasm-as-os kid:".as_slice(), bytes].concat())[..8]);
         Self {
             kid,
             encoding: EncodingKey::from_secret(bytes),
@@ -86,7 +91,11 @@ impl TokenKeys {
 
     /// [`Self::verify`] for access tokens, remembering the ones that passed.
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<Claims, TokenError> {
-        let known = self.verified.lock().ok().and_then(|m| m.get(token).cloned());
+        let known = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|m| m.get(token).cloned());
         if let Some(claims) = known {
             check_window(&claims, now)?;
             return Ok(claims);
@@ -121,7 +130,8 @@ impl TokenKeys {
         now: DateTime<Utc>,
         lifetime: std::time::Duration,
     ) -> Result<String, TokenError> {
-        let lifetime = chrono::Duration::from_std(lifetime).map_err(|e| TokenError::Sign(e.to_string()))?;
+        let lifetime =
+            chrono::Duration::from_std(lifetime).map_err(|e| TokenError::Sign(e.to_string()))?;
         let claims = Claims {
             sub: user_id.to_string(),
             name: username.to_string(),
@@ -141,10 +151,18 @@ impl TokenKeys {
     }
 
     /// Verifies signature (HS256 only), `kid`, `exp`, `nbf`, `iss`, `aud` and the token type at `now`.
-    pub fn verify(&self, token: &str, expected: TokenType, now: DateTime<Utc>) -> Result<Claims, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now: DateTime<Utc>,
+    ) -> Result<Claims, TokenError> {
         let header = decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::HS256 {
-            return Err(TokenError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+            return Err(TokenError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
         }
         if header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(TokenError::UnknownKey);
@@ -156,7 +174,9 @@ impl TokenKeys {
         validation.validate_nbf = true;
         validation.validate_exp = false; // checked below against the injected clock
         validation.leeway = 0;
-        let claims = decode::<Claims>(token, &self.decoding, &validation).map_err(|e| TokenError::Invalid(e.to_string()))?.claims;
+        let claims = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?
+            .claims;
         check_window(&claims, now)?;
         if claims.typ != expected {
             return Err(TokenError::WrongType);
@@ -196,7 +216,10 @@ mod tests {
     }
 
     fn keys() -> TokenKeys {
-        TokenKeys::new(&SecretString::from("0123456789abcdef0123456789abcdef!!"), &jwt("wasm-as-os", "wasm-users"))
+        TokenKeys::new(
+            &SecretString::from("0123456789abcdef0123456789abcdef!!"),
+            &jwt("wasm-as-os", "wasm-users"),
+        )
     }
 
     fn t0() -> DateTime<Utc> {
@@ -204,21 +227,39 @@ mod tests {
     }
 
     fn access(keys: &TokenKeys) -> String {
-        keys.issue(TokenType::Access, "u1", "alice", 0, "j1", None, t0(), Duration::from_secs(3600)).unwrap()
+        keys.issue(
+            TokenType::Access,
+            "u1",
+            "alice",
+            0,
+            "j1",
+            None,
+            t0(),
+            Duration::from_secs(3600),
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_fresh_access_token_verifies_with_its_claims() {
         let keys = keys();
-        let claims = keys.verify(&access(&keys), TokenType::Access, t0()).unwrap();
-        assert_eq!((claims.sub.as_str(), claims.name.as_str(), claims.typ), ("u1", "alice", TokenType::Access));
+        let claims = keys
+            .verify(&access(&keys), TokenType::Access, t0())
+            .unwrap();
+        assert_eq!(
+            (claims.sub.as_str(), claims.name.as_str(), claims.typ),
+            ("u1", "alice", TokenType::Access)
+        );
     }
 
     #[test]
     fn an_expired_token_is_rejected() {
         let keys = keys();
         let later = t0() + chrono::Duration::seconds(3600);
-        assert_eq!(keys.verify(&access(&keys), TokenType::Access, later), Err(TokenError::Invalid("token has expired".into())));
+        assert_eq!(
+            keys.verify(&access(&keys), TokenType::Access, later),
+            Err(TokenError::Invalid("token has expired".into()))
+        );
     }
 
     #[test]
@@ -226,24 +267,64 @@ mod tests {
         let keys = keys();
         let token = access(&keys);
         assert_eq!(keys.verify_access(&token, t0()).unwrap().sub, "u1");
-        assert_eq!(keys.verify_access(&token, t0()).unwrap().sub, "u1", "from memory");
+        assert_eq!(
+            keys.verify_access(&token, t0()).unwrap().sub,
+            "u1",
+            "from memory"
+        );
         let later = t0() + chrono::Duration::seconds(3600);
-        assert_eq!(keys.verify_access(&token, later), Err(TokenError::Invalid("token has expired".into())));
-        let refresh = keys.issue(TokenType::Refresh, "u1", "dev", 0, "j2", Some("f"), t0(), std::time::Duration::from_secs(60)).unwrap();
-        assert_eq!(keys.verify_access(&refresh, t0()), Err(TokenError::WrongType));
-        assert_eq!(keys.verify_access(&refresh, t0()), Err(TokenError::WrongType), "a refused token is not remembered");
+        assert_eq!(
+            keys.verify_access(&token, later),
+            Err(TokenError::Invalid("token has expired".into()))
+        );
+        let refresh = keys
+            .issue(
+                TokenType::Refresh,
+                "u1",
+                "dev",
+                0,
+                "j2",
+                Some("f"),
+                t0(),
+                std::time::Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(
+            keys.verify_access(&refresh, t0()),
+            Err(TokenError::WrongType)
+        );
+        assert_eq!(
+            keys.verify_access(&refresh, t0()),
+            Err(TokenError::WrongType),
+            "a refused token is not remembered"
+        );
         let mut tampered = token.clone();
         tampered.push('x');
-        assert!(keys.verify_access(&tampered, t0()).is_err(), "only the exact text is remembered");
+        assert!(
+            keys.verify_access(&tampered, t0()).is_err(),
+            "only the exact text is remembered"
+        );
     }
 
     #[test]
     fn a_token_for_another_audience_or_issuer_is_rejected() {
-        let other_aud = TokenKeys::new(&SecretString::from("0123456789abcdef0123456789abcdef!!"), &jwt("wasm-as-os", "someone-else"));
-        let other_iss = TokenKeys::new(&SecretString::from("0123456789abcdef0123456789abcdef!!"), &jwt("evil", "wasm-users"));
+        let other_aud = TokenKeys::new(
+            &SecretString::from("0123456789abcdef0123456789abcdef!!"),
+            &jwt("wasm-as-os", "someone-else"),
+        );
+        let other_iss = TokenKeys::new(
+            &SecretString::from("0123456789abcdef0123456789abcdef!!"),
+            &jwt("evil", "wasm-users"),
+        );
         let keys = keys();
-        assert!(matches!(keys.verify(&access(&other_aud), TokenType::Access, t0()), Err(TokenError::Invalid(_))));
-        assert!(matches!(keys.verify(&access(&other_iss), TokenType::Access, t0()), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            keys.verify(&access(&other_aud), TokenType::Access, t0()),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            keys.verify(&access(&other_iss), TokenType::Access, t0()),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -265,28 +346,61 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let payload = base64url(br#"{"sub":"admin","name":"admin","iss":"wasm-as-os","aud":"wasm-users","iat":0,"nbf":0,"exp":9999999999,"jti":"x","typ":"access","ver":0}"#);
         let forged = format!("{}.{}.{}", parts[0], payload, parts[2]);
-        assert!(matches!(keys.verify(&forged, TokenType::Access, t0()), Err(TokenError::Invalid(_))));
+        assert!(matches!(
+            keys.verify(&forged, TokenType::Access, t0()),
+            Err(TokenError::Invalid(_))
+        ));
     }
 
     #[test]
     fn a_token_signed_with_another_secret_is_rejected() {
-        let other = TokenKeys::new(&SecretString::from("another-secret-another-secret-1234"), &jwt("wasm-as-os", "wasm-users"));
-        assert_eq!(keys().verify(&access(&other), TokenType::Access, t0()), Err(TokenError::UnknownKey));
+        let other = TokenKeys::new(
+            &SecretString::from("another-secret-another-secret-1234"),
+            &jwt("wasm-as-os", "wasm-users"),
+        );
+        assert_eq!(
+            keys().verify(&access(&other), TokenType::Access, t0()),
+            Err(TokenError::UnknownKey)
+        );
     }
 
     #[test]
     fn a_refresh_token_is_not_an_access_token() {
         let keys = keys();
-        let refresh = keys.issue(TokenType::Refresh, "u1", "alice", 0, "j2", Some("f1"), t0(), Duration::from_secs(60)).unwrap();
-        assert_eq!(keys.verify(&refresh, TokenType::Access, t0()), Err(TokenError::WrongType));
-        assert_eq!(keys.verify(&refresh, TokenType::Refresh, t0()).unwrap().fam.as_deref(), Some("f1"));
+        let refresh = keys
+            .issue(
+                TokenType::Refresh,
+                "u1",
+                "alice",
+                0,
+                "j2",
+                Some("f1"),
+                t0(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        assert_eq!(
+            keys.verify(&refresh, TokenType::Access, t0()),
+            Err(TokenError::WrongType)
+        );
+        assert_eq!(
+            keys.verify(&refresh, TokenType::Refresh, t0())
+                .unwrap()
+                .fam
+                .as_deref(),
+            Some("f1")
+        );
     }
 
     fn base64url(bytes: &[u8]) -> String {
-        const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
             for i in 0..=chunk.len() {
                 out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }

@@ -63,10 +63,16 @@ pub enum ExecuteError {
     Module(#[from] ModuleError),
     /// The sandbox refused to prepare the module (limits checked at instantiation).
     #[error("{error}")]
-    Prepare { run_id: String, error: sandbox::PrepareError },
+    Prepare {
+        run_id: String,
+        error: sandbox::PrepareError,
+    },
     /// The run ended with a limit, a capability denial or a trap.
     #[error("{error}")]
-    Sandbox { run_id: String, error: sandbox::SandboxError },
+    Sandbox {
+        run_id: String,
+        error: sandbox::SandboxError,
+    },
 }
 
 impl ExecuteError {
@@ -144,9 +150,20 @@ pub fn limits(config: &Config) -> sandbox::Limits {
 }
 
 impl Executor {
-    pub fn new(config: &Config, cache_dir: std::path::PathBuf) -> Result<Self, sandbox::PrepareError> {
-        let options = sandbox::SandboxOptions { limits: limits(config), cache_dir, max_instances: 256, extra_tls_roots: Vec::new() };
-        Ok(Self { sandbox: sandbox::Sandbox::new(options)?, prepared: std::sync::Mutex::new(HashMap::new()) })
+    pub fn new(
+        config: &Config,
+        cache_dir: std::path::PathBuf,
+    ) -> Result<Self, sandbox::PrepareError> {
+        let options = sandbox::SandboxOptions {
+            limits: limits(config),
+            cache_dir,
+            max_instances: 256,
+            extra_tls_roots: Vec::new(),
+        };
+        Ok(Self {
+            sandbox: sandbox::Sandbox::new(options)?,
+            prepared: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     fn cached(&self, sha: &str) -> Option<sandbox::Prepared> {
@@ -192,13 +209,28 @@ fn text(bytes: &[u8]) -> String {
 impl Modules {
     /// Runs a module (`modules:execute`; ownership and sharing apply; quarantined modules are
     /// refused). Every attempt that reaches the sandbox is recorded and audited.
-    pub async fn execute(&self, principal: &Principal, id: &str, request: ExecuteRequest) -> Result<RunResult, ExecuteError> {
-        let executor = self.executor.clone().ok_or_else(|| ExecuteError::Module(ModuleError::Conflict("module execution is not available in this process".into())))?;
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        id: &str,
+        request: ExecuteRequest,
+    ) -> Result<RunResult, ExecuteError> {
+        let executor = self.executor.clone().ok_or_else(|| {
+            ExecuteError::Module(ModuleError::Conflict(
+                "module execution is not available in this process".into(),
+            ))
+        })?;
         let row = self.reach_for_run(principal, id).await?;
         if row.status == ModuleStatus::Quarantined.as_str() {
-            let event = AuditEvent::new(EventKind::ModuleExecute, Self::actor(principal), Outcome::Denied)
-                .with_target("module", row.id.to_string())
-                .with_details(serde_json::json!({ "module_id": row.id.to_string(), "outcome": "quarantined" }));
+            let event = AuditEvent::new(
+                EventKind::ModuleExecute,
+                Self::actor(principal),
+                Outcome::Denied,
+            )
+            .with_target("module", row.id.to_string())
+            .with_details(
+                serde_json::json!({ "module_id": row.id.to_string(), "outcome": "quarantined" }),
+            );
             self.audit.record(event).await.map_err(ModuleError::from)?;
             return Err(ModuleError::Quarantined(id.to_string()).into());
         }
@@ -207,11 +239,19 @@ impl Modules {
         let prepared = match executor.cached(&row.sha256) {
             Some(p) => p,
             None => {
-                let bytes = self.store.read(&row.sha256).await.map_err(ModuleError::from)?;
+                let bytes = self
+                    .store
+                    .read(&row.sha256)
+                    .await
+                    .map_err(ModuleError::from)?;
                 let exec = executor.clone();
                 let prepared = tokio::task::spawn_blocking(move || exec.sandbox.prepare(&bytes))
                     .await
-                    .map_err(|e| ModuleError::Storage(super::storage::StorageError::Io(std::io::Error::other(e))))?;
+                    .map_err(|e| {
+                        ModuleError::Storage(super::storage::StorageError::Io(
+                            std::io::Error::other(e),
+                        ))
+                    })?;
                 match prepared {
                     Ok(p) => {
                         executor.keep(&row.sha256, &p);
@@ -219,8 +259,23 @@ impl Modules {
                     }
                     Err(error) => {
                         let outcome = error.code();
-                        self.record_run(principal, row.id, run_id, &request, outcome, std::time::Duration::ZERO, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
-                        return Err(ExecuteError::Prepare { run_id: run_id.to_string(), error });
+                        self.record_run(
+                            principal,
+                            row.id,
+                            run_id,
+                            &request,
+                            outcome,
+                            std::time::Duration::ZERO,
+                            0,
+                            0,
+                            serde_json::json!({ "error": error.to_string() }),
+                            started_at,
+                        )
+                        .await?;
+                        return Err(ExecuteError::Prepare {
+                            run_id: run_id.to_string(),
+                            error,
+                        });
                     }
                 }
             }
@@ -228,7 +283,11 @@ impl Modules {
         let caps = capabilities(&self.config, row.capability_group.as_deref());
         let invocation = match request.clone() {
             ExecuteRequest::Call { function, args } => sandbox::Invocation::Call { function, args },
-            ExecuteRequest::Command { args, env, stdin } => sandbox::Invocation::Command { args, env, stdin: stdin.into_bytes() },
+            ExecuteRequest::Command { args, env, stdin } => sandbox::Invocation::Command {
+                args,
+                env,
+                stdin: stdin.into_bytes(),
+            },
         };
         match executor.sandbox.run(&prepared, &invocation, &caps).await {
             Ok(report) => {
@@ -246,19 +305,49 @@ impl Modules {
                     peak_memory_bytes: report.peak_memory_bytes,
                 };
                 let summary = serde_json::to_value(&result).unwrap_or_default();
-                self.record_run(principal, row.id, run_id, &request, "success", report.duration, report.peak_memory_bytes, report.iterations, summary, started_at).await?;
+                self.record_run(
+                    principal,
+                    row.id,
+                    run_id,
+                    &request,
+                    "success",
+                    report.duration,
+                    report.peak_memory_bytes,
+                    report.iterations,
+                    summary,
+                    started_at,
+                )
+                .await?;
                 Ok(result)
             }
             Err(error) => {
                 let elapsed = (self.clock.now() - started_at).to_std().unwrap_or_default();
-                self.record_run(principal, row.id, run_id, &request, error.code(), elapsed, 0, 0, serde_json::json!({ "error": error.to_string() }), started_at).await?;
-                if !matches!(error, sandbox::SandboxError::InvalidInvocation(_) | sandbox::SandboxError::Trap(_)) {
+                self.record_run(
+                    principal,
+                    row.id,
+                    run_id,
+                    &request,
+                    error.code(),
+                    elapsed,
+                    0,
+                    0,
+                    serde_json::json!({ "error": error.to_string() }),
+                    started_at,
+                )
+                .await?;
+                if !matches!(
+                    error,
+                    sandbox::SandboxError::InvalidInvocation(_) | sandbox::SandboxError::Trap(_)
+                ) {
                     let event = AuditEvent::new(EventKind::SandboxViolation, Self::actor(principal), Outcome::Denied)
                         .with_target("module", row.id.to_string())
                         .with_details(serde_json::json!({ "module_id": row.id.to_string(), "run_id": run_id.to_string(), "violation": error.code(), "message": error.to_string() }));
                     self.audit.record(event).await.map_err(ModuleError::from)?;
                 }
-                Err(ExecuteError::Sandbox { run_id: run_id.to_string(), error })
+                Err(ExecuteError::Sandbox {
+                    run_id: run_id.to_string(),
+                    error,
+                })
             }
         }
     }
@@ -312,18 +401,33 @@ impl Modules {
         if let Some(runs) = &self.runs {
             runs.record(history).await;
         }
-        let audit_outcome = if outcome == "success" { Outcome::Success } else { Outcome::Failure };
+        let audit_outcome = if outcome == "success" {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
         let details = serde_json::json!({
             "module_id": module_id.to_string(), "run_id": run_id.to_string(), "mode": mode, "outcome": outcome,
             "duration_ms": duration.as_secs_f64() * 1000.0,
         });
-        let event = AuditEvent::new(EventKind::ModuleExecute, Self::actor(principal), audit_outcome).with_target("module", module_id.to_string()).with_details(details);
+        let event = AuditEvent::new(
+            EventKind::ModuleExecute,
+            Self::actor(principal),
+            audit_outcome,
+        )
+        .with_target("module", module_id.to_string())
+        .with_details(details);
         self.audit.record(event).await.map_err(ModuleError::from)?;
         Ok(())
     }
 
     /// The latest runs of a module (`modules:read` on it), newest first.
-    pub async fn runs(&self, principal: &Principal, id: &str, limit: u64) -> Result<Vec<RunSummary>, ModuleError> {
+    pub async fn runs(
+        &self,
+        principal: &Principal,
+        id: &str,
+        limit: u64,
+    ) -> Result<Vec<RunSummary>, ModuleError> {
         self.flush_runs().await;
         let row = self.reach(principal, id, "read").await?;
         let rows = run::Entity::find()

@@ -21,7 +21,9 @@ fn rule(r: static_analysis::RuleName) -> analysis::Rule {
         static_analysis::RuleName::DetectInfiniteLoops => analysis::Rule::DetectInfiniteLoops,
         static_analysis::RuleName::DetectMemoryLeaks => analysis::Rule::DetectMemoryLeaks,
         static_analysis::RuleName::DetectUnsafeOperations => analysis::Rule::DetectUnsafeOperations,
-        static_analysis::RuleName::CheckImportRestrictions => analysis::Rule::CheckImportRestrictions,
+        static_analysis::RuleName::CheckImportRestrictions => {
+            analysis::Rule::CheckImportRestrictions
+        }
     }
 }
 
@@ -34,11 +36,19 @@ fn threshold(t: f64) -> u8 {
 pub fn from_config(config: &Config) -> analysis::Policy {
     let sa = &config.static_analysis.static_analysis;
     let limits = &config.sandbox.sandbox.resource_limits;
-    let imports = sa.rules.iter().find_map(|r| r.config.clone()).unwrap_or_default();
+    let imports = sa
+        .rules
+        .iter()
+        .find_map(|r| r.config.clone())
+        .unwrap_or_default();
     let rules = sa
         .rules
         .iter()
-        .map(|r| analysis::RuleSetting { rule: rule(r.name), severity: severity(r.severity), enabled: sa.enabled && r.enabled })
+        .map(|r| analysis::RuleSetting {
+            rule: rule(r.name),
+            severity: severity(r.severity),
+            enabled: sa.enabled && r.enabled,
+        })
         .collect();
     let q = &sa.quarantine;
     analysis::Policy {

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-    TransactionTrait, sea_query::Expr,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, IntoActiveModel,
+    QueryFilter, TransactionTrait, sea_query::Expr,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,7 +53,11 @@ impl RunRecorder {
     /// Queues a run's row; waits (at most [`RECORD_WAIT`]) only when the queue is full.
     pub(crate) async fn record(&self, row: run::Model) {
         let (run_id, module_id) = (row.id, row.module_id);
-        if let Err(e) = self.tx.send_timeout(Message::Run(Box::new(row)), RECORD_WAIT).await {
+        if let Err(e) = self
+            .tx
+            .send_timeout(Message::Run(Box::new(row)), RECORD_WAIT)
+            .await
+        {
             let reason = match e {
                 mpsc::error::SendTimeoutError::Timeout(_) => "the run history queue is full",
                 mpsc::error::SendTimeoutError::Closed(_) => "the run history writer has stopped",
@@ -112,7 +116,9 @@ async fn write_loop(db: DatabaseConnection, mut rx: mpsc::Receiver<Message>) {
 async fn write(db: &DatabaseConnection, rows: &[run::Model]) {
     let mut pause = Duration::from_millis(200);
     for attempt in 1..=ATTEMPTS {
-        let Err(e) = write_batch(db, rows).await else { return };
+        let Err(e) = write_batch(db, rows).await else {
+            return;
+        };
         if e.sql_err().is_some() {
             tracing::warn!(error = %e, rows = rows.len(), "the database refused a batch of the run history; writing its rows one by one");
             write_each(db, rows).await;
@@ -130,7 +136,9 @@ async fn write(db: &DatabaseConnection, rows: &[run::Model]) {
 
 async fn write_batch(db: &DatabaseConnection, rows: &[run::Model]) -> Result<(), sea_orm::DbErr> {
     let txn = db.begin().await?;
-    run::Entity::insert_many(rows.iter().cloned().map(IntoActiveModel::into_active_model)).exec(&txn).await?;
+    run::Entity::insert_many(rows.iter().cloned().map(IntoActiveModel::into_active_model))
+        .exec(&txn)
+        .await?;
     let mut latest: HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
     for row in rows {
         let at = latest.entry(row.module_id).or_insert(row.started_at);
@@ -157,11 +165,19 @@ async fn write_each(db: &DatabaseConnection, rows: &[run::Model]) {
 }
 
 /// Moves the module's `last_run_at` forward to `at` (never back).
-async fn touch<C: sea_orm::ConnectionTrait>(db: &C, module_id: uuid::Uuid, at: chrono::DateTime<chrono::Utc>) -> Result<(), sea_orm::DbErr> {
+async fn touch<C: sea_orm::ConnectionTrait>(
+    db: &C,
+    module_id: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sea_orm::DbErr> {
     module::Entity::update_many()
         .col_expr(module::Column::LastRunAt, Expr::value(at))
         .filter(module::Column::Id.eq(module_id))
-        .filter(Condition::any().add(module::Column::LastRunAt.is_null()).add(module::Column::LastRunAt.lt(at)))
+        .filter(
+            Condition::any()
+                .add(module::Column::LastRunAt.is_null())
+                .add(module::Column::LastRunAt.lt(at)),
+        )
         .exec(db)
         .await?;
     Ok(())

@@ -61,14 +61,19 @@ pub struct ModuleStore {
 
 impl std::fmt::Debug for ModuleStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModuleStore").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("ModuleStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
 impl ModuleStore {
     pub fn new(root: PathBuf, key: &[u8; 32]) -> Result<Self, StorageError> {
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(Self { root, cipher: Aes256Gcm::new(key.into()) })
+        Ok(Self {
+            root,
+            cipher: Aes256Gcm::new(key.into()),
+        })
     }
 
     fn path_for(&self, sha256: &str) -> PathBuf {
@@ -78,10 +83,18 @@ impl ModuleStore {
 
     /// Streams an upload to a temporary file, hashing as it goes; stops with
     /// [`StorageError::TooLarge`] as soon as it passes `limit`.
-    pub async fn stage(&self, mut body: impl AsyncRead + Unpin, limit: u64) -> Result<Staged, StorageError> {
+    pub async fn stage(
+        &self,
+        mut body: impl AsyncRead + Unpin,
+        limit: u64,
+    ) -> Result<Staged, StorageError> {
         let path = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
         let mut file = tokio::fs::File::create(&path).await?;
-        let mut staged = Staged { path, sha256: String::new(), size: 0 };
+        let mut staged = Staged {
+            path,
+            sha256: String::new(),
+            size: 0,
+        };
         let mut hasher = Sha256::new();
         let mut size = 0u64;
         let mut buf = vec![0u8; CHUNK];
@@ -136,19 +149,31 @@ impl ModuleStore {
         let mut current = read_chunk(&mut input)?;
         let mut index = 0u32;
         loop {
-            let next = if current.len() == CHUNK { read_chunk(&mut input)? } else { Vec::new() };
+            let next = if current.len() == CHUNK {
+                read_chunk(&mut input)?
+            } else {
+                Vec::new()
+            };
             let last = next.is_empty();
             let nonce = Self::nonce(&prefix, index, last);
             let sealed = self
                 .cipher
-                .encrypt(Nonce::from_slice(&nonce), Payload { msg: &current, aad: sha256.as_bytes() })
+                .encrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: &current,
+                        aad: sha256.as_bytes(),
+                    },
+                )
                 .map_err(|_| StorageError::Io(std::io::Error::other("encryption failed")))?;
             out.write_all(&sealed)?;
             if last {
                 break;
             }
             current = next;
-            index = index.checked_add(1).ok_or_else(|| StorageError::Io(std::io::Error::other("module too large to encrypt")))?;
+            index = index.checked_add(1).ok_or_else(|| {
+                StorageError::Io(std::io::Error::other("module too large to encrypt"))
+            })?;
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         std::fs::rename(&partial, target)?;
@@ -165,7 +190,9 @@ impl ModuleStore {
     }
 
     fn decrypt_file(&self, path: &Path, sha256: &str) -> Result<Vec<u8>, StorageError> {
-        let corrupt = || StorageError::Corrupt { sha256: sha256.to_string() };
+        let corrupt = || StorageError::Corrupt {
+            sha256: sha256.to_string(),
+        };
         let data = std::fs::read(path)?;
         let body = data.strip_prefix(MAGIC.as_slice()).ok_or_else(corrupt)?;
         let (prefix, sealed) = body.split_at_checked(7).ok_or_else(corrupt)?;
@@ -175,7 +202,16 @@ impl ModuleStore {
         for (i, chunk) in chunks.iter().enumerate() {
             let index = u32::try_from(i).map_err(|_| corrupt())?;
             let nonce = Self::nonce(&prefix, index, i + 1 == chunks.len());
-            let part = self.cipher.decrypt(Nonce::from_slice(&nonce), Payload { msg: chunk, aad: sha256.as_bytes() }).map_err(|_| corrupt())?;
+            let part = self
+                .cipher
+                .decrypt(
+                    Nonce::from_slice(&nonce),
+                    Payload {
+                        msg: chunk,
+                        aad: sha256.as_bytes(),
+                    },
+                )
+                .map_err(|_| corrupt())?;
             plain.extend_from_slice(&part);
         }
         if chunks.is_empty() || hex::encode(Sha256::digest(&plain)) != sha256 {
@@ -195,7 +231,9 @@ impl ModuleStore {
 
 fn read_chunk(input: &mut std::fs::File) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::with_capacity(CHUNK);
-    Read::by_ref(input).take(CHUNK as u64).read_to_end(&mut buf)?;
+    Read::by_ref(input)
+        .take(CHUNK as u64)
+        .read_to_end(&mut buf)?;
     Ok(buf)
 }
 
@@ -213,7 +251,10 @@ mod tests {
         let raw = std::fs::read(store.path_for(&staged.sha256)).unwrap();
         assert!(raw.len() >= len + 8 + 7 + 16);
         if len > 64 {
-            assert!(!raw.windows(64).any(|w| w == &data[..64]), "the file does not hold the plaintext");
+            assert!(
+                !raw.windows(64).any(|w| w == &data[..64]),
+                "the file does not hold the plaintext"
+            );
         }
         assert_eq!(store.read(&staged.sha256).await.unwrap(), data);
     }
@@ -229,24 +270,39 @@ mod tests {
     async fn an_altered_file_or_a_wrong_key_does_not_decrypt() {
         let dir = tempfile::tempdir().unwrap();
         let store = ModuleStore::new(dir.path().to_path_buf(), &[7u8; 32]).unwrap();
-        let staged = store.stage(&b"\0asm\x01\0\0\0 some module bytes"[..], 1024).await.unwrap();
+        let staged = store
+            .stage(&b"\0asm\x01\0\0\0 some module bytes"[..], 1024)
+            .await
+            .unwrap();
         store.commit(&staged).await.unwrap();
         let other = ModuleStore::new(dir.path().to_path_buf(), &[8u8; 32]).unwrap();
-        assert!(matches!(other.read(&staged.sha256).await, Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            other.read(&staged.sha256).await,
+            Err(StorageError::Corrupt { .. })
+        ));
         let path = store.path_for(&staged.sha256);
         let mut raw = std::fs::read(&path).unwrap();
         let last = raw.len() - 1;
         raw[last] ^= 1;
         std::fs::write(&path, raw).unwrap();
-        assert!(matches!(store.read(&staged.sha256).await, Err(StorageError::Corrupt { .. })));
+        assert!(matches!(
+            store.read(&staged.sha256).await,
+            Err(StorageError::Corrupt { .. })
+        ));
     }
 
     #[tokio::test]
     async fn an_upload_over_the_limit_stops_and_leaves_no_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = ModuleStore::new(dir.path().to_path_buf(), &[7u8; 32]).unwrap();
-        let err = store.stage(vec![0u8; 5000].as_slice(), 4096).await.unwrap_err();
+        let err = store
+            .stage(vec![0u8; 5000].as_slice(), 4096)
+            .await
+            .unwrap_err();
         assert!(matches!(err, StorageError::TooLarge { limit: 4096 }));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 }

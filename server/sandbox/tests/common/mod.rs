@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sandbox::{Capabilities, Invocation, Limits, RunReport, Sandbox, SandboxError, SandboxOptions, Value};
+use sandbox::{
+    Capabilities, Invocation, Limits, RunReport, Sandbox, SandboxError, SandboxOptions, Value,
+};
 use tempfile::TempDir;
 
 /// Small limits so the tests are fast: 4 pages of memory, depth 50, 1000 iterations.
@@ -42,10 +44,20 @@ pub fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    pub async fn call(&self, wat: &str, function: &str, args: &[Value]) -> Result<RunReport, SandboxError> {
+    pub async fn call(
+        &self,
+        wat: &str,
+        function: &str,
+        args: &[Value],
+    ) -> Result<RunReport, SandboxError> {
         let prepared = self.sandbox.prepare(wat.as_bytes()).unwrap();
-        let invocation = Invocation::Call { function: function.into(), args: args.to_vec() };
-        self.sandbox.run(&prepared, &invocation, &Capabilities::default()).await
+        let invocation = Invocation::Call {
+            function: function.into(),
+            args: args.to_vec(),
+        };
+        self.sandbox
+            .run(&prepared, &invocation, &Capabilities::default())
+            .await
     }
 
     pub async fn command(
@@ -58,7 +70,10 @@ impl Fixture {
         let prepared = self.sandbox.prepare(wat.as_bytes()).unwrap();
         let invocation = Invocation::Command {
             args: args.iter().map(|s| s.to_string()).collect(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
             stdin: Vec::new(),
         };
         self.sandbox.run(&prepared, &invocation, caps).await
@@ -114,7 +129,10 @@ pub fn adapt(wat: &str) -> Vec<u8> {
     wit_component::ComponentEncoder::default()
         .module(&module)
         .unwrap()
-        .adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER)
+        .adapter(
+            WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+            WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER,
+        )
         .unwrap()
         .validate(true)
         .encode()

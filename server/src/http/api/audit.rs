@@ -12,7 +12,10 @@ use axum::{
 use platform::{
     Platform,
     access::Principal,
-    audit::{AuditPage, AuditParams, AuditQuery, query::{CSV_HEADER, csv_row}},
+    audit::{
+        AuditPage, AuditParams, AuditQuery,
+        query::{CSV_HEADER, csv_row},
+    },
 };
 use serde::Deserialize;
 
@@ -22,7 +25,9 @@ use super::{ApiError, Caller};
 const EXPORT_PAGE: u64 = 500;
 
 fn params(query: Result<Query<AuditParams>, QueryRejection>) -> Result<AuditParams, ApiError> {
-    query.map(|Query(p)| p).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+    query
+        .map(|Query(p)| p)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
 }
 
 /// `GET /audit/events?event=&actor=&outcome=&resource=&from=&to=&q=&after=&limit=`.
@@ -62,7 +67,8 @@ pub async fn export_api(
     Caller(caller): Caller,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let (params, format) = query.into_parts();
     export(platform, caller, params, format).await
 }
@@ -70,8 +76,17 @@ pub async fn export_api(
 /// Streams every event matching the filter, newest first. The first page is read before the
 /// response starts, so a refusal or a bad filter is a proper error status; a failure later ends
 /// the body early (and is logged).
-pub async fn export(platform: Platform, principal: Principal, params: AuditParams, format: Format) -> Result<Response, ApiError> {
-    let mut query = AuditQuery::from_params(&AuditParams { after: String::new(), limit: None, ..params })?;
+pub async fn export(
+    platform: Platform,
+    principal: Principal,
+    params: AuditParams,
+    format: Format,
+) -> Result<Response, ApiError> {
+    let mut query = AuditQuery::from_params(&AuditParams {
+        after: String::new(),
+        limit: None,
+        ..params
+    })?;
     query.limit = EXPORT_PAGE;
     let first = platform.audit().search(&principal, &query).await?;
     let now = platform.clock().now();
@@ -88,7 +103,15 @@ pub async fn export(platform: Platform, principal: Principal, params: AuditParam
         wrote: bool,
         done: bool,
     }
-    let state = State { platform, principal, query, page: Some(first), started: false, wrote: false, done: false };
+    let state = State {
+        platform,
+        principal,
+        query,
+        page: Some(first),
+        started: false,
+        wrote: false,
+        done: false,
+    };
     let stream = futures_util::stream::unfold(state, move |mut st| async move {
         if st.done {
             return None;
@@ -96,7 +119,11 @@ pub async fn export(platform: Platform, principal: Principal, params: AuditParam
         let mut out = String::new();
         if !st.started {
             st.started = true;
-            out.push_str(if format == Format::Csv { CSV_HEADER } else { "[" });
+            out.push_str(if format == Format::Csv {
+                CSV_HEADER
+            } else {
+                "["
+            });
         }
         let page = match st.page.take() {
             Some(page) => page,
@@ -105,7 +132,10 @@ pub async fn export(platform: Platform, principal: Principal, params: AuditParam
                 Err(e) => {
                     tracing::error!(error = %platform::error_chain(&e), "audit export ended early");
                     st.done = true;
-                    return Some((Err(std::io::Error::other("the audit export ended early")), st));
+                    return Some((
+                        Err(std::io::Error::other("the audit export ended early")),
+                        st,
+                    ));
                 }
             },
         };
@@ -132,6 +162,16 @@ pub async fn export(platform: Platform, principal: Principal, params: AuditParam
         }
         Some((Ok::<_, std::io::Error>(out), st))
     });
-    let disposition = format!("attachment; filename=\"audit-{}.{extension}\"", now.format("%Y%m%dT%H%M%SZ"));
-    Ok(([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], Body::from_stream(stream)).into_response())
+    let disposition = format!(
+        "attachment; filename=\"audit-{}.{extension}\"",
+        now.format("%Y%m%dT%H%M%SZ")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
 }

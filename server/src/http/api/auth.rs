@@ -27,7 +27,10 @@ pub async fn login(
     body: Result<Json<LoginRequest>, JsonRejection>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let Json(req) = body?;
-    let pair = platform.identity().login(&req.username, &req.password, &client(addr.0, &headers)).await?;
+    let pair = platform
+        .identity()
+        .login(&req.username, &req.password, &client(addr.0, &headers))
+        .await?;
     Ok(Json(pair))
 }
 
@@ -44,18 +47,34 @@ pub async fn refresh(
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let Json(req) = body?;
-    let pair = platform.identity().refresh(&req.refresh_token, &client(addr.0, &headers)).await?;
+    let pair = platform
+        .identity()
+        .refresh(&req.refresh_token, &client(addr.0, &headers))
+        .await?;
     Ok(Json(pair))
 }
 
-pub async fn logout(State(platform): State<Platform>, addr: Addr, headers: HeaderMap, Bearer(token): Bearer) -> Result<StatusCode, ApiError> {
-    platform.identity().logout(&token, &client(addr.0, &headers)).await?;
+pub async fn logout(
+    State(platform): State<Platform>,
+    addr: Addr,
+    headers: HeaderMap,
+    Bearer(token): Bearer,
+) -> Result<StatusCode, ApiError> {
+    platform
+        .identity()
+        .logout(&token, &client(addr.0, &headers))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 pub async fn me(Caller(principal): Caller) -> Json<serde_json::Value> {
     let body = match principal {
-        Principal::User { id, username, roles, permissions } => serde_json::json!({
+        Principal::User {
+            id,
+            username,
+            roles,
+            permissions,
+        } => serde_json::json!({
             "id": id,
             "username": username,
             "roles": roles,

@@ -20,7 +20,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -41,7 +45,11 @@ impl ApiError {
 
     fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
         tracing::error!(error = %platform::error_chain(cause), "internal error in the API");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server; it has been logged")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "something went wrong on the server; it has been logged",
+        )
     }
 }
 
@@ -55,8 +63,16 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let status = r.status();
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_request" };
-        let status = if status == StatusCode::UNPROCESSABLE_ENTITY { StatusCode::BAD_REQUEST } else { status };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else {
+            "invalid_request"
+        };
+        let status = if status == StatusCode::UNPROCESSABLE_ENTITY {
+            StatusCode::BAD_REQUEST
+        } else {
+            status
+        };
         Self::new(status, code, r.body_text())
     }
 }
@@ -64,7 +80,9 @@ impl From<JsonRejection> for ApiError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::InvalidCredentials | AuthError::InvalidToken => Self::unauthorized(e.to_string()),
+            AuthError::InvalidCredentials | AuthError::InvalidToken => {
+                Self::unauthorized(e.to_string())
+            }
             AuthError::Internal(inner) => inner.into(),
         }
     }
@@ -73,11 +91,24 @@ impl From<AuthError> for ApiError {
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> Self {
         match &e {
-            IdentityError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-            IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            IdentityError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.to_string()),
-            IdentityError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            IdentityError::Hash(_) | IdentityError::Token(_) | IdentityError::Db(_) | IdentityError::Audit(_) => Self::internal(&e),
+            IdentityError::Forbidden(_) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            IdentityError::Invalid(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                e.to_string(),
+            ),
+            IdentityError::Conflict(_) => {
+                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            IdentityError::Hash(_)
+            | IdentityError::Token(_)
+            | IdentityError::Db(_)
+            | IdentityError::Audit(_) => Self::internal(&e),
         }
     }
 }
@@ -85,15 +116,35 @@ impl From<IdentityError> for ApiError {
 impl From<ModuleError> for ApiError {
     fn from(e: ModuleError) -> Self {
         match &e {
-            ModuleError::Forbidden(_) => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-            ModuleError::NotFound(_) => Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-            ModuleError::Invalid(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation", e.to_string()),
-            ModuleError::InvalidWasm(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_module", e.to_string()),
+            ModuleError::Forbidden(_) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
+            }
+            ModuleError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+            ModuleError::Invalid(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation",
+                e.to_string(),
+            ),
+            ModuleError::InvalidWasm(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_module",
+                e.to_string(),
+            ),
             ModuleError::Empty => Self::new(StatusCode::BAD_REQUEST, "empty_module", e.to_string()),
-            ModuleError::TooLarge { .. } => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
-            ModuleError::Quarantined(_) => Self::new(StatusCode::CONFLICT, "module_quarantined", e.to_string()),
+            ModuleError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                e.to_string(),
+            ),
+            ModuleError::Quarantined(_) => {
+                Self::new(StatusCode::CONFLICT, "module_quarantined", e.to_string())
+            }
             ModuleError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            ModuleError::Storage(_) | ModuleError::Db(_) | ModuleError::Audit(_) => Self::internal(&e),
+            ModuleError::Storage(_) | ModuleError::Db(_) | ModuleError::Audit(_) => {
+                Self::internal(&e)
+            }
         }
     }
 }
@@ -105,8 +156,15 @@ impl From<platform::modules::execute::ExecuteError> for ApiError {
             ExecuteError::Module(inner) => inner.into(),
             ref sandboxed => {
                 let code = sandboxed.sandbox_code().unwrap_or("sandbox.trap");
-                let run = sandboxed.run_id().map(|r| format!(" (run {r})")).unwrap_or_default();
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, format!("{sandboxed}{run}"))
+                let run = sandboxed
+                    .run_id()
+                    .map(|r| format!(" (run {r})"))
+                    .unwrap_or_default();
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    code,
+                    format!("{sandboxed}{run}"),
+                )
             }
         }
     }
@@ -117,7 +175,9 @@ impl From<platform::audit::AuditError> for ApiError {
         use platform::audit::AuditError;
         match &e {
             AuditError::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-            AuditError::Query(_) => Self::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string()),
+            AuditError::Query(_) => {
+                Self::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
+            }
             _ => Self::internal(&e),
         }
     }

@@ -30,19 +30,49 @@ fn io_error<E: std::fmt::Display>(e: E) -> std::io::Error {
 }
 
 /// Streams the module out of a multipart form (`name`, `description`, `file`) or a raw body.
-pub async fn staged_upload(platform: &Platform, request: Request, query: UploadQuery) -> Result<(UploadMeta, Staged), ApiError> {
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+pub async fn staged_upload(
+    platform: &Platform,
+    request: Request,
+    query: UploadQuery,
+) -> Result<(UploadMeta, Staged), ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     if content_type.starts_with("multipart/form-data") {
-        let mut form = Multipart::from_request(request, &()).await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-        let mut meta = UploadMeta { name: query.name.unwrap_or_default(), description: query.description };
+        let mut form = Multipart::from_request(request, &()).await.map_err(|e| {
+            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+        })?;
+        let mut meta = UploadMeta {
+            name: query.name.unwrap_or_default(),
+            description: query.description,
+        };
         let mut staged = None;
         let mut file_name = String::new();
-        while let Some(field) = form.next_field().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))? {
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?
+        {
             match field.name() {
-                Some("name") => meta.name = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
-                Some("description") => meta.description = field.text().await.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?,
+                Some("name") => {
+                    meta.name = field.text().await.map_err(|e| {
+                        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+                    })?
+                }
+                Some("description") => {
+                    meta.description = field.text().await.map_err(|e| {
+                        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+                    })?
+                }
                 Some("file") => {
-                    file_name = field.file_name().unwrap_or_default().trim_end_matches(".wasm").to_string();
+                    file_name = field
+                        .file_name()
+                        .unwrap_or_default()
+                        .trim_end_matches(".wasm")
+                        .to_string();
                     let reader = StreamReader::new(field.map_err(io_error));
                     staged = Some(platform.modules().stage(reader).await?);
                 }
@@ -53,10 +83,19 @@ pub async fn staged_upload(platform: &Platform, request: Request, query: UploadQ
         if meta.name.trim().is_empty() {
             meta.name = file_name;
         }
-        let staged = staged.ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "the form has no \"file\" field"))?;
+        let staged = staged.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the form has no \"file\" field",
+            )
+        })?;
         Ok((meta, staged))
     } else {
-        let meta = UploadMeta { name: query.name.unwrap_or_default(), description: query.description };
+        let meta = UploadMeta {
+            name: query.name.unwrap_or_default(),
+            description: query.description,
+        };
         let reader = StreamReader::new(request.into_body().into_data_stream().map_err(io_error));
         Ok((meta, platform.modules().stage(reader).await?))
     }
@@ -68,11 +107,15 @@ pub async fn upload(
     query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
     request: Request<Body>,
 ) -> Result<(StatusCode, Json<ModuleInfo>), ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(query) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     // Refuse before reading the body (the service records the denial).
     platform.modules().check_can_upload(&caller).await?;
     let (meta, staged) = staged_upload(&platform, request, query).await?;
-    Ok((StatusCode::CREATED, Json(platform.modules().upload(&caller, meta, staged).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(platform.modules().upload(&caller, meta, staged).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -100,18 +143,44 @@ pub async fn list(
     Caller(caller): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ModulePage>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(ModuleStatus::parse(s).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("status must be active, review or quarantined, not \"{s}\"")))?),
+        Some(s) => Some(ModuleStatus::parse(s).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("status must be active, review or quarantined, not \"{s}\""),
+            )
+        })?),
     };
-    let (page, per_page) = (q.page.unwrap_or(1).max(1), q.per_page.unwrap_or(50).clamp(1, 200));
-    let filter = ModuleFilter { status, owner: q.owner, q: q.q };
-    let (modules, total) = platform.modules().list(&caller, &filter, (page - 1) * per_page, per_page).await?;
-    Ok(Json(ModulePage { modules, total, page, per_page }))
+    let (page, per_page) = (
+        q.page.unwrap_or(1).max(1),
+        q.per_page.unwrap_or(50).clamp(1, 200),
+    );
+    let filter = ModuleFilter {
+        status,
+        owner: q.owner,
+        q: q.q,
+    };
+    let (modules, total) = platform
+        .modules()
+        .list(&caller, &filter, (page - 1) * per_page, per_page)
+        .await?;
+    Ok(Json(ModulePage {
+        modules,
+        total,
+        page,
+        per_page,
+    }))
 }
 
-pub async fn get(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<ModuleInfo>, ApiError> {
+pub async fn get(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ModuleInfo>, ApiError> {
     Ok(Json(platform.modules().get(&caller, &id).await?))
 }
 
@@ -129,7 +198,12 @@ pub async fn update(
     body: Result<Json<UpdateModule>, JsonRejection>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
     let Json(req) = body?;
-    Ok(Json(platform.modules().update(&caller, &id, req.name, req.description).await?))
+    Ok(Json(
+        platform
+            .modules()
+            .update(&caller, &id, req.name, req.description)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -139,7 +213,12 @@ pub struct Reason {
     reason: Option<String>,
 }
 
-pub async fn delete(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>, Query(q): Query<Reason>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(q): Query<Reason>,
+) -> Result<StatusCode, ApiError> {
     platform.modules().delete(&caller, &id, q.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -155,7 +234,11 @@ fn grantee(req: ShareRequest) -> Result<Grantee, ApiError> {
     match (req.user, req.role) {
         (Some(u), None) => Ok(Grantee::User(u)),
         (None, Some(r)) => Ok(Grantee::Role(r)),
-        _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "give exactly one of \"user\" or \"role\"")),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "give exactly one of \"user\" or \"role\"",
+        )),
     }
 }
 
@@ -169,7 +252,11 @@ pub async fn shares<const SHARE: bool>(
     let Json(req) = body?;
     let grantee = grantee(req)?;
     let modules = platform.modules();
-    let info = if SHARE { modules.share(&caller, &id, grantee).await? } else { modules.unshare(&caller, &id, grantee).await? };
+    let info = if SHARE {
+        modules.share(&caller, &id, grantee).await?
+    } else {
+        modules.unshare(&caller, &id, grantee).await?
+    };
     Ok(Json(info))
 }
 
@@ -187,7 +274,12 @@ pub async fn review<const QUARANTINE: bool>(
     body: Result<Json<ReviewRequest>, JsonRejection>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
     let Json(req) = body?;
-    Ok(Json(platform.modules().set_quarantine(&caller, &id, QUARANTINE, &req.reason).await?))
+    Ok(Json(
+        platform
+            .modules()
+            .set_quarantine(&caller, &id, QUARANTINE, &req.reason)
+            .await?,
+    ))
 }
 
 pub async fn execute(
@@ -212,5 +304,10 @@ pub async fn runs(
     Path(id): Path<String>,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<platform::modules::execute::RunSummary>>, ApiError> {
-    Ok(Json(platform.modules().runs(&caller, &id, q.limit.unwrap_or(50)).await?))
+    Ok(Json(
+        platform
+            .modules()
+            .runs(&caller, &id, q.limit.unwrap_or(50))
+            .await?,
+    ))
 }

@@ -16,7 +16,10 @@ use serde::Deserialize;
 
 use super::{ApiError, Caller};
 
-pub async fn list(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<RoleWithHolders>>, ApiError> {
+pub async fn list(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<RoleWithHolders>>, ApiError> {
     Ok(Json(platform.identity().roles_with_holders(&caller).await?))
 }
 
@@ -35,8 +38,15 @@ pub async fn create(
     body: Result<Json<CreateRole>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Role>), ApiError> {
     let Json(req) = body?;
-    let new = NewRole { name: req.name, description: req.description, permissions: req.permissions };
-    Ok((StatusCode::CREATED, Json(platform.identity().create_role(&caller, new).await?)))
+    let new = NewRole {
+        name: req.name,
+        description: req.description,
+        permissions: req.permissions,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(platform.identity().create_role(&caller, new).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -53,6 +63,14 @@ pub async fn update(
     body: Result<Json<UpdateRole>, JsonRejection>,
 ) -> Result<Json<Role>, ApiError> {
     let Json(req) = body?;
-    let changes = RoleChanges { description: req.description, permissions: req.permissions };
-    Ok(Json(platform.identity().update_role(&caller, &name, changes).await?))
+    let changes = RoleChanges {
+        description: req.description,
+        permissions: req.permissions,
+    };
+    Ok(Json(
+        platform
+            .identity()
+            .update_role(&caller, &name, changes)
+            .await?,
+    ))
 }

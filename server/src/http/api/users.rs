@@ -14,7 +14,10 @@ use serde::Deserialize;
 
 use super::{ApiError, Caller};
 
-pub async fn list(State(platform): State<Platform>, Caller(caller): Caller) -> Result<Json<Vec<User>>, ApiError> {
+pub async fn list(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+) -> Result<Json<Vec<User>>, ApiError> {
     Ok(Json(platform.identity().list_users(&caller).await?))
 }
 
@@ -33,11 +36,23 @@ pub async fn create(
     body: Result<Json<CreateUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let Json(req) = body?;
-    let new = NewUser { username: req.username, email: req.email, password: req.password, roles: req.roles };
-    Ok((StatusCode::CREATED, Json(platform.identity().create_user(&caller, new).await?)))
+    let new = NewUser {
+        username: req.username,
+        email: req.email,
+        password: req.password,
+        roles: req.roles,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(platform.identity().create_user(&caller, new).await?),
+    ))
 }
 
-pub async fn get(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<User>, ApiError> {
+pub async fn get(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<User>, ApiError> {
     Ok(Json(platform.identity().get_user(&caller, &id).await?))
 }
 
@@ -60,11 +75,25 @@ pub async fn update(
     body: Result<Json<UpdateUser>, JsonRejection>,
 ) -> Result<Json<User>, ApiError> {
     let Json(req) = body?;
-    let changes = UserChanges { email: req.email, password: req.password, add_roles: req.add_roles, remove_roles: req.remove_roles };
-    Ok(Json(platform.identity().update_user_by_id(&caller, &id, changes, req.disabled).await?))
+    let changes = UserChanges {
+        email: req.email,
+        password: req.password,
+        add_roles: req.add_roles,
+        remove_roles: req.remove_roles,
+    };
+    Ok(Json(
+        platform
+            .identity()
+            .update_user_by_id(&caller, &id, changes, req.disabled)
+            .await?,
+    ))
 }
 
-pub async fn delete(State(platform): State<Platform>, Caller(caller): Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn delete(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     platform.identity().delete_user(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

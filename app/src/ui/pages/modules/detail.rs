@@ -6,7 +6,10 @@ use leptos_router::hooks::{use_params_map, use_query_map};
 
 use super::{RiskBadge, StatusPill, human_size};
 use crate::{
-    api::modules::{DeleteModule, ExecuteModule, ModuleDetail, ReviewModule, SetCapabilityGroup, ShareModule, UnshareModule, get_module, module_runs},
+    api::modules::{
+        DeleteModule, ExecuteModule, ModuleDetail, ReviewModule, SetCapabilityGroup, ShareModule,
+        UnshareModule, get_module, module_runs,
+    },
     ui::forms::{FieldErrors, FormError, page_error},
 };
 
@@ -21,7 +24,15 @@ pub fn ModulePage() -> impl IntoView {
     let delete = ServerAction::<DeleteModule>::new();
     let exec = ServerAction::<ExecuteModule>::new();
     let detail = Resource::new(
-        move || (id(), share.version().get(), unshare.version().get(), review.version().get(), group.version().get()),
+        move || {
+            (
+                id(),
+                share.version().get(),
+                unshare.version().get(),
+                review.version().get(),
+                group.version().get(),
+            )
+        },
         |(id, ..)| get_module(id),
     );
     let query = use_query_map();
@@ -59,10 +70,16 @@ fn ModuleView(
     let share_error = Signal::derive(move || share.value().get().and_then(Result::err));
     let review_error = Signal::derive(move || review.value().get().and_then(Result::err));
     let other_error = Signal::derive(move || {
-        unshare.value().get().and_then(Result::err).or_else(|| group.value().get().and_then(Result::err)).or_else(|| delete.value().get().and_then(Result::err))
+        unshare
+            .value()
+            .get()
+            .and_then(Result::err)
+            .or_else(|| group.value().get().and_then(Result::err))
+            .or_else(|| delete.value().get().and_then(Result::err))
     });
     let id = m.id.clone();
-    let (id_share, id_review, id_caps, id_delete) = (id.clone(), id.clone(), id.clone(), id.clone());
+    let (id_share, id_review, id_caps, id_delete) =
+        (id.clone(), id.clone(), id.clone(), id.clone());
     let can_share = d.can_share;
     let shares = m.shares.clone();
     view! {
@@ -218,7 +235,10 @@ fn ModuleView(
 #[component]
 fn RunPanel(id: String, can_execute: bool, exec: ServerAction<ExecuteModule>) -> AnyView {
     let runs_id = id.clone();
-    let runs = Resource::new(move || (runs_id.clone(), exec.version().get()), |(id, _)| module_runs(id));
+    let runs = Resource::new(
+        move || (runs_id.clone(), exec.version().get()),
+        |(id, _)| module_runs(id),
+    );
     let error = Signal::derive(move || exec.value().get().and_then(Result::err));
     let (mode, set_mode) = signal("call".to_string());
     view! {

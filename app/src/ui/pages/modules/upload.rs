@@ -23,7 +23,12 @@ pub fn UploadPage() -> impl IntoView {
     let shown_error = move || error.get().or_else(|| query.read().get("error"));
     let on_submit = move |ev: SubmitEvent| {
         use wasm_bindgen::JsCast;
-        let Some(form) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok()) else { return };
+        let Some(form) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
+        else {
+            return;
+        };
         if send(&form, set_phase, set_error).is_ok() {
             ev.prevent_default();
         }
@@ -70,19 +75,29 @@ pub fn UploadPage() -> impl IntoView {
 
 /// Sends the form with `XMLHttpRequest`, reporting progress; on success the browser goes to the
 /// module's page.
-fn send(form: &web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>, set_error: WriteSignal<Option<String>>) -> Result<(), wasm_bindgen::JsValue> {
+fn send(
+    form: &web_sys::HtmlFormElement,
+    set_phase: WriteSignal<Phase>,
+    set_error: WriteSignal<Option<String>>,
+) -> Result<(), wasm_bindgen::JsValue> {
     use wasm_bindgen::{JsCast, closure::Closure};
     let data = web_sys::FormData::new_with_form(form)?;
     let xhr = web_sys::XmlHttpRequest::new()?;
     xhr.open("POST", "/modules/upload")?;
     xhr.set_request_header("Accept", "application/json")?;
-    let on_progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
-        if e.length_computable() && e.total() > 0.0 {
-            let f = e.loaded() / e.total();
-            set_phase.set(if f >= 1.0 { Phase::Analysing } else { Phase::Uploading(f) });
-        }
-    });
-    xhr.upload()?.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    let on_progress =
+        Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
+            if e.length_computable() && e.total() > 0.0 {
+                let f = e.loaded() / e.total();
+                set_phase.set(if f >= 1.0 {
+                    Phase::Analysing
+                } else {
+                    Phase::Uploading(f)
+                });
+            }
+        });
+    xhr.upload()?
+        .set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
     on_progress.forget();
     let done = xhr.clone();
     let on_load = Closure::<dyn FnMut()>::new(move || {
@@ -91,7 +106,9 @@ fn send(form: &web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>, set_erro
         match (done.status().unwrap_or(0), json["id"].as_str()) {
             (201, Some(id)) => {
                 if let Some(window) = web_sys::window() {
-                    let _ = window.location().set_href(&format!("/modules/{id}?uploaded=1"));
+                    let _ = window
+                        .location()
+                        .set_href(&format!("/modules/{id}?uploaded=1"));
                 }
             }
             (401, _) => {
@@ -101,7 +118,12 @@ fn send(form: &web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>, set_erro
             }
             _ => {
                 set_phase.set(Phase::Idle);
-                set_error.set(Some(json["error"]["message"].as_str().unwrap_or("the upload failed").to_string()));
+                set_error.set(Some(
+                    json["error"]["message"]
+                        .as_str()
+                        .unwrap_or("the upload failed")
+                        .to_string(),
+                ));
             }
         }
     });
@@ -109,7 +131,9 @@ fn send(form: &web_sys::HtmlFormElement, set_phase: WriteSignal<Phase>, set_erro
     on_load.forget();
     let on_error = Closure::<dyn FnMut()>::new(move || {
         set_phase.set(Phase::Idle);
-        set_error.set(Some("the upload failed: the server could not be reached".to_string()));
+        set_error.set(Some(
+            "the upload failed: the server could not be reached".to_string(),
+        ));
     });
     xhr.set_onerror(Some(on_error.as_ref().unchecked_ref()));
     on_error.forget();

@@ -7,8 +7,8 @@
 //! Events already stored (a batch replayed after a crash) are skipped, so replay is exactly once.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect, Statement,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
+    QuerySelect, Statement, TransactionTrait,
 };
 
 use sea_orm::sea_query::ExprTrait;
@@ -25,10 +25,16 @@ pub struct DatabaseSink {
 pub async fn chain_head(conn: &impl ConnectionTrait) -> Result<(i64, String), SinkError> {
     let backend = conn.get_database_backend();
     let row = conn
-        .query_one_raw(Statement::from_string(backend, "SELECT seq, hash FROM audit_chain WHERE id = 1"))
+        .query_one_raw(Statement::from_string(
+            backend,
+            "SELECT seq, hash FROM audit_chain WHERE id = 1",
+        ))
         .await?
         .ok_or(SinkError::NoChainHead)?;
-    Ok((row.try_get::<i64>("", "seq")?, row.try_get::<String>("", "hash")?))
+    Ok((
+        row.try_get::<i64>("", "seq")?,
+        row.try_get::<String>("", "hash")?,
+    ))
 }
 
 impl DatabaseSink {
@@ -42,7 +48,11 @@ impl DatabaseSink {
         }
         let txn = self.db.begin().await?;
         let backend = txn.get_database_backend();
-        txn.execute_raw(Statement::from_string(backend, "UPDATE audit_chain SET seq = seq WHERE id = 1")).await?;
+        txn.execute_raw(Statement::from_string(
+            backend,
+            "UPDATE audit_chain SET seq = seq WHERE id = 1",
+        ))
+        .await?;
         let (mut seq, mut prev) = chain_head(&txn).await?;
         let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.id).collect();
         let stored: Vec<uuid::Uuid> = entity::Entity::find()
@@ -66,7 +76,9 @@ impl DatabaseSink {
         if !rows.is_empty() {
             // Bounded batches keep the bind parameters under SQLite's limit.
             for chunk in rows.chunks(500) {
-                entity::Entity::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+                entity::Entity::insert_many(chunk.to_vec())
+                    .exec_without_returning(&txn)
+                    .await?;
             }
             let update = sea_orm::sea_query::Query::update()
                 .table("audit_chain")

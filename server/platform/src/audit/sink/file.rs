@@ -42,7 +42,9 @@ pub fn rotated(path: &Path, n: u32, compressed: bool) -> PathBuf {
 
 /// The rotated file `n`, compressed or not, if it exists.
 pub fn existing_rotated(path: &Path, n: u32) -> Option<PathBuf> {
-    [rotated(path, n, true), rotated(path, n, false)].into_iter().find(|p| p.exists())
+    [rotated(path, n, true), rotated(path, n, false)]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// Opens a file for reading, decompressing `.gz`.
@@ -57,7 +59,14 @@ pub fn open_lines(path: &Path) -> io::Result<Box<dyn BufRead>> {
 
 impl FileSink {
     pub fn new(path: PathBuf, rotation: Rotation) -> Self {
-        Self { path, rotation, state: Mutex::new(State { known_len: None, last_hash: line::GENESIS.to_string() }) }
+        Self {
+            path,
+            rotation,
+            state: Mutex::new(State {
+                known_len: None,
+                last_hash: line::GENESIS.to_string(),
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -75,10 +84,20 @@ impl FileSink {
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent)?;
         }
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.lock_path())?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())?;
         lock.lock()?;
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         let mut len = file.metadata()?.len();
         if state.known_len != Some(len) {
             let (hash, torn) = last_hash(&self.path, len)?;
@@ -98,7 +117,10 @@ impl FileSink {
                 buf.clear();
                 drop(file);
                 self.rotate()?;
-                file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+                file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?;
                 len = 0;
             }
             buf.push_str(&text);
@@ -149,7 +171,12 @@ fn last_hash(path: &Path, len: u64) -> io::Result<(String, bool)> {
                 for l in open_lines(&previous)?.lines() {
                     last = Some(l?);
                 }
-                Ok((last.as_deref().and_then(hash_of).unwrap_or_else(|| line::GENESIS.to_string()), false))
+                Ok((
+                    last.as_deref()
+                        .and_then(hash_of)
+                        .unwrap_or_else(|| line::GENESIS.to_string()),
+                    false,
+                ))
             }
             None => Ok((line::GENESIS.to_string(), false)),
         };
@@ -161,7 +188,11 @@ fn last_hash(path: &Path, len: u64) -> io::Result<(String, bool)> {
     file.read_to_end(&mut tail)?;
     let torn = tail.last() != Some(&b'\n');
     let text = String::from_utf8_lossy(&tail);
-    let hash = text.lines().rev().find_map(hash_of).unwrap_or_else(|| line::GENESIS.to_string());
+    let hash = text
+        .lines()
+        .rev()
+        .find_map(hash_of)
+        .unwrap_or_else(|| line::GENESIS.to_string());
     Ok((hash, torn))
 }
 

@@ -72,12 +72,19 @@ pub fn facility_code(name: &str) -> u8 {
 
 /// Printable US-ASCII without spaces, at most `max` characters, `-` when empty (RFC 5424 §6).
 fn header_field(s: &str, max: usize) -> String {
-    let out: String = s.chars().take(max).map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
+    let out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
     if out.is_empty() { "-".to_string() } else { out }
 }
 
 fn hostname() -> String {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok().or_else(|| std::env::var("HOSTNAME").ok()).unwrap_or_default();
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
     header_field(name.trim(), 255)
 }
 
@@ -85,18 +92,32 @@ impl SyslogSink {
     pub fn new(facility: &str, tag: &str, address: Option<&url::Url>) -> Self {
         let target = match address {
             Some(url) => {
-                let hostport = format!("{}:{}", url.host_str().unwrap_or("127.0.0.1"), url.port().unwrap_or(514));
-                if url.scheme() == "tcp" { Target::Tcp(hostport) } else { Target::Udp(hostport) }
+                let hostport = format!(
+                    "{}:{}",
+                    url.host_str().unwrap_or("127.0.0.1"),
+                    url.port().unwrap_or(514)
+                );
+                if url.scheme() == "tcp" {
+                    Target::Tcp(hostport)
+                } else {
+                    Target::Udp(hostport)
+                }
             }
             None => Target::Local(PathBuf::from(LOCAL_SOCKET)),
         };
-        Self { facility: facility_code(facility), app_name: header_field(tag, 48), hostname: hostname(), target, conn: Mutex::new(None) }
+        Self {
+            facility: facility_code(facility),
+            app_name: header_field(tag, 48),
+            hostname: hostname(),
+            target,
+            conn: Mutex::new(None),
+        }
     }
 
     /// The RFC 5424 message for `event`.
     pub fn format(&self, event: &RecordedEvent) -> String {
         let severity = match event.event.outcome {
-            Outcome::Success => 5, // notice
+            Outcome::Success => 5,                   // notice
             Outcome::Failure | Outcome::Denied => 4, // warning
         };
         let pri = u16::from(self.facility) * 8 + severity;
@@ -126,7 +147,11 @@ impl SyslogSink {
                 Conn::Local(s)
             }
             Target::Udp(addr) => {
-                let bind = if addr.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" };
+                let bind = if addr.starts_with('[') {
+                    "[::]:0"
+                } else {
+                    "0.0.0.0:0"
+                };
                 let s = UdpSocket::bind(bind).await?;
                 s.connect(addr).await?;
                 Conn::Udp(s)
@@ -147,7 +172,11 @@ impl SyslogSink {
         result
     }
 
-    async fn send_all(&self, conn: Option<&mut Conn>, events: &[RecordedEvent]) -> Result<(), SinkError> {
+    async fn send_all(
+        &self,
+        conn: Option<&mut Conn>,
+        events: &[RecordedEvent],
+    ) -> Result<(), SinkError> {
         let Some(conn) = conn else { return Ok(()) };
         match conn {
             Conn::Local(s) => {
@@ -184,13 +213,25 @@ mod tests {
         let sink = SyslogSink::new("local0", "wasm as-os", None);
         let e = RecordedEvent {
             id: uuid::Uuid::nil(),
-            timestamp: chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().to_utc(),
-            event: AuditEvent::new(EventKind::LoginFailure, Actor::user("1", "eve\nforged <13>1 line"), Outcome::Failure),
+            timestamp: chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+                .unwrap()
+                .to_utc(),
+            event: AuditEvent::new(
+                EventKind::LoginFailure,
+                Actor::user("1", "eve\nforged <13>1 line"),
+                Outcome::Failure,
+            ),
         };
         let m = sink.format(&e);
-        assert!(m.starts_with("<132>1 2026-01-02T03:04:05.000000Z "), "local0 (16) * 8 + warning (4): {m}");
+        assert!(
+            m.starts_with("<132>1 2026-01-02T03:04:05.000000Z "),
+            "local0 (16) * 8 + warning (4): {m}"
+        );
         let fields: Vec<&str> = m.splitn(8, ' ').collect();
-        assert_eq!((fields[3], fields[5], fields[6]), ("wasm_as-os", "login_failure", "-"));
+        assert_eq!(
+            (fields[3], fields[5], fields[6]),
+            ("wasm_as-os", "login_failure", "-")
+        );
         assert!(!m.contains('\n') && m.contains("eve\\nforged"), "{m}");
     }
 }
