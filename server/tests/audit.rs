@@ -200,7 +200,7 @@ fn promtool(text: &str) -> Option<(bool, String)> {
         .stderr(Stdio::piped())
         .spawn()
     else {
-        eprintln!("notice: promtool is not installed (.ci/setup installs it); skipping the lint");
+        testkit::require_tool("promtool", &["--version"]);
         return None;
     };
     child

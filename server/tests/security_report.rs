@@ -111,9 +111,7 @@ async fn security_report(data_dir: &Path, database_url: Option<&str>) {
         assert!(text.contains("Period: 2024-01-01 to 2024-01-31"), "{text}");
         assert!(text.contains("Events recorded: 0"), "{text}");
     } else {
-        eprintln!(
-            "notice: pdftotext is not installed (.ci/setup installs it); the PDF's text was not read"
-        );
+        testkit::require_tool("pdftotext", &["-v"]);
     }
 
     // Today's numbers, as JSON, counted from what the server recorded.

@@ -422,22 +422,11 @@ async fn the_database_chain_names_an_altered_row_on_sqlite() {
 
 #[tokio::test]
 async fn the_database_chain_names_an_altered_row_on_postgres() {
-    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-        eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run");
+    let Some(db) = testkit::FreshDb::create().await else {
         return;
     };
-    let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(&admin_url).unwrap();
-    url.set_path(&name);
-    database_chain(Some(url.to_string())).await;
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await;
+    database_chain(Some(db.url.clone())).await;
+    db.drop_db().await;
 }
 
 #[tokio::test]
@@ -480,8 +469,7 @@ struct Rsyslog {
 
 impl Rsyslog {
     fn start(dir: &Path, protocol: &str) -> Option<(Self, u16)> {
-        if Command::new("rsyslogd").arg("-v").output().is_err() {
-            eprintln!("notice: rsyslogd is not installed (.ci/setup installs it); skipping");
+        if !testkit::require_tool("rsyslogd", &["-v"]) {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

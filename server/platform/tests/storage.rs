@@ -8,51 +8,6 @@ use platform::{
     audit::{Actor, AuditEvent, EventKind, Outcome},
     clock::ManualClock,
 };
-use sea_orm::{ConnectionTrait, Database};
-
-/// A fresh PostgreSQL database for one test, dropped at the end when possible.
-struct PgDb {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDb {
-    async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
-            eprintln!(
-                "notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL run of this test"
-            );
-            return None;
-        };
-        let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(&admin_url)
-            .await
-            .expect("TEST_POSTGRES_URL must be reachable");
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        Some(Self { admin_url, name })
-    }
-
-    fn url(&self) -> String {
-        let mut url = url::Url::parse(&self.admin_url).unwrap();
-        url.set_path(&self.name);
-        url.to_string()
-    }
-
-    async fn drop_db(self) {
-        if let Ok(admin) = Database::connect(&self.admin_url).await {
-            let _ = admin
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-        }
-    }
-}
 
 async fn start(data_dir: &Path, database_url: Option<String>, clock: ManualClock) -> Platform {
     let options = StartOptions {
@@ -121,10 +76,10 @@ async fn audit_events_round_trip_on_sqlite() {
 
 #[tokio::test]
 async fn audit_events_round_trip_on_postgres() {
-    let Some(pg) = PgDb::create().await else {
+    let Some(pg) = testkit::FreshDb::create().await else {
         return;
     };
-    audit_events_round_trip(Some(pg.url())).await;
+    audit_events_round_trip(Some(pg.url.clone())).await;
     pg.drop_db().await;
 }
 
@@ -319,9 +274,9 @@ async fn security_overview_counts_per_hour_on_sqlite() {
 
 #[tokio::test]
 async fn security_overview_counts_per_hour_on_postgres() {
-    let Some(pg) = PgDb::create().await else {
+    let Some(pg) = testkit::FreshDb::create().await else {
         return;
     };
-    security_overview_counts_per_hour(Some(pg.url())).await;
+    security_overview_counts_per_hour(Some(pg.url.clone())).await;
     pg.drop_db().await;
 }

@@ -1,0 +1,104 @@
+//! Helpers shared by the test suites of `platform` and `wasm-as-os` (a dev-dependency only).
+//!
+//! The rule they enforce: under `CI=true` a test whose server or tool is missing fails; it never
+//! returns early. Outside CI (a developer without PostgreSQL, say) the test prints a notice and
+//! skips only the part that needs the missing piece.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sea_orm::{ConnectionTrait, Database};
+
+/// True when running under CI (`CI=true`), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Says that `what` is missing: panics under CI, prints a notice and returns `false` elsewhere.
+fn missing(what: &str) -> bool {
+    assert!(
+        !in_ci(),
+        "{what} is required under CI=true (.ci/test provides it)"
+    );
+    eprintln!("notice: {what} is missing; skipping this part of the test");
+    false
+}
+
+/// Whether the command `program` runs (with `args`, e.g. `["--version"]`). Under CI a missing
+/// program fails the test.
+pub fn require_tool(program: &str, args: &[&str]) -> bool {
+    match std::process::Command::new(program).args(args).output() {
+        Ok(_) => true,
+        Err(_) => missing(&format!("the command `{program}`")),
+    }
+}
+
+/// A database created for one test on the server at `TEST_POSTGRES_URL`. It is dropped when this
+/// value is dropped, also when the test panics.
+pub struct FreshDb {
+    admin_url: String,
+    /// The new database's URL.
+    pub url: String,
+    name: String,
+    dropped: bool,
+}
+
+impl FreshDb {
+    /// A fresh database, or `None` (with a notice) when `TEST_POSTGRES_URL` is not set outside
+    /// CI. Under CI a missing or unreachable server fails the test.
+    pub async fn create() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+            missing("PostgreSQL (TEST_POSTGRES_URL)");
+            return None;
+        };
+        let name = format!("wasm_as_os_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(&admin_url)
+            .await
+            .expect("TEST_POSTGRES_URL must be reachable");
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(&admin_url).unwrap();
+        url.set_path(&name);
+        Some(Self {
+            admin_url,
+            url: url.to_string(),
+            name,
+            dropped: false,
+        })
+    }
+
+    /// Drops the database now (the same happens on drop; this form reports errors).
+    pub async fn drop_db(mut self) {
+        self.dropped = true;
+        drop_database(&self.admin_url, &self.name).await;
+    }
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(admin) = Database::connect(admin_url).await {
+        let _ = admin
+            .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+        let _ = admin.close().await;
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Drop may run inside a runtime (or while a test panics): drop on a thread of its own.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(drop_database(&admin_url, &name));
+            }
+        })
+        .join();
+    }
+}
