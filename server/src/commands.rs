@@ -33,6 +33,8 @@ pub enum CommandError {
         broken: platform::audit::verify::Broken,
         verified: u64,
     },
+    #[error(transparent)]
+    Modules(#[from] platform::modules::ModuleError),
     #[error("{0}")]
     Usage(String),
 }
@@ -120,5 +122,9 @@ async fn status(platform: &Platform) -> Result<(), CommandError> {
             "migrations pending"
         }
     );
+    if readiness.migrations {
+        let stale = platform.modules().stale_count().await?;
+        println!("re-analysis  {stale} module(s) waiting to be analysed under the current rules");
+    }
     Ok(())
 }

@@ -8,6 +8,7 @@ use platform::{
     Notice, Platform, StartOptions,
     audit::{Actor, AuditEvent, EventKind, Outcome},
     identity::sessions::SessionTimeouts,
+    modules::Reanalysis,
 };
 
 use crate::{cli::ServeArgs, commands::CommandError, http};
@@ -29,16 +30,13 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
                 path = %path.display(),
                 "generated a module-storage key into the data dir; back it up with the data dir, or set WASM_AS_OS_STORAGE_KEY (64 hex characters) — without it stored modules cannot be read"
             ),
-            Notice::Reanalysed { modules } => tracing::info!(
-                modules,
-                "the analysis rules changed: stored modules were analysed again"
-            ),
             Notice::GeneratedJwtSecret { path } => tracing::warn!(
                 path = %path.display(),
                 "no JWT secret is configured: generated a random one into the data dir; set auth.jwt.secret (e.g. \"${{JWT_SECRET}}\") in security.yml for production"
             ),
         }
     }
+    spawn_reanalysis(platform.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CommandError::Listen {
@@ -186,4 +184,44 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             std::future::pending::<()>().await;
         }
     }
+}
+
+/// Analyses stored modules again behind the listener when the analysis rules changed, one module
+/// a step, with progress in the log (and the pending count in `admin status`). A run of a module
+/// not yet reached re-analyses that module first, so nothing runs under outdated rules.
+fn spawn_reanalysis(platform: Platform) {
+    tokio::spawn(async move {
+        let modules = platform.modules();
+        let pending = match modules.stale_count().await {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %platform::error_chain(&e), "cannot count modules to analyse again");
+                return;
+            }
+        };
+        tracing::info!(
+            pending,
+            "the analysis rules changed: analysing stored modules again in the background"
+        );
+        let mut done: u64 = 0;
+        loop {
+            match modules.reanalyse_next().await {
+                Ok(Reanalysis::Reanalysed { .. }) => {
+                    done += 1;
+                    if done.is_multiple_of(100) {
+                        tracing::info!(done, pending, "re-analysis in progress");
+                    }
+                }
+                Ok(Reanalysis::Idle) => {
+                    tracing::info!(modules = done, "re-analysis finished");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %platform::error_chain(&e), done, "re-analysis stopped; modules left are analysed again when they run or at the next start");
+                    return;
+                }
+            }
+        }
+    });
 }

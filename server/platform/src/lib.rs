@@ -86,7 +86,6 @@ pub enum StartError {
 pub enum Notice {
     GeneratedJwtSecret { path: PathBuf },
     GeneratedStorageKey { path: PathBuf },
-    Reanalysed { modules: u64 },
 }
 
 /// The running platform; cheap to clone.
@@ -193,15 +192,6 @@ impl Platform {
             executor,
             generation,
         );
-        let reanalysed = modules
-            .reanalyse_stale()
-            .await
-            .map_err(|e| StartError::Modules(error_chain(&e)))?;
-        if reanalysed > 0 {
-            notices.push(Notice::Reanalysed {
-                modules: reanalysed,
-            });
-        }
         let inner = Inner {
             config,
             data_dir: options.data_dir,

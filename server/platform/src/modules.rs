@@ -206,6 +206,15 @@ pub(crate) struct RunTarget {
     pub(crate) capability_group: Option<String>,
 }
 
+/// What one step of the background re-analysis did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reanalysis {
+    /// This module was analysed again; `status` is its status now.
+    Reanalysed { id: String, status: String },
+    /// Every module is current.
+    Idle,
+}
+
 /// Most modules kept in memory for deciding on runs.
 const ACCESS_CACHE: usize = 10_000;
 
@@ -498,9 +507,13 @@ impl Modules {
     }
 
     async fn load_access(&self, id: uuid::Uuid) -> Result<Option<ModuleAccess>, ModuleError> {
-        let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else {
+        let Some(mut row) = module::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
         };
+        if row.policy_hash != self.policy_hash {
+            // Not yet reached by the background re-analysis: no run under outdated rules.
+            row = self.reanalyse(row).await?;
+        }
         let shares = share::Entity::find()
             .filter(share::Column::ModuleId.eq(id))
             .all(&self.db)
@@ -918,40 +931,72 @@ impl Modules {
         self.info(row).await
     }
 
-    /// Analyses again every module analysed under other rules (at start, after a config change).
-    /// Returns how many were analysed again.
-    pub async fn reanalyse_stale(&self) -> Result<u64, ModuleError> {
-        let stale = module::Entity::find()
-            .filter(module::Column::PolicyHash.ne(self.policy_hash.clone()))
-            .all(&self.db)
-            .await?;
-        let mut count = 0;
-        for row in stale {
-            let bytes = self.store.read(&row.sha256).await?;
-            let report = self.analyse(bytes).await?;
-            let status = match (self.status_for(&report), ModuleStatus::parse(&row.status)) {
-                // A released module stays released unless the new rules quarantine it.
-                (ModuleStatus::Review, Some(ModuleStatus::Active)) if row.review_note.is_some() => {
-                    ModuleStatus::Active
-                }
-                (new, _) => new,
-            };
-            let mut active: module::ActiveModel = row.clone().into();
-            active.risk_score = Set(i16::from(report.risk_score));
-            active.suspicious = Set(report.suspicious);
-            active.analysis = Set(analysis_json(&report));
-            active.status = Set(status.as_str().to_string());
-            active.policy_hash = Set(self.policy_hash.clone());
-            active.updated_at = Set(self.clock.now());
-            let change = self.generation.change();
-            let updated = active.update(&self.db).await?;
-            drop(change);
-            if status == ModuleStatus::Quarantined && row.status != "quarantined" {
-                self.record(&Principal::System, EventKind::ModuleQuarantine, Outcome::Success, &updated, serde_json::json!({ "reason": "re-analysis under changed rules", "automatic": true })).await?;
+    fn stale(&self) -> sea_orm::Select<module::Entity> {
+        module::Entity::find().filter(module::Column::PolicyHash.ne(self.policy_hash.clone()))
+    }
+
+    /// How many stored modules were analysed under other rules than the current ones.
+    pub async fn stale_count(&self) -> Result<u64, ModuleError> {
+        use sea_orm::PaginatorTrait;
+        Ok(self.stale().count(&self.db).await?)
+    }
+
+    /// One step of the background re-analysis: analyses the oldest module whose analysis predates
+    /// the current rules (see [`Self::stale_count`]). Start-up does none of this work; `serve`
+    /// runs these steps behind the listener, and a run of a stale module re-analyses it first.
+    pub async fn reanalyse_next(&self) -> Result<Reanalysis, ModuleError> {
+        let Some(row) = self
+            .stale()
+            .order_by_asc(module::Column::CreatedAt)
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(Reanalysis::Idle);
+        };
+        let updated = self.reanalyse(row).await?;
+        Ok(Reanalysis::Reanalysed {
+            id: updated.id.to_string(),
+            status: updated.status,
+        })
+    }
+
+    /// Analyses one module again under the current rules and stores the new report and status;
+    /// a new quarantine is audited as `module_quarantine`.
+    async fn reanalyse(&self, row: module::Model) -> Result<module::Model, ModuleError> {
+        let bytes = self.store.read(&row.sha256).await?;
+        let report = self.analyse(bytes).await?;
+        let status = match (self.status_for(&report), ModuleStatus::parse(&row.status)) {
+            // A released module stays released unless the new rules quarantine it.
+            (ModuleStatus::Review, Some(ModuleStatus::Active)) if row.review_note.is_some() => {
+                ModuleStatus::Active
             }
-            count += 1;
+            (new, _) => new,
+        };
+        let mut active: module::ActiveModel = row.clone().into();
+        active.risk_score = Set(i16::from(report.risk_score));
+        active.suspicious = Set(report.suspicious);
+        active.analysis = Set(analysis_json(&report));
+        active.status = Set(status.as_str().to_string());
+        active.policy_hash = Set(self.policy_hash.clone());
+        active.updated_at = Set(self.clock.now());
+        let change = self.generation.change();
+        let updated = active.update(&self.db).await?;
+        drop(change);
+        if status == ModuleStatus::Quarantined && row.status != "quarantined" {
+            let details = serde_json::json!({
+                "reason": "re-analysis under changed rules",
+                "automatic": true
+            });
+            self.record(
+                &Principal::System,
+                EventKind::ModuleQuarantine,
+                Outcome::Success,
+                &updated,
+                details,
+            )
+            .await?;
         }
-        Ok(count)
+        Ok(updated)
     }
 
     /// The bytes of a module the principal may execute; quarantined modules are refused.

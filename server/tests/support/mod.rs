@@ -60,11 +60,11 @@ impl Server {
     ) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
-        cmd.arg("--config-dir")
-            .arg(repo_config())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(global_args);
+        // A test may bring its own config dir through WASM_AS_OS_CONFIG_DIR.
+        if !envs.iter().any(|(k, _)| *k == "WASM_AS_OS_CONFIG_DIR") {
+            cmd.arg("--config-dir").arg(repo_config());
+        }
+        cmd.arg("--data-dir").arg(data_dir).args(global_args);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve_args)
             .env_remove("DATABASE_URL")
@@ -209,4 +209,25 @@ pub async fn token(
     );
     let pair: serde_json::Value = r.json().await.unwrap();
     pair["access_token"].as_str().unwrap().to_string()
+}
+
+/// A copy of the repository's config dir under `root`, with each `(file, from, to)` text
+/// replacement applied (each `from` must occur). Start a server on it with
+/// `Server::start_with_env(…, &[("WASM_AS_OS_CONFIG_DIR", dir)])`.
+pub fn config_copy(root: &Path, edits: &[(&str, &str, &str)]) -> PathBuf {
+    let dir = root.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(repo_config()).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    for (file, from, to) in edits {
+        let path = dir.join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file} has no {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+    dir
 }
