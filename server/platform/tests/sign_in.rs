@@ -1,0 +1,160 @@
+//! Tokens and browser sessions, called on the identity service directly with an injected clock:
+//! refresh rotation and reuse detection, token expiry, and the session's absolute timeout.
+//! SQLite always, PostgreSQL on a fresh database.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{TimeZone, Utc};
+use platform::{
+    Platform, StartOptions,
+    access::Principal,
+    clock::ManualClock,
+    identity::{
+        NewUser,
+        auth::{AuthError, Client},
+        sessions::SessionTimeouts,
+    },
+};
+use secrecy::SecretString;
+
+const PASSWORD: &str = "Sessions-Password-42!";
+
+async fn start(database_url: Option<String>) -> (Platform, ManualClock, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+    let options = StartOptions {
+        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"),
+        data_dir: dir.path().join("data"),
+        database_url,
+        clock: Arc::new(clock.clone()),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
+    };
+    let (platform, _) = Platform::start(options).await.unwrap();
+    platform
+        .identity()
+        .create_user(
+            &Principal::System,
+            NewUser {
+                username: "alice".into(),
+                email: "alice@example.com".into(),
+                password: SecretString::from(PASSWORD),
+                roles: vec!["developer".into()],
+            },
+        )
+        .await
+        .unwrap();
+    (platform, clock, dir)
+}
+
+fn password() -> SecretString {
+    SecretString::from(PASSWORD)
+}
+
+async fn refresh_family(database_url: Option<String>) {
+    let (platform, _clock, _dir) = start(database_url).await;
+    let identity = platform.identity();
+    let client = Client::default();
+    let first = identity.login("alice", &password(), &client).await.unwrap();
+    let second = identity
+        .refresh(&first.refresh_token, &client)
+        .await
+        .unwrap();
+    assert_ne!(second.refresh_token, first.refresh_token, "refresh rotates");
+    identity.authenticate(&second.access_token).await.unwrap();
+
+    // Presenting the used token again is reuse: it fails and revokes the whole family.
+    assert!(matches!(
+        identity.refresh(&first.refresh_token, &client).await,
+        Err(AuthError::InvalidToken)
+    ));
+    assert!(
+        matches!(
+            identity.refresh(&second.refresh_token, &client).await,
+            Err(AuthError::InvalidToken)
+        ),
+        "the family's newest refresh token is revoked with it"
+    );
+
+    // Another sign-in is another family, untouched by that revocation.
+    let other = identity.login("alice", &password(), &client).await.unwrap();
+    identity
+        .refresh(&other.refresh_token, &client)
+        .await
+        .unwrap();
+    platform.close().await;
+}
+
+async fn expiry_and_absolute_timeout(database_url: Option<String>) {
+    let (platform, clock, _dir) = start(database_url).await;
+    let identity = platform.identity();
+    let pair = identity
+        .login("alice", &password(), &Client::default())
+        .await
+        .unwrap();
+    // security.yml's jwt.expiry is 24h.
+    clock.advance(chrono::Duration::hours(23) + chrono::Duration::minutes(59));
+    identity.authenticate(&pair.access_token).await.unwrap();
+    clock.advance(chrono::Duration::minutes(2));
+    assert!(matches!(
+        identity.authenticate(&pair.access_token).await,
+        Err(AuthError::InvalidToken)
+    ));
+
+    let timeouts = SessionTimeouts {
+        idle: Duration::from_secs(30 * 60),
+        absolute: Duration::from_secs(12 * 3600),
+    };
+    let session = identity
+        .sign_in("alice", &password(), &Client::default())
+        .await
+        .unwrap();
+    clock.advance(chrono::Duration::hours(12) - chrono::Duration::seconds(1));
+    assert!(
+        identity
+            .session_principal(&session, timeouts)
+            .await
+            .unwrap()
+            .is_some(),
+        "a session stands until its absolute timeout"
+    );
+    clock.advance(chrono::Duration::seconds(2));
+    assert!(
+        identity
+            .session_principal(&session, timeouts)
+            .await
+            .unwrap()
+            .is_none(),
+        "and not a second longer, however active it is"
+    );
+    platform.close().await;
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_family_on_sqlite() {
+    refresh_family(None).await;
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_its_family_on_postgres() {
+    let Some(db) = testkit::FreshDb::create().await else {
+        return;
+    };
+    refresh_family(Some(db.url.clone())).await;
+    db.drop_db().await;
+}
+
+#[tokio::test]
+async fn tokens_expire_and_sessions_end_at_their_absolute_timeout_on_sqlite() {
+    expiry_and_absolute_timeout(None).await;
+}
+
+#[tokio::test]
+async fn tokens_expire_and_sessions_end_at_their_absolute_timeout_on_postgres() {
+    let Some(db) = testkit::FreshDb::create().await else {
+        return;
+    };
+    expiry_and_absolute_timeout(Some(db.url.clone())).await;
+    db.drop_db().await;
+}
