@@ -1,6 +1,8 @@
 //! The spec's user-management command lines, verbatim, against SQLite and (when TEST_POSTGRES_URL is
 //! set) a fresh PostgreSQL database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::{path::Path, process::Output};
 
 mod support;

@@ -3,6 +3,8 @@
 //! nothing, and /metrics needs a token from other addresses. SQLite always, PostgreSQL when
 //! TEST_POSTGRES_URL is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::{

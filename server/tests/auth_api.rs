@@ -1,5 +1,7 @@
 //! The authentication endpoints of the REST API over HTTP, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::path::Path;

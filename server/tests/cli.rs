@@ -1,5 +1,7 @@
 //! The binary's failure modes: each is one clear sentence on stderr and a non-zero exit, never a panic.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::{
     path::Path,
     process::{Command, Output},

@@ -1,6 +1,8 @@
 //! A WASI 0.2 command component is uploaded, analysed and run over HTTP like a core module:
 //! `Command` requests run `wasi:cli/run`; a function call is refused as an invalid invocation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use reqwest::{Client, StatusCode};

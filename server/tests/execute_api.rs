@@ -1,6 +1,8 @@
 //! Running modules over HTTP: results, limits as 422 `sandbox.<kind>` while the server keeps
 //! serving, quarantine and permission refusals, run history and audit events.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::path::Path;

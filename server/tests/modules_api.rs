@@ -1,6 +1,8 @@
 //! The module pipeline over HTTP, on SQLite and PostgreSQL: upload (raw and multipart), analysis,
 //! bad input, visibility by ownership and sharing, quarantine and release, and encryption at rest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! The OpenAPI document at /api/v1/openapi.json is kept true: every documented operation is served
 //! (no 404 or 405), and every endpoint the API offers is documented.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use reqwest::{Client, Method, StatusCode};

@@ -2,6 +2,8 @@
 //! again in the background (pending count in `admin status`), and no module runs under outdated
 //! rules in the meantime.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::{path::Path, process::Command, time::Duration};

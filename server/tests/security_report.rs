@@ -1,6 +1,8 @@
 //! The spec's `admin security-report` line, verbatim, and the report's numbers against events made
 //! over HTTP; SQLite always, PostgreSQL when TEST_POSTGRES_URL is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::{path::Path, process::Command};

@@ -1,6 +1,8 @@
 //! The real server, started on port 0 with a fresh data dir: on SQLite, and on PostgreSQL when
 //! TEST_POSTGRES_URL is set (a fresh database per test).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use support::Server;

@@ -2,6 +2,8 @@
 //! link, sign-in and sign-out through the dashboard's forms, the session cookie, and sessions that
 //! end when the account is disabled.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::path::Path;

@@ -229,6 +229,8 @@ pub fn check_name(name: &str) -> Result<String, String> {
 }
 
 impl Modules {
+    // Wired once, in `Platform::start`, from what start-up made.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,

@@ -2,6 +2,8 @@
 //! commands), syslog (a real rsyslog), database, redaction, log injection, tamper evidence and the
 //! dashboard's query; SQLite always, PostgreSQL when TEST_POSTGRES_URL is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::{
     path::{Path, PathBuf},
     process::Command,

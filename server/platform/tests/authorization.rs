@@ -2,6 +2,8 @@
 //! read / execute / delete / share × owner, shared by user, shared by role, stranger; and who may
 //! upload. SQLite always, PostgreSQL on a fresh database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};

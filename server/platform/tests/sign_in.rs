@@ -2,6 +2,8 @@
 //! refresh rotation and reuse detection, token expiry, and the session's absolute timeout.
 //! SQLite always, PostgreSQL on a fresh database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::{sync::Arc, time::Duration};
 
 use chrono::{TimeZone, Utc};

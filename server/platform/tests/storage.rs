@@ -1,5 +1,7 @@
 //! Storage and the audit core on both engines: SQLite always, PostgreSQL when TEST_POSTGRES_URL is set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 use std::{path::Path, sync::Arc};
 
 use chrono::{TimeZone, Utc};
