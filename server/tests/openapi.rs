@@ -1,5 +1,6 @@
 //! The OpenAPI document at /api/v1/openapi.json is kept true: every documented operation is served
-//! (no 404 or 405), and every endpoint the API offers is documented.
+//! (no 404 or 405, no 5xx). That it lists exactly the router's routes is the unit test in
+//! `server/src/http/api.rs`, which reads the router's own route table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
 
@@ -8,36 +9,6 @@ mod support;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 use support::Server;
-
-/// Every operation the API serves; a new route must be added here and to the document.
-const SERVED: &[(&str, &str)] = &[
-    ("post", "/auth/login"),
-    ("post", "/auth/refresh"),
-    ("post", "/auth/logout"),
-    ("get", "/me"),
-    ("get", "/users"),
-    ("post", "/users"),
-    ("get", "/users/{id}"),
-    ("patch", "/users/{id}"),
-    ("delete", "/users/{id}"),
-    ("get", "/roles"),
-    ("post", "/roles"),
-    ("patch", "/roles/{name}"),
-    ("get", "/openapi.json"),
-    ("get", "/modules"),
-    ("post", "/modules"),
-    ("get", "/modules/{id}"),
-    ("patch", "/modules/{id}"),
-    ("delete", "/modules/{id}"),
-    ("post", "/modules/{id}/shares"),
-    ("delete", "/modules/{id}/shares"),
-    ("post", "/modules/{id}/release"),
-    ("post", "/modules/{id}/quarantine"),
-    ("post", "/modules/{id}/execute"),
-    ("get", "/modules/{id}/runs"),
-    ("get", "/audit/events"),
-    ("get", "/audit/export"),
-];
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_served_api() {
@@ -81,16 +52,8 @@ async fn the_openapi_document_matches_the_served_api() {
             documented.push((method.clone(), path.clone()));
         }
     }
-    let mut served: Vec<(String, String)> = SERVED
-        .iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
-        .collect();
     documented.sort();
-    served.sort();
-    assert_eq!(
-        documented, served,
-        "the document lists exactly the served operations"
-    );
+    assert!(documented.len() > 20, "{documented:?}");
 
     let pair: Value = http
         .post(server.url("/api/v1/auth/login"))

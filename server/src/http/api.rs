@@ -12,7 +12,6 @@ use axum::{
     Router,
     extract::{DefaultBodyLimit, FromRequestParts},
     http::{header, request::Parts},
-    routing::{get, post},
 };
 use platform::{access::Principal, identity::auth::Client};
 
@@ -22,42 +21,44 @@ use super::AppState;
 /// JSON bodies of the API are small; larger ones get 413.
 const BODY_LIMIT: usize = 64 * 1024;
 
+/// Declares the API's routes once: [`ROUTES`] lists every (method, path) served, and `routes()`
+/// builds the router from the same lines, so the OpenAPI test compares the document with what is
+/// really served.
+macro_rules! api_routes {
+    ($($path:literal => $first:ident($fh:expr) $(.$method:ident($h:expr))* $(; layer $layer:expr)?,)*) => {
+        /// Every operation the API serves, as (method, path under `/api/v1`).
+        pub const ROUTES: &[(&str, &str)] =
+            &[$((stringify!($first), $path), $((stringify!($method), $path),)*)*];
+
+        fn routes() -> Router<AppState> {
+            Router::new()$(.route($path, axum::routing::$first($fh)$(.$method($h))*$(.layer($layer))?))*
+        }
+    };
+}
+
+api_routes! {
+    "/auth/login" => post(auth::login),
+    "/auth/refresh" => post(auth::refresh),
+    "/auth/logout" => post(auth::logout),
+    "/me" => get(auth::me),
+    "/users" => get(users::list).post(users::create),
+    "/users/{id}" => get(users::get).patch(users::update).delete(users::delete),
+    "/roles" => get(roles::list).post(roles::create),
+    "/roles/{name}" => patch(roles::update),
+    "/modules" => get(modules::list).post(modules::upload); layer DefaultBodyLimit::disable(),
+    "/modules/{id}" => get(modules::get).patch(modules::update).delete(modules::delete),
+    "/modules/{id}/shares" => post(modules::shares::<true>).delete(modules::shares::<false>),
+    "/modules/{id}/execute" => post(modules::execute),
+    "/modules/{id}/runs" => get(modules::runs),
+    "/modules/{id}/release" => post(modules::review::<false>),
+    "/modules/{id}/quarantine" => post(modules::review::<true>),
+    "/audit/events" => get(audit::events),
+    "/audit/export" => get(audit::export_api),
+    "/openapi.json" => get(openapi),
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
-        .route("/auth/logout", post(auth::logout))
-        .route("/me", get(auth::me))
-        .route("/users", get(users::list).post(users::create))
-        .route(
-            "/users/{id}",
-            get(users::get).patch(users::update).delete(users::delete),
-        )
-        .route("/roles", get(roles::list).post(roles::create))
-        .route("/roles/{name}", axum::routing::patch(roles::update))
-        .route(
-            "/modules",
-            get(modules::list)
-                .post(modules::upload)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route(
-            "/modules/{id}",
-            get(modules::get)
-                .patch(modules::update)
-                .delete(modules::delete),
-        )
-        .route(
-            "/modules/{id}/shares",
-            post(modules::shares::<true>).delete(modules::shares::<false>),
-        )
-        .route("/modules/{id}/execute", post(modules::execute))
-        .route("/modules/{id}/runs", get(modules::runs))
-        .route("/modules/{id}/release", post(modules::review::<false>))
-        .route("/modules/{id}/quarantine", post(modules::review::<true>))
-        .route("/audit/events", get(audit::events))
-        .route("/audit/export", get(audit::export_api))
-        .route("/openapi.json", get(openapi))
+    routes()
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
@@ -114,5 +115,37 @@ pub fn client(peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> Cl
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.chars().take(512).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OPENAPI, ROUTES};
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        let mut documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .unwrap()
+                    .keys()
+                    .filter(|k| *k != "parameters")
+                    .map(move |m| (m.clone(), path.clone()))
+            })
+            .collect();
+        let mut served: Vec<(String, String)> = ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(
+            documented, served,
+            "the document lists exactly the served operations"
+        );
     }
 }
