@@ -92,7 +92,31 @@ impl Server {
         Self::start_full(data_dir, database_url, &[], serve_args, &[])
     }
 
+    /// Like [`Self::start`], with another config dir than the repository's.
+    pub fn start_in_config(config_dir: &Path, data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_full_in(config_dir, data_dir, database_url, &[], &[], &[])
+    }
+
     fn start_full(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        global_args: &[&str],
+        serve_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let config = repo_config();
+        Self::start_full_in(
+            &config,
+            data_dir,
+            database_url,
+            global_args,
+            serve_args,
+            envs,
+        )
+    }
+
+    fn start_full_in(
+        config_dir: &Path,
         data_dir: &Path,
         database_url: Option<&str>,
         global_args: &[&str],
@@ -102,7 +126,7 @@ impl Server {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
         cmd.arg("--config-dir")
-            .arg(repo_config())
+            .arg(config_dir)
             .arg("--data-dir")
             .arg(data_dir)
             .args(global_args);
