@@ -446,29 +446,7 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
 
     let (status, _) = server.terminate();
     assert!(status.success());
-    let db_url = database_url.map_or_else(
-        || {
-            format!(
-                "sqlite://{}?mode=ro",
-                data_dir.join("wasm-as-os.db").display()
-            )
-        },
-        str::to_string,
-    );
-    let db = sea_orm::Database::connect(&db_url).await.unwrap();
-    use sea_orm::ConnectionTrait;
-    let count = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            db.query_all_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                sql,
-            ))
-            .await
-            .unwrap()
-            .len()
-        }
-    };
+    let count = |sql: &'static str| rows(data_dir, database_url, sql.to_string());
     assert_eq!(
         count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await,
         27,
@@ -483,6 +461,30 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await,
         3
     );
+}
+
+/// How many rows `sql` returns from the server's database (after it stopped).
+async fn rows(data_dir: &Path, database_url: Option<&str>, sql: String) -> usize {
+    use sea_orm::ConnectionTrait;
+    let db_url = database_url.map_or_else(
+        || {
+            format!(
+                "sqlite://{}?mode=ro",
+                data_dir.join("wasm-as-os.db").display()
+            )
+        },
+        str::to_string,
+    );
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    rows.len()
 }
 
 #[tokio::test]
@@ -634,29 +636,7 @@ async fn busy_flow(data_dir: &Path, database_url: Option<&str>) {
 
     let (status, _) = server.terminate();
     assert!(status.success());
-    let db_url = database_url.map_or_else(
-        || {
-            format!(
-                "sqlite://{}?mode=ro",
-                data_dir.join("wasm-as-os.db").display()
-            )
-        },
-        str::to_string,
-    );
-    let db = sea_orm::Database::connect(&db_url).await.unwrap();
-    use sea_orm::ConnectionTrait;
-    let rows = |sql: String| {
-        let db = db.clone();
-        async move {
-            db.query_all_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                sql,
-            ))
-            .await
-            .unwrap()
-            .len()
-        }
-    };
+    let rows = |sql: String| rows(data_dir, database_url, sql);
     assert_eq!(
         rows("SELECT id FROM module_runs".to_string()).await,
         3,

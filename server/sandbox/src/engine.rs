@@ -318,7 +318,7 @@ impl Sandbox {
         let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = cache::key(&sha256, self.policy(), &self.inner.engine);
-        if let Some(p) = self.from_memory(&key) {
+        if let Some(p) = self.memory_lookup(&key) {
             return Ok(p);
         }
         let prepared = if wasmparser::Parser::is_component(&bytes) {
@@ -338,10 +338,10 @@ impl Sandbox {
     /// The module whose original bytes have sha256 `sha256` (hex), if it is in the
     /// prepared-module cache (now its most recently used entry); otherwise `prepare` it.
     pub fn cached(&self, sha256: &str) -> Option<Prepared> {
-        self.from_memory(&cache::key(sha256, self.policy(), &self.inner.engine))
+        self.memory_lookup(&cache::key(sha256, self.policy(), &self.inner.engine))
     }
 
-    fn from_memory(&self, key: &str) -> Option<Prepared> {
+    fn memory_lookup(&self, key: &str) -> Option<Prepared> {
         let mut cache = self
             .inner
             .prepared
