@@ -86,7 +86,8 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
 }
 
 fn config_check(options: &StartOptions) -> Result<(), CommandError> {
-    config::load(&options.config_dir)?;
+    let config = config::load(&options.config_dir)?;
+    config::sandbox::check_allowed_paths(&config.sandbox, &options.data_dir)?;
     println!("configuration in {} is valid", options.config_dir.display());
     Ok(())
 }

@@ -178,3 +178,94 @@ fn flags_can_be_given_as_environment_variables() {
     );
     assert!(stdout.contains("schema       up to date"), "{stdout}");
 }
+
+/// A config dir whose `trusted-modules` group preopens `path`.
+fn config_with_preopen(path: &Path) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sandbox.yml"),
+        format!(
+            "sandbox:\n  module_capabilities:\n    \"trusted-modules\":\n      file_access: true\n      allowed_paths: [\"{}\"]\n",
+            path.display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+const PREOPEN_KEY: &str =
+    "config/sandbox.yml: sandbox.module_capabilities.\"trusted-modules\".allowed_paths[0]:";
+
+#[test]
+fn config_check_accepts_a_preopen_directory_of_the_service_user() {
+    let root = tempfile::tempdir().unwrap();
+    let files = root.path().join("module-files");
+    std::fs::create_dir(&files).unwrap();
+    let config = config_with_preopen(&files);
+    let out = run(
+        config.path(),
+        &root.path().join("data"),
+        &["config", "check"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn config_check_refuses_a_preopen_that_is_a_symlink_into_the_data_dir() {
+    // Another local user pre-created the preopen as a link to the data dir.
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let link = root.path().join("wasm-data");
+    std::os::unix::fs::symlink(&data, &link).unwrap();
+    let config = config_with_preopen(&link);
+    let out = run(config.path(), &data, &["config", "check"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration:");
+    let err = stderr(&out);
+    assert!(err.contains(PREOPEN_KEY), "{err}");
+    assert!(err.contains("is a symbolic link"), "{err}");
+    // `serve` refuses it too, before it listens.
+    let out = run(config.path(), &data, &["serve", "--listen", "127.0.0.1:0"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration:");
+}
+
+#[test]
+fn config_check_refuses_a_preopen_inside_or_containing_the_data_dir() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let inside = data.join("cache");
+    std::fs::create_dir_all(&inside).unwrap();
+    for (path, relation) in [(inside.as_path(), "lies inside"), (root.path(), "contains")] {
+        let config = config_with_preopen(path);
+        let out = run(config.path(), &data, &["config", "check"]);
+        assert_one_sentence_failure(&out, "error: invalid configuration:");
+        let err = stderr(&out);
+        assert!(err.contains(PREOPEN_KEY), "{err}");
+        assert!(err.contains(&format!("{relation} the data dir")), "{err}");
+    }
+}
+
+#[test]
+fn config_check_refuses_a_preopen_owned_by_another_user() {
+    let root = tempfile::tempdir().unwrap();
+    let theirs = root.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    if std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and can chown"
+        );
+        eprintln!("notice: not root, cannot give the directory to uid 65534; skipped");
+        return;
+    }
+    let config = config_with_preopen(&theirs);
+    let out = run(
+        config.path(),
+        &root.path().join("data"),
+        &["config", "check"],
+    );
+    assert_one_sentence_failure(&out, "error: invalid configuration:");
+    let err = stderr(&out);
+    assert!(err.contains(PREOPEN_KEY), "{err}");
+    assert!(err.contains("is owned by uid 65534"), "{err}");
+}

@@ -241,8 +241,10 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
 
     // A burst of concurrent runs: each is answered, and each is in the run history (written
     // behind the runs, in batches) as soon as the history is read.
+    // As many as one user may have in progress at once (sandbox.yml's default
+    // max_concurrent_runs_per_user).
     let mut burst = tokio::task::JoinSet::new();
-    for i in 0..50 {
+    for i in 0..16 {
         let (http, url, dev) = (
             http.clone(),
             server.url(&format!("/api/v1/modules/{add_id}/execute")),
@@ -257,7 +259,7 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     }
     let burst_ids: std::collections::BTreeSet<String> =
         burst.join_all().await.into_iter().collect();
-    assert_eq!(burst_ids.len(), 50);
+    assert_eq!(burst_ids.len(), 16);
     let runs: Value = http
         .get(server.url(&format!("/api/v1/modules/{add_id}/runs?limit=100")))
         .bearer_auth(&dev)
@@ -277,7 +279,7 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         burst_ids.is_subset(&listed),
         "every run of the burst is in the history"
     );
-    assert_eq!(listed.len(), 52);
+    assert_eq!(listed.len(), 18);
     let latest = runs[0]["started_at"].as_str().unwrap().to_string();
     let module: Value = http
         .get(server.url(&format!("/api/v1/modules/{add_id}")))
@@ -348,7 +350,7 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         .iter()
         .map(|r| r["outcome"].as_str().unwrap())
         .collect();
-    assert_eq!(outcomes[50..], ["sandbox.invalid_invocation", "success"]);
+    assert_eq!(outcomes[16..], ["sandbox.invalid_invocation", "success"]);
 
     // Accounts and modules are reused from memory between requests, yet every change is seen at
     // the next request, including one made by another process (the CLI).
@@ -446,6 +448,26 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
 
     let (status, _) = server.terminate();
     assert!(status.success());
+    let count = |sql: &'static str| rows(data_dir, database_url, sql.to_string());
+    assert_eq!(
+        count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await,
+        27,
+        "every run and the refused one"
+    );
+    assert_eq!(
+        count("SELECT id FROM module_runs").await,
+        26,
+        "every run that reached the sandbox, written before the server stopped"
+    );
+    assert_eq!(
+        count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await,
+        3
+    );
+}
+
+/// How many rows `sql` returns from the server's database (after it stopped).
+async fn rows(data_dir: &Path, database_url: Option<&str>, sql: String) -> usize {
+    use sea_orm::ConnectionTrait;
     let db_url = database_url.map_or_else(
         || {
             format!(
@@ -456,33 +478,15 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         str::to_string,
     );
     let db = sea_orm::Database::connect(&db_url).await.unwrap();
-    use sea_orm::ConnectionTrait;
-    let count = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            db.query_all_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                sql,
-            ))
-            .await
-            .unwrap()
-            .len()
-        }
-    };
-    assert_eq!(
-        count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await,
-        61,
-        "every run and the refused one"
-    );
-    assert_eq!(
-        count("SELECT id FROM module_runs").await,
-        60,
-        "every run that reached the sandbox, written before the server stopped"
-    );
-    assert_eq!(
-        count("SELECT id FROM audit_logs WHERE event = 'sandbox_violation'").await,
-        3
-    );
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            sql,
+        ))
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    rows.len()
 }
 
 #[tokio::test]
@@ -498,5 +502,171 @@ async fn modules_run_in_the_sandbox_over_http_on_postgres() {
     };
     let dir = tempfile::tempdir().unwrap();
     flow(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}
+
+/// Loops until the deadline (`spin`, with `no_infinite_loops` off in the test config) or adds.
+const SPIN_OR_ADD: &str = r#"(module
+    (func (export "spin") (loop $l (br $l)))
+    (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
+
+/// The repository's config with `max_concurrent_runs_per_user: 1`, a 4 s deadline and no
+/// iteration limit (so `spin` runs until the deadline).
+fn one_run_per_user_config() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(support::repo_config()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    std::fs::write(
+        dir.path().join("sandbox.yml"),
+        r#"sandbox:
+  resource_limits:
+    max_execution_time: "4s"
+    max_concurrent_runs_per_user: 1
+  policies:
+    - name: "no_infinite_loops"
+      enabled: false
+      max_iterations: 1000000
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+async fn upload_released(http: &Client, server: &Server, owner: &str, admin: &str) -> String {
+    let module = upload(http, server, owner, "spin-or-add", SPIN_OR_ADD).await;
+    let id = module["id"].as_str().unwrap().to_string();
+    if module["status"] == "quarantined" {
+        let r = http
+            .post(server.url(&format!("/api/v1/modules/{id}/release")))
+            .bearer_auth(admin)
+            .json(&json!({"reason": "testing the run limits"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    id
+}
+
+async fn busy_flow(data_dir: &Path, database_url: Option<&str>) {
+    for (name, password, roles) in [
+        ("dev1", "DevPassword123!", "developer"),
+        ("dev2", "DevPassword456!", "developer"),
+        ("admin", "SecurePassword123!", "admin"),
+    ] {
+        let email = format!("{name}@company.com");
+        cli(
+            data_dir,
+            database_url,
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                name,
+                "--password",
+                password,
+                "--email",
+                &email,
+                "--roles",
+                roles,
+            ],
+        );
+    }
+    let config = one_run_per_user_config();
+    let server = Server::start_in_config(config.path(), data_dir, database_url);
+    let http = Client::new();
+    let dev1 = token(&http, &server, "dev1", "DevPassword123!").await;
+    let dev2 = token(&http, &server, "dev2", "DevPassword456!").await;
+    let admin = token(&http, &server, "admin", "SecurePassword123!").await;
+    let mine = upload_released(&http, &server, &dev1, &admin).await;
+    let theirs = upload_released(&http, &server, &dev2, &admin).await;
+    let add = json!({"function": "add", "args": [{"type": "i32", "value": 2}, {"type": "i32", "value": 3}]});
+
+    let long = {
+        let (http, url, dev1) = (
+            http.clone(),
+            server.url(&format!("/api/v1/modules/{mine}/execute")),
+            dev1.clone(),
+        );
+        tokio::spawn(async move {
+            let r = http
+                .post(url)
+                .bearer_auth(&dev1)
+                .json(&json!({"function": "spin"}))
+                .send();
+            let r = r.await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!long.is_finished(), "the long run is still in progress");
+    let (status, body) = execute(&http, &server, &dev1, &mine, add.clone()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("sandbox.busy")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("1 run(s) in progress"),
+        "{body}"
+    );
+    let (status, run) = execute(&http, &server, &dev2, &theirs, add.clone()).await;
+    assert_eq!(
+        (status, run["results"][0]["value"].clone()),
+        (StatusCode::OK, json!(5)),
+        "another user runs at the same time: {run}"
+    );
+    let (status, body) = long.await.unwrap();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("sandbox.timeout")),
+        "{body}"
+    );
+    let (status, run) = execute(&http, &server, &dev1, &mine, add).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "free again once the run finished: {run}"
+    );
+
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let rows = |sql: String| rows(data_dir, database_url, sql);
+    assert_eq!(
+        rows("SELECT id FROM module_runs".to_string()).await,
+        3,
+        "the refused run is not in the history (dev1's timeout and last run, dev2's run are)"
+    );
+    assert_eq!(
+        rows(format!(
+            "SELECT id FROM audit_logs WHERE event = 'module_execute' AND outcome = 'denied' \
+             AND target_id = '{mine}'"
+        ))
+        .await,
+        1,
+        "the refusal is audited"
+    );
+}
+
+#[tokio::test]
+async fn a_user_past_the_concurrent_run_limit_gets_429_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    busy_flow(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn a_user_past_the_concurrent_run_limit_gets_429_on_postgres() {
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    busy_flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
 }

@@ -52,7 +52,6 @@ async fn changed_rules_are_applied_behind_the_listener_and_before_any_run() {
         )],
     );
     let strict = support::repo_config();
-    let lenient_env = [("WASM_AS_OS_CONFIG_DIR", lenient.to_str().unwrap())];
     let out = Command::new(BIN)
         .args(["--config-dir".as_ref(), lenient.as_os_str()])
         .args(["--data-dir".as_ref(), data.as_os_str()])
@@ -75,7 +74,7 @@ async fn changed_rules_are_applied_behind_the_listener_and_before_any_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let server = Server::start_with_env(&data, None, &[], &lenient_env);
+    let server = Server::start_in_config(&lenient, &data, None);
     let http = Client::new();
     let dev = token(&http, &server, "dev", "Developer-Pass-42!").await;
     let uploaded: Value = http

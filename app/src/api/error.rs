@@ -28,6 +28,9 @@ pub enum AppError {
     /// Too many requests.
     #[error("too many requests; try again shortly")]
     RateLimited,
+    /// Too many module runs in progress (the message names the limit); nothing ran.
+    #[error("{0}")]
+    Busy(String),
     /// Something failed on the server; details are in the server log only.
     #[error("something went wrong on the server; it has been logged")]
     Internal,
@@ -46,6 +49,7 @@ impl AppError {
             Self::Validation(_) => "validation",
             Self::Conflict(_) => "conflict",
             Self::RateLimited => "rate_limited",
+            Self::Busy(_) => "sandbox.busy",
             Self::Internal => "internal",
             Self::Transport(_) => "transport",
         }

@@ -473,6 +473,7 @@ pub async fn execute_module(
             peak_memory_bytes: r.peak_memory_bytes,
         }),
         Err(ExecuteError::Module(e)) => Err(e.into()),
+        Err(ExecuteError::Busy(busy)) => Err(AppError::Busy(busy.to_string())),
         Err(e) => Ok(RunView {
             run_id: e.run_id().unwrap_or_default().to_string(),
             ok: false,

@@ -139,6 +139,7 @@ impl Platform {
     pub async fn start(options: StartOptions) -> Result<(Self, Vec<Notice>), StartError> {
         let config = config::load(&options.config_dir)?;
         prepare_data_dir(&options.data_dir)?;
+        config::sandbox::check_allowed_paths(&config.sandbox, &options.data_dir)?;
         let mut notices = Vec::new();
         let (jwt_secret, generated) = secrets::jwt_secret(&config, &options.data_dir)?;
         if let Some(path) = generated {

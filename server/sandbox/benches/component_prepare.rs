@@ -38,6 +38,7 @@ fn main() {
                 cache_dir: cache.path().join("cache"),
                 max_instances: 4,
                 extra_tls_roots: Vec::new(),
+                prepared_cache: Default::default(),
             })
             .unwrap();
             let t = Instant::now();

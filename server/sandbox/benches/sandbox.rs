@@ -75,6 +75,7 @@ fn main() {
         cache_dir: cache.path().to_path_buf(),
         max_instances: 16,
         extra_tls_roots: Vec::new(),
+        prepared_cache: Default::default(),
     })
     .unwrap();
     let caps = Capabilities::default();

@@ -24,6 +24,7 @@ use crate::error::{PrepareError, SandboxError, Violation};
 use crate::http::HttpHooks;
 use crate::instrument;
 use crate::limiter::Limiter;
+use crate::lookup::{self, LookupPolicy};
 use crate::run::Done;
 use crate::{Invocation, Limits};
 
@@ -34,6 +35,8 @@ pub(crate) struct ComponentState {
     pub(crate) limiter: Limiter,
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: HttpHooks,
+    /// Which names `wasi:sockets/ip-name-lookup` may resolve (see `lookup.rs`).
+    pub(crate) lookup: LookupPolicy,
 }
 
 impl WasiView for ComponentState {
@@ -57,10 +60,13 @@ impl WasiHttpView for ComponentState {
 
 /// The WASI 0.2 linker: every `wasi:cli/command` interface (`exit-with-code`, which the
 /// preview 1 adapter uses for exit codes other than 0 and 1, is stable since 0.2.12), and
-/// `wasi:http/types` with `wasi:http/outgoing-handler` (checked per request, see `http.rs`).
+/// `wasi:http/types` with `wasi:http/outgoing-handler` (checked per request, see `http.rs`);
+/// `wasi:sockets/ip-name-lookup` resolves only names listed in `allowed_hosts` (`lookup.rs`).
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Linker<ComponentState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    // Name lookups only for listed names (wasmtime-wasi has no per-name hook).
+    lookup::shadow(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     Ok(linker)
 }

@@ -72,4 +72,27 @@ pub struct SandboxOptions {
     /// (for example a corporate CA; the tests add a test CA). Usually empty. An entry that does
     /// not parse as a certificate makes [`crate::Sandbox::new`] fail.
     pub extra_tls_roots: Vec<CertificateDer<'static>>,
+    /// Bounds of the in-memory cache of prepared modules.
+    pub prepared_cache: PreparedCacheLimits,
+}
+
+/// Bounds of the in-memory cache of prepared modules (least recently used evicted first; an
+/// evicted module is prepared again from the on-disk cache of compiled code, without
+/// recompiling). A module whose code alone exceeds `max_bytes` is prepared for each run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PreparedCacheLimits {
+    /// Most prepared modules kept.
+    pub max_entries: usize,
+    /// Most bytes of compiled code (`Prepared::code_bytes`) kept, all modules together.
+    pub max_bytes: u64,
+}
+
+impl Default for PreparedCacheLimits {
+    /// 256 modules, 512 MiB of code.
+    fn default() -> Self {
+        Self {
+            max_entries: 256,
+            max_bytes: 512 * 1024 * 1024,
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The shared engine, preparation (validate, check, instrument, compile, cache) and the caches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,6 +19,7 @@ use crate::error::PrepareError;
 use crate::http;
 use crate::instrument::{self, Policy};
 use crate::limiter::Limiter;
+use crate::lru::Lru;
 use crate::run::State;
 use crate::{Limits, SandboxOptions};
 
@@ -121,6 +122,8 @@ pub struct Prepared {
     pub(crate) kind: Kind,
     sha256: Arc<str>,
     from: PreparedFrom,
+    /// Size of its compiled code in memory, what the prepared-module cache counts.
+    code_bytes: u64,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -129,6 +132,7 @@ impl std::fmt::Debug for Prepared {
             .field("sha256", &self.sha256)
             .field("component", &self.is_component())
             .field("from", &self.from)
+            .field("code_bytes", &self.code_bytes)
             .finish()
     }
 }
@@ -148,6 +152,17 @@ impl Prepared {
     pub fn from(&self) -> PreparedFrom {
         self.from
     }
+
+    /// Size of the compiled code in memory (what counts against the prepared-module cache's
+    /// byte bound).
+    pub fn code_bytes(&self) -> u64 {
+        self.code_bytes
+    }
+}
+
+/// Size in bytes of a compiled image (`Module::image_range`, `Component::image_range`).
+fn image_bytes(range: std::ops::Range<*const u8>) -> u64 {
+    (range.end as usize).saturating_sub(range.start as usize) as u64
 }
 
 /// Stops the epoch ticker thread when the sandbox is dropped.
@@ -194,7 +209,9 @@ pub(crate) struct Inner {
     /// The TLS client configuration of outgoing `https` (trust roots), shared by every run.
     pub(crate) tls: Arc<rustls::ClientConfig>,
     disk: DiskCache,
-    prepared: Mutex<HashMap<String, Prepared>>,
+    /// Prepared modules by cache key, bounded by count and code bytes (least recently used
+    /// evicted first); the compiled code stays in `disk`.
+    prepared: Mutex<Lru<String, Prepared>>,
     _ticker: Ticker,
 }
 
@@ -270,7 +287,10 @@ impl Sandbox {
                 component_linker,
                 tls,
                 disk,
-                prepared: Mutex::default(),
+                prepared: Mutex::new(Lru::new(
+                    options.prepared_cache.max_entries,
+                    options.prepared_cache.max_bytes,
+                )),
                 _ticker: ticker,
             }),
         })
@@ -298,29 +318,49 @@ impl Sandbox {
         let bytes = wat::parse_bytes(bytes).map_err(|e| PrepareError::Invalid(e.to_string()))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let key = cache::key(&sha256, self.policy(), &self.inner.engine);
-        if let Some(p) = self
-            .inner
-            .prepared
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return Ok(Prepared {
-                from: PreparedFrom::Memory,
-                ..p.clone()
-            });
+        if let Some(p) = self.memory_lookup(&key) {
+            return Ok(p);
         }
         let prepared = if wasmparser::Parser::is_component(&bytes) {
             self.prepare_component(&bytes, &key, sha256)?
         } else {
             self.prepare_core(&bytes, &key, sha256)?
         };
+        let bytes = prepared.code_bytes;
         self.inner
             .prepared
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(key, prepared.clone());
+            .insert(key, prepared.clone(), bytes);
         Ok(prepared)
+    }
+
+    /// The module whose original bytes have sha256 `sha256` (hex), if it is in the
+    /// prepared-module cache (now its most recently used entry); otherwise `prepare` it.
+    pub fn cached(&self, sha256: &str) -> Option<Prepared> {
+        self.memory_lookup(&cache::key(sha256, self.policy(), &self.inner.engine))
+    }
+
+    fn memory_lookup(&self, key: &str) -> Option<Prepared> {
+        let mut cache = self
+            .inner
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cache.get(key).map(|p| Prepared {
+            from: PreparedFrom::Memory,
+            ..p.clone()
+        })
+    }
+
+    /// How many prepared modules the memory cache holds, and their code bytes.
+    pub fn cache_usage(&self) -> (usize, u64) {
+        let cache = self
+            .inner
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        (cache.len(), cache.bytes())
     }
 
     fn prepare_component(
@@ -351,6 +391,7 @@ impl Sandbox {
             kind: Kind::Component(pre),
             sha256: sha256.into(),
             from,
+            code_bytes: image_bytes(component.image_range()),
         })
     }
 
@@ -384,6 +425,7 @@ impl Sandbox {
             kind: Kind::Core { pre, exports },
             sha256: sha256.into(),
             from,
+            code_bytes: image_bytes(module.image_range()),
         })
     }
 

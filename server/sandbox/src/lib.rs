@@ -17,15 +17,19 @@ mod error;
 mod http;
 mod instrument;
 mod limiter;
+mod lookup;
+mod lru;
 mod network;
 mod output;
+mod preopen;
 mod run;
 mod wasi;
 
-pub use config::{Capabilities, Limits, SandboxOptions};
+pub use config::{Capabilities, Limits, PreparedCacheLimits, SandboxOptions};
 pub use engine::{Prepared, PreparedFrom, Sandbox};
 pub use error::{PrepareError, SandboxError};
 pub use network::NetworkPolicy;
+pub use preopen::{PreopenError, check_preopen};
 pub use run::{Invocation, RunReport, Value};
 /// The DER certificate type of [`SandboxOptions::extra_tls_roots`].
 pub use rustls::pki_types::CertificateDer;

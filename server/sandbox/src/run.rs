@@ -18,6 +18,7 @@ use crate::error::{SandboxError, Violation};
 use crate::http::HttpHooks;
 use crate::instrument::{self, LimitTrap};
 use crate::limiter::Limiter;
+use crate::lookup::LookupPolicy;
 use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
 use crate::wasi::{self, Denials, Io};
@@ -221,6 +222,10 @@ impl Sandbox {
                     let limiter =
                         Limiter::for_component(limits.max_memory_bytes, limits.max_table_size);
                     let policy = NetworkPolicy::new(capabilities);
+                    let lookup = LookupPolicy {
+                        policy: policy.clone(),
+                        denials: denials.clone(),
+                    };
                     let http_hooks =
                         HttpHooks::new(policy, denials.clone(), self.inner.tls.clone());
                     let state = ComponentState {
@@ -229,6 +234,7 @@ impl Sandbox {
                         limiter,
                         http: WasiHttpCtx::new(),
                         http_hooks,
+                        lookup,
                     };
                     let mut store = self.store(state, started, |s| &mut s.limiter);
                     let work = component::execute(&mut store, pre, invocation);

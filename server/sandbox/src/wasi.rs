@@ -11,6 +11,7 @@ use crate::Capabilities;
 use crate::error::SandboxError;
 use crate::network::NetworkPolicy;
 use crate::output::CappedOutput;
+use crate::preopen;
 
 /// Capability refusals observed during a run (the guest saw an error; the run reports them).
 #[derive(Clone, Debug, Default)]
@@ -98,10 +99,16 @@ pub(crate) fn builder(
     }
     if caps.file_access {
         for path in &caps.allowed_paths {
+            // Opened without following links and checked at every run (see `preopen.rs`); a
+            // directory that no longer passes refuses the run.
+            let denied = |reason: String| SandboxError::CapabilityDenied {
+                capability: "file_access",
+                detail: format!("to {}, because {reason},", path.display()),
+            };
+            let dir = preopen::open(path).map_err(|e| denied(e.to_string()))?;
             let guest = path.to_string_lossy();
-            if let Err(e) = b.preopened_dir(path, guest.as_ref(), FsPerms::ReadWrite) {
-                tracing::warn!(path = %path.display(), error = %e, "allowed path not preopened");
-            }
+            b.preopened_dir(dir.proc_path(), guest.as_ref(), FsPerms::ReadWrite)
+                .map_err(|e| denied(e.to_string()))?;
         }
     }
     let policy = NetworkPolicy::new(caps);
@@ -125,8 +132,10 @@ pub(crate) fn builder(
     // Creating a socket is harmless; binding is limited to the ephemeral wildcard by the policy.
     b.allow_tcp(true);
     b.allow_udp(true);
-    // Name lookup has no per-address hook: it is available only with the grant (without it the
-    // guest gets `permanent-resolver-failure`; nothing is recorded).
+    // Name lookup is available only with the grant, and then only for names listed in
+    // `allowed_hosts` (the component linker's `ip-name-lookup` is `lookup.rs`, which checks the
+    // name first; preview 1 has no sockets). Without the grant the guest gets
+    // `permanent-resolver-failure` and nothing is recorded.
     b.allow_ip_name_lookup(caps.network_access);
     if !caps.system_calls {
         b.wall_clock(FrozenClock);

@@ -273,6 +273,7 @@ async fn a_component_is_cached_in_memory_and_on_disk() {
         cache_dir: f.cache.path().join("cache"),
         max_instances: 4,
         extra_tls_roots: Vec::new(),
+        prepared_cache: Default::default(),
     })
     .unwrap();
     let p = restarted.prepare(&component).unwrap();
@@ -554,6 +555,34 @@ async fn name_lookup_is_available_only_with_network_access() {
         .await
         .unwrap();
     assert_eq!(r.exit_code, Some(0), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_name_not_in_allowed_hosts_is_refused_before_it_is_resolved() {
+    let f = fixture();
+    let caps = network(&["93.184.216.34".into(), "api.company.com:443".into()]);
+    // `localhost` resolves everywhere: refused all the same, so the refusal comes before any
+    // resolution; a name under `.invalid` (RFC 6761) stands for data carried out in a query.
+    for name in ["localhost", "c2VjcmV0.exfil.invalid"] {
+        let r = run_component(&f, &lookup_component(name), &[], &caps).await;
+        assert_denied(r, &format!("look up the name \"{name}\""));
+    }
+}
+
+#[tokio::test]
+async fn a_name_listed_in_allowed_hosts_is_resolved() {
+    let f = fixture();
+    for listed in ["localhost", "LocalHost:8080"] {
+        let r = run_component(
+            &f,
+            &lookup_component("localhost"),
+            &[],
+            &network(&[listed.into()]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.exit_code, Some(0), "{listed}: {r:?}");
+    }
 }
 
 /// A listener on 127.0.0.1 and the number of connections it accepted so far.
@@ -1010,6 +1039,7 @@ fn fixture_trusting(ca: &sandbox::CertificateDer<'static>) -> Fixture {
         cache_dir: cache.path().join("cache"),
         max_instances: 4,
         extra_tls_roots: vec![ca.clone()],
+        prepared_cache: Default::default(),
     })
     .unwrap();
     Fixture { sandbox, cache }

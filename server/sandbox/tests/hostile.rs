@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{WASI_IMPORTS, code, fixture, fixture_with, limits, read_file_module};
-use sandbox::{Capabilities, Limits, NetworkPolicy, Value};
+use sandbox::{Capabilities, Limits, NetworkPolicy, SandboxError, Value};
 
 const COUNT_LOOP: &str = r#"(module
   (func (export "count") (param $n i32) (result i32) (local $i i32)
@@ -245,6 +245,72 @@ async fn a_path_traversal_out_of_an_allowed_path_is_refused() {
         .unwrap();
     assert_eq!(r.exit_code, Some(EPERM), "{r:?}");
     assert!(r.stdout.is_empty());
+}
+
+fn assert_file_access_denied(r: Result<sandbox::RunReport, SandboxError>, reason: &str) {
+    match r {
+        Err(
+            e @ SandboxError::CapabilityDenied {
+                capability: "file_access",
+                ..
+            },
+        ) => {
+            assert_eq!(e.code(), "sandbox.capability_denied");
+            assert!(e.to_string().contains(reason), "{e}");
+        }
+        other => panic!("expected a file_access denial ({reason}), got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_path_that_is_a_symlink_is_refused_and_nothing_behind_it_is_read() {
+    // Another local user pre-creates the shipped preopen as a link into the service's data.
+    let (root, _allowed, _secret) = dirs();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("jwt_secret"), "secret").unwrap();
+    let preopen = root.path().join("wasm-data");
+    std::os::unix::fs::symlink(&data, &preopen).unwrap();
+    let r = fixture()
+        .command(&read_file_module("jwt_secret"), &[], &[], &files(&preopen))
+        .await;
+    assert_file_access_denied(r, "is a symbolic link");
+}
+
+#[tokio::test]
+async fn an_allowed_path_swapped_for_a_symlink_after_a_run_is_refused_at_the_next_run() {
+    let (root, allowed, _secret) = dirs();
+    let f = fixture();
+    let module = read_file_module("data.txt");
+    let r = f
+        .command(&module, &[], &[], &files(&allowed))
+        .await
+        .unwrap();
+    assert_eq!(r.stdout, b"inside");
+    let elsewhere = root.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::write(elsewhere.join("data.txt"), "redirected").unwrap();
+    std::fs::rename(&allowed, root.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &allowed).unwrap();
+    let r = f.command(&module, &[], &[], &files(&allowed)).await;
+    assert_file_access_denied(r, "is a symbolic link");
+}
+
+#[tokio::test]
+async fn an_allowed_path_owned_by_another_user_is_refused() {
+    let (_root, allowed, _secret) = dirs();
+    if std::os::unix::fs::chown(&allowed, Some(65534), Some(65534)).is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root and can chown"
+        );
+        eprintln!("notice: not root, cannot give the directory to uid 65534; skipped");
+        return;
+    }
+    let r = fixture()
+        .command(&read_file_module("data.txt"), &[], &[], &files(&allowed))
+        .await;
+    assert_file_access_denied(r, "is owned by uid 65534");
 }
 
 #[tokio::test]

@@ -209,6 +209,7 @@ async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
         cache_dir: f.cache.path().join("cache"),
         max_instances: 4,
         extra_tls_roots: Vec::new(),
+        prepared_cache: Default::default(),
     })
     .unwrap();
     let p = restarted.prepare(ADD.as_bytes()).unwrap();
@@ -222,6 +223,61 @@ async fn a_prepared_module_is_reused_in_memory_and_from_disk_after_a_restart() {
         .await
         .unwrap();
     assert_eq!(r.results, vec![Value::I32(5)]);
+}
+
+#[tokio::test]
+async fn an_evicted_module_is_prepared_again_from_the_disk_cache_and_still_runs() {
+    let cache = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(SandboxOptions {
+        limits: common::limits(),
+        cache_dir: cache.path().join("cache"),
+        max_instances: 4,
+        extra_tls_roots: Vec::new(),
+        prepared_cache: sandbox::PreparedCacheLimits {
+            max_entries: 1,
+            max_bytes: u64::MAX,
+        },
+    })
+    .unwrap();
+    let other = r#"(module (func (export "one") (result i32) i32.const 1))"#;
+    let add = sandbox.prepare(ADD.as_bytes()).unwrap();
+    assert_eq!(add.from(), PreparedFrom::Compiled);
+    assert!(add.code_bytes() > 0);
+    assert_eq!(sandbox.cache_usage(), (1, add.code_bytes()));
+    assert!(sandbox.cached(add.sha256()).is_some());
+    sandbox.prepare(other.as_bytes()).unwrap();
+    assert_eq!(sandbox.cache_usage().0, 1, "the count bound holds");
+    assert!(sandbox.cached(add.sha256()).is_none(), "add was evicted");
+    let again = sandbox.prepare(ADD.as_bytes()).unwrap();
+    assert_eq!(again.from(), PreparedFrom::DiskCache);
+    let invocation = sandbox::Invocation::Call {
+        function: "add".into(),
+        args: vec![Value::I32(2), Value::I32(3)],
+    };
+    let r = sandbox
+        .run(&again, &invocation, &Capabilities::default())
+        .await
+        .unwrap();
+    assert_eq!(r.results, vec![Value::I32(5)]);
+    // A byte bound below one module's code keeps nothing in memory; runs still work.
+    let tight = Sandbox::new(SandboxOptions {
+        limits: common::limits(),
+        cache_dir: cache.path().join("cache"),
+        max_instances: 4,
+        extra_tls_roots: Vec::new(),
+        prepared_cache: sandbox::PreparedCacheLimits {
+            max_entries: 10,
+            max_bytes: add.code_bytes() - 1,
+        },
+    })
+    .unwrap();
+    let p = tight.prepare(ADD.as_bytes()).unwrap();
+    assert_eq!(p.from(), PreparedFrom::DiskCache);
+    assert_eq!(tight.cache_usage(), (0, 0));
+    assert_eq!(
+        tight.prepare(ADD.as_bytes()).unwrap().from(),
+        PreparedFrom::DiskCache
+    );
 }
 
 #[tokio::test]
@@ -241,6 +297,7 @@ async fn a_corrupt_cache_file_is_recompiled_not_loaded() {
         cache_dir: dir,
         max_instances: 4,
         extra_tls_roots: Vec::new(),
+        prepared_cache: Default::default(),
     })
     .unwrap();
     assert_eq!(

@@ -51,7 +51,31 @@ impl Server {
         Self::start_full(data_dir, database_url, &[], serve_args, &[])
     }
 
+    /// Like [`Self::start`], with another config dir than the repository's.
+    pub fn start_in_config(config_dir: &Path, data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_full_in(config_dir, data_dir, database_url, &[], &[], &[])
+    }
+
     fn start_full(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        global_args: &[&str],
+        serve_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
+        let config = repo_config();
+        Self::start_full_in(
+            &config,
+            data_dir,
+            database_url,
+            global_args,
+            serve_args,
+            envs,
+        )
+    }
+
+    fn start_full_in(
+        config_dir: &Path,
         data_dir: &Path,
         database_url: Option<&str>,
         global_args: &[&str],
@@ -60,11 +84,11 @@ impl Server {
     ) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
-        // A test may bring its own config dir through WASM_AS_OS_CONFIG_DIR.
-        if !envs.iter().any(|(k, _)| *k == "WASM_AS_OS_CONFIG_DIR") {
-            cmd.arg("--config-dir").arg(repo_config());
-        }
-        cmd.arg("--data-dir").arg(data_dir).args(global_args);
+        cmd.arg("--config-dir")
+            .arg(config_dir)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(global_args);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve_args)
             .env_remove("DATABASE_URL")
@@ -213,7 +237,7 @@ pub async fn token(
 
 /// A copy of the repository's config dir under `root`, with each `(file, from, to)` text
 /// replacement applied (each `from` must occur). Start a server on it with
-/// `Server::start_with_env(…, &[("WASM_AS_OS_CONFIG_DIR", dir)])`.
+/// [`Server::start_in_config`].
 pub fn config_copy(root: &Path, edits: &[(&str, &str, &str)]) -> PathBuf {
     let dir = root.join("config");
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,6 +1,9 @@
 //! `sandbox.yml`: capabilities, resource limits and policies for module runs.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Component, Path, PathBuf},
+};
 
 use serde::Deserialize;
 
@@ -41,6 +44,26 @@ pub struct ResourceLimits {
     pub max_stack_depth: u32,
     pub max_table_size: u32,
     pub max_globals: u32,
+    /// Addition to the spec: most runs one user may have in progress at once; one more is
+    /// refused with `sandbox.busy` (429).
+    #[serde(default = "default_runs_per_user")]
+    pub max_concurrent_runs_per_user: u32,
+    /// Addition to the spec: most runs of one module in progress at once, whoever started them.
+    #[serde(default = "default_runs_per_module")]
+    pub max_concurrent_runs_per_module: u32,
+}
+
+/// Default of `max_concurrent_runs_per_user`: a sixteenth of the sandbox's 256 instances.
+pub const DEFAULT_RUNS_PER_USER: u32 = 16;
+/// Default of `max_concurrent_runs_per_module`.
+pub const DEFAULT_RUNS_PER_MODULE: u32 = 32;
+
+fn default_runs_per_user() -> u32 {
+    DEFAULT_RUNS_PER_USER
+}
+
+fn default_runs_per_module() -> u32 {
+    DEFAULT_RUNS_PER_MODULE
 }
 
 /// A named group of extra capabilities an admin can assign to a module; unset flags keep the default.
@@ -94,6 +117,14 @@ impl SandboxFile {
             ("max_stack_depth", limits.max_stack_depth),
             ("max_table_size", limits.max_table_size),
             ("max_globals", limits.max_globals),
+            (
+                "max_concurrent_runs_per_user",
+                limits.max_concurrent_runs_per_user,
+            ),
+            (
+                "max_concurrent_runs_per_module",
+                limits.max_concurrent_runs_per_module,
+            ),
         ] {
             if value == 0 {
                 p.push(
@@ -168,5 +199,81 @@ impl SandboxFile {
             .iter()
             .find(|p| p.name == PolicyName::NoInfiniteLoops && p.enabled)
             .and_then(|p| p.max_iterations)
+    }
+}
+
+/// Checks every `allowed_paths` directory as it is on disk, for `config check` and start-up:
+/// it must be reached without a symbolic link and be a directory owned by the service user
+/// (`sandbox::check_preopen`; runs check it again each time), and it must neither lie inside
+/// the data dir nor contain it (the data dir holds the secrets and the compiled-code cache).
+pub fn check_allowed_paths(file: &SandboxFile, data_dir: &Path) -> Result<(), super::ConfigError> {
+    let data = real_path(data_dir);
+    let mut problems = Vec::new();
+    for (name, group) in &file.sandbox.module_capabilities {
+        for (i, path) in group.allowed_paths.iter().enumerate() {
+            let lexical = normalized(path);
+            let (inside, contains) = (lexical.starts_with(&data), data.starts_with(&lexical));
+            let reason = if inside || contains {
+                let relation = if inside { "lies inside" } else { "contains" };
+                Some(format!(
+                    "{} {relation} the data dir {}; modules must not reach it",
+                    path.display(),
+                    data.display()
+                ))
+            } else {
+                sandbox::check_preopen(path).err().map(|e| e.to_string())
+            };
+            if let Some(reason) = reason {
+                problems.push(super::Problem {
+                    file: "config/sandbox.yml".into(),
+                    key: format!("sandbox.module_capabilities.\"{name}\".allowed_paths[{i}]"),
+                    reason,
+                });
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(super::ConfigError { problems })
+    }
+}
+
+/// `path` made absolute and without `.`/`..` (lexically).
+fn normalized(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in absolute.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Where `path` really is: its existing part with symbolic links resolved, then the rest.
+fn real_path(path: &Path) -> PathBuf {
+    let path = normalized(path);
+    let mut existing = path.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |acc, c| acc.join(c));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return path,
+        }
     }
 }

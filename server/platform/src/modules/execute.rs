@@ -3,7 +3,10 @@
 //! each run recorded in `module_runs` and audited as `module_execute` (limit and capability
 //! violations also as `sandbox_violation`).
 
-use std::collections::{BTreeMap, HashMap};
+mod slots;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -14,6 +17,8 @@ use crate::{
     audit::{AuditEvent, EventKind, Outcome},
     config::Config,
 };
+
+pub use self::slots::{Busy, BusyScope, RunPermit, RunSlots};
 
 /// What to run: an exported function, or a WASI command.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -73,6 +78,9 @@ pub enum ExecuteError {
         run_id: String,
         error: sandbox::SandboxError,
     },
+    /// Too many runs in progress (of this user, of this module, or in all); nothing ran.
+    #[error(transparent)]
+    Busy(#[from] Busy),
 }
 
 impl ExecuteError {
@@ -82,12 +90,13 @@ impl ExecuteError {
             Self::Module(_) => None,
             Self::Prepare { error, .. } => Some(error.code()),
             Self::Sandbox { error, .. } => Some(error.code()),
+            Self::Busy(_) => Some("sandbox.busy"),
         }
     }
 
     pub fn run_id(&self) -> Option<&str> {
         match self {
-            Self::Module(_) => None,
+            Self::Module(_) | Self::Busy(_) => None,
             Self::Prepare { run_id, .. } | Self::Sandbox { run_id, .. } => Some(run_id),
         }
     }
@@ -113,10 +122,11 @@ pub struct RunSummary {
     pub result: serde_json::Value,
 }
 
-/// The engine and the prepared modules, shared by every run.
+/// The engine (which keeps the prepared modules, bounded) and the runs in progress, shared by
+/// every run.
 pub struct Executor {
     sandbox: sandbox::Sandbox,
-    prepared: std::sync::Mutex<HashMap<String, sandbox::Prepared>>,
+    slots: Arc<RunSlots>,
 }
 
 impl std::fmt::Debug for Executor {
@@ -125,8 +135,8 @@ impl std::fmt::Debug for Executor {
     }
 }
 
-/// Most prepared modules kept in memory (the sandbox also caches compiled code on disk).
-const PREPARED_CACHE: usize = 256;
+/// Size of the sandbox's instance pool: the most runs in progress at once, all users together.
+const MAX_INSTANCES: u32 = 256;
 
 /// The sandbox limits of sandbox.yml.
 pub fn limits(config: &Config) -> sandbox::Limits {
@@ -157,26 +167,20 @@ impl Executor {
         let options = sandbox::SandboxOptions {
             limits: limits(config),
             cache_dir,
-            max_instances: 256,
+            max_instances: MAX_INSTANCES,
             extra_tls_roots: Vec::new(),
+            // 256 modules and 512 MiB of compiled code; least recently used evicted first.
+            prepared_cache: sandbox::PreparedCacheLimits::default(),
         };
+        let l = &config.sandbox.sandbox.resource_limits;
         Ok(Self {
             sandbox: sandbox::Sandbox::new(options)?,
-            prepared: std::sync::Mutex::new(HashMap::new()),
+            slots: RunSlots::new(
+                l.max_concurrent_runs_per_user,
+                l.max_concurrent_runs_per_module,
+                MAX_INSTANCES,
+            ),
         })
-    }
-
-    fn cached(&self, sha: &str) -> Option<sandbox::Prepared> {
-        self.prepared.lock().ok().and_then(|m| m.get(sha).cloned())
-    }
-
-    fn keep(&self, sha: &str, prepared: &sandbox::Prepared) {
-        if let Ok(mut m) = self.prepared.lock() {
-            if m.len() >= PREPARED_CACHE {
-                m.clear();
-            }
-            m.insert(sha.to_string(), prepared.clone());
-        }
     }
 }
 
@@ -222,21 +226,27 @@ impl Modules {
         })?;
         let row = self.reach_for_run(principal, id).await?;
         if row.status == ModuleStatus::Quarantined.as_str() {
-            let event = AuditEvent::new(
-                EventKind::ModuleExecute,
-                Self::actor(principal),
-                Outcome::Denied,
-            )
-            .with_target("module", row.id.to_string())
-            .with_details(
-                serde_json::json!({ "module_id": row.id.to_string(), "outcome": "quarantined" }),
-            );
-            self.audit.record(event).await.map_err(ModuleError::from)?;
+            let details =
+                serde_json::json!({ "module_id": row.id.to_string(), "outcome": "quarantined" });
+            self.audit_refusal(principal, row.id, details).await?;
             return Err(ModuleError::Quarantined(id.to_string()).into());
         }
+        // Held until the run has finished (dropped on every return, panic or cancellation).
+        let user = principal.id().unwrap_or(principal.name());
+        let _permit = match executor.slots.try_acquire(user, &row.id.to_string()) {
+            Ok(permit) => permit,
+            Err(busy) => {
+                let details = serde_json::json!({
+                    "module_id": row.id.to_string(), "outcome": "sandbox.busy",
+                    "limit": busy.scope().as_str(), "max": busy.limit(),
+                });
+                self.audit_refusal(principal, row.id, details).await?;
+                return Err(busy.into());
+            }
+        };
         let run_id = uuid::Uuid::now_v7();
         let started_at = self.clock.now();
-        let prepared = match executor.cached(&row.sha256) {
+        let prepared = match executor.sandbox.cached(&row.sha256) {
             Some(p) => p,
             None => {
                 let bytes = self
@@ -253,10 +263,7 @@ impl Modules {
                         ))
                     })?;
                 match prepared {
-                    Ok(p) => {
-                        executor.keep(&row.sha256, &p);
-                        p
-                    }
+                    Ok(p) => p,
                     Err(error) => {
                         let outcome = error.code();
                         self.record_run(
@@ -350,6 +357,25 @@ impl Modules {
                 })
             }
         }
+    }
+
+    /// A run refused before it started (quarantined, busy): audited as a denied
+    /// `module_execute`, not recorded in the run history.
+    async fn audit_refusal(
+        &self,
+        principal: &Principal,
+        module_id: uuid::Uuid,
+        details: serde_json::Value,
+    ) -> Result<(), ExecuteError> {
+        let event = AuditEvent::new(
+            EventKind::ModuleExecute,
+            Self::actor(principal),
+            Outcome::Denied,
+        )
+        .with_target("module", module_id.to_string())
+        .with_details(details);
+        self.audit.record(event).await.map_err(ModuleError::from)?;
+        Ok(())
     }
 
     /// Waits until this process's runs are in the run history (and in `last_run_at`).

@@ -34,6 +34,7 @@ pub fn fixture_with(limits: Limits) -> Fixture {
         cache_dir: cache.path().join("cache"),
         max_instances: 4,
         extra_tls_roots: Vec::new(),
+        prepared_cache: Default::default(),
     })
     .unwrap();
     Fixture { sandbox, cache }

@@ -154,6 +154,11 @@ impl From<platform::modules::execute::ExecuteError> for ApiError {
         use platform::modules::execute::ExecuteError;
         match e {
             ExecuteError::Module(inner) => inner.into(),
+            ExecuteError::Busy(busy) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "sandbox.busy",
+                busy.to_string(),
+            ),
             ref sandboxed => {
                 let code = sandboxed.sandbox_code().unwrap_or("sandbox.trap");
                 let run = sandboxed
