@@ -70,7 +70,19 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
-        Self::start_full(data_dir, database_url, global_args, &[], &[])
+        Self::start_full(
+            &repo_config(),
+            data_dir,
+            database_url,
+            global_args,
+            &[],
+            &[],
+        )
+    }
+
+    /// Starts with the config dir `config_dir` instead of the repository's.
+    pub fn start_in(config_dir: &Path, data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_full(config_dir, data_dir, database_url, &[], &[], &[])
     }
 
     /// Like [`Self::start_with`], with extra environment variables for the server.
@@ -80,7 +92,14 @@ impl Server {
         global_args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
-        Self::start_full(data_dir, database_url, global_args, &[], envs)
+        Self::start_full(
+            &repo_config(),
+            data_dir,
+            database_url,
+            global_args,
+            &[],
+            envs,
+        )
     }
 
     /// Starts with extra `serve` flags (after the subcommand).
@@ -89,10 +108,11 @@ impl Server {
         database_url: Option<&str>,
         serve_args: &[&str],
     ) -> Self {
-        Self::start_full(data_dir, database_url, &[], serve_args, &[])
+        Self::start_full(&repo_config(), data_dir, database_url, &[], serve_args, &[])
     }
 
     fn start_full(
+        config_dir: &Path,
         data_dir: &Path,
         database_url: Option<&str>,
         global_args: &[&str],
@@ -102,7 +122,7 @@ impl Server {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
         cmd.arg("--config-dir")
-            .arg(repo_config())
+            .arg(config_dir)
             .arg("--data-dir")
             .arg(data_dir)
             .args(global_args);
@@ -205,9 +225,19 @@ impl Drop for Server {
 
 /// Runs the CLI against a data dir (and PostgreSQL when given), returning its output.
 pub fn run_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> std::process::Output {
+    run_cli_in(&repo_config(), data_dir, database_url, args)
+}
+
+/// [`run_cli`] with the config dir `config_dir`.
+pub fn run_cli_in(
+    config_dir: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("--config-dir")
-        .arg(repo_config())
+        .arg(config_dir)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
