@@ -86,7 +86,7 @@ test("the roles page lists rbac.yml's roles and creates a custom one", async ({ 
   await ready(page, javaScriptEnabled);
   const again = page.getByTestId("create-role-form");
   await again.getByLabel("Name").fill(role);
-  await again.getByLabel(/^Permissions/).fill("audit:read\nmetrics:read");
+  await again.getByLabel(/^Permissions/).fill("system:audit\nmetrics:read");
   await again.getByRole("button", { name: "Create role" }).click();
   await expect(page.locator(`#role-${role}`)).toContainText("custom");
   await expect(page.locator(`#role-${role}`)).toContainText("metrics:read");

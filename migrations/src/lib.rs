@@ -8,6 +8,7 @@ mod m20261128_000003_refresh_tokens;
 mod m20261128_000004_sessions;
 mod m20261128_000005_modules;
 mod m20261128_000010_audit_chain;
+mod m20261130_000020_identity_session_hashes;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000004_sessions::Migration),
             Box::new(m20261128_000005_modules::Migration),
             Box::new(m20261128_000010_audit_chain::Migration),
+            Box::new(m20261130_000020_identity_session_hashes::Migration),
         ]
     }
 }

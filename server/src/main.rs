@@ -23,6 +23,11 @@ const RUNTIME_THREAD_STACK: usize = 8 << 20;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Every file and directory the server or the CLI creates (database and its journals, secrets,
+    // audit files, the access-generation counter, stored modules, compiled code, reports) is
+    // readable by its owner only, whichever code creates it.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(RUNTIME_THREAD_STACK)

@@ -513,12 +513,12 @@ async fn roles_and_delete_flow(data_dir: &Path, database_url: Option<&str>) {
     let roles = server.url("/api/v1/roles");
 
     // A custom role, and the 4xx answers around it.
-    let r = http.post(&roles).bearer_auth(&admin).json(&json!({"name": "auditor", "description": "Reads the audit log", "permissions": ["audit:read", "metrics:read"]})).send().await.unwrap();
+    let r = http.post(&roles).bearer_auth(&admin).json(&json!({"name": "auditor", "description": "Reads the audit log", "permissions": ["system:audit", "metrics:read"]})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(r.json::<Value>().await.unwrap()["builtin"], json!(false));
     for (body, status, code) in [
         (
-            json!({"name": "auditor", "permissions": ["audit:read"]}),
+            json!({"name": "auditor", "permissions": ["system:audit"]}),
             StatusCode::CONFLICT,
             "conflict",
         ),
@@ -528,7 +528,7 @@ async fn roles_and_delete_flow(data_dir: &Path, database_url: Option<&str>) {
             "validation",
         ),
         (
-            json!({"name": "Bad Name", "permissions": ["audit:read"]}),
+            json!({"name": "Bad Name", "permissions": ["system:audit"]}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
         ),
@@ -569,14 +569,14 @@ async fn roles_and_delete_flow(data_dir: &Path, database_url: Option<&str>) {
     let r = http
         .patch(server.url("/api/v1/roles/auditor"))
         .bearer_auth(&admin)
-        .json(&json!({"permissions": ["audit:read"]}))
+        .json(&json!({"permissions": ["system:audit"]}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
         r.json::<Value>().await.unwrap()["permissions"],
-        json!(["audit:read"])
+        json!(["system:audit"])
     );
     let r = http
         .patch(server.url("/api/v1/roles/viewer"))

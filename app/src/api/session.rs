@@ -103,6 +103,7 @@ impl From<IdentityError> for AppError {
             IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => Self::NotFound,
             IdentityError::Invalid(fields) => Self::Validation(fields),
             IdentityError::Conflict(m) => Self::Conflict(m),
+            IdentityError::LastAdmin => Self::Conflict(e.to_string()),
             other => Self::internal(&other),
         }
     }
@@ -118,6 +119,9 @@ impl From<AuthError> for AppError {
                 )]
                 .into(),
             ),
+            AuthError::LocalDisabled => {
+                Self::Validation([("password".to_string(), vec![e.to_string()])].into())
+            }
             AuthError::InvalidToken => Self::Unauthorized,
             AuthError::Internal(inner) => inner.into(),
         }

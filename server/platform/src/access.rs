@@ -60,6 +60,12 @@ impl PermissionSet {
     pub fn iter(&self) -> impl Iterator<Item = &Permission> {
         self.0.iter()
     }
+
+    /// Whether everything `permission` grants is granted here too: `modules:read` is covered by
+    /// `modules:read` or `modules:*`; `modules:*` only by `modules:*`.
+    pub fn covers(&self, permission: &Permission) -> bool {
+        self.allows(permission.resource(), permission.action())
+    }
 }
 
 impl FromIterator<Permission> for PermissionSet {
@@ -108,6 +114,20 @@ impl Principal {
         match self {
             Self::System => true,
             Self::User { permissions, .. } => permissions.allows(resource, action),
+        }
+    }
+
+    /// The first of `permissions` the principal does not hold (wildcards understood), or `None`
+    /// when it holds them all. The system principal holds everything.
+    pub fn lacks<'a>(
+        &self,
+        permissions: impl IntoIterator<Item = &'a Permission>,
+    ) -> Option<&'a Permission> {
+        match self {
+            Self::System => None,
+            Self::User {
+                permissions: held, ..
+            } => permissions.into_iter().find(|p| !held.covers(p)),
         }
     }
 
@@ -162,6 +182,33 @@ mod tests {
         assert!(viewer.can("modules", "read"));
         assert!(!viewer.can("modules", "create"));
         assert!(!viewer.can("metrics", "write"));
+    }
+
+    #[test]
+    fn a_wildcard_is_covered_only_by_the_same_wildcard() {
+        let helpdesk = user(&["users:update", "users:read"]);
+        let perms = |list: &[&str]| -> Vec<Permission> {
+            list.iter().map(|p| p.parse().unwrap()).collect()
+        };
+        assert_eq!(helpdesk.lacks(&perms(&["users:update"])), None);
+        assert_eq!(
+            helpdesk
+                .lacks(&perms(&["users:read", "users:*"]))
+                .map(ToString::to_string),
+            Some("users:*".to_string())
+        );
+        assert_eq!(
+            helpdesk
+                .lacks(&perms(&["system:*"]))
+                .map(ToString::to_string),
+            Some("system:*".to_string())
+        );
+        let admin = user(&["users:*", "system:*"]);
+        assert_eq!(
+            admin.lacks(&perms(&["users:*", "users:delete", "system:audit"])),
+            None
+        );
+        assert_eq!(Principal::System.lacks(&perms(&["modules:*"])), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub(crate) mod entities;
+pub mod grants;
 pub mod password;
 pub mod roles;
 pub mod sessions;
@@ -47,6 +48,9 @@ pub enum IdentityError {
     /// The username or email is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The change would leave no enabled account holding the admin role.
+    #[error("this would leave no enabled administrator: give another account the admin role first")]
+    LastAdmin,
     /// Hashing failed.
     #[error(transparent)]
     Hash(#[from] password::HashError),
@@ -120,6 +124,9 @@ pub struct Identity {
     generation: crate::generation::AccessGeneration,
     /// Accounts as authentication needs them, reused while the generation stands.
     accounts: Arc<crate::generation::Fresh<uuid::Uuid, Option<auth::Account>>>,
+    /// Whether each refresh family (a sign-in) still stands, reused while the generation stands;
+    /// revoking a family moves the generation.
+    families: Arc<crate::generation::Fresh<uuid::Uuid, bool>>,
 }
 
 /// Most accounts kept in memory for authentication.
@@ -177,6 +184,10 @@ impl Identity {
             generation.clone(),
             ACCOUNT_CACHE,
         ));
+        let families = Arc::new(crate::generation::Fresh::new(
+            generation.clone(),
+            ACCOUNT_CACHE,
+        ));
         Self {
             db,
             clock,
@@ -186,11 +197,12 @@ impl Identity {
             keys,
             generation,
             accounts,
+            families,
         }
     }
 
     /// Writes rbac.yml's roles into the database (their permissions follow the file); roles that
-    /// already match are left alone.
+    /// already match are left alone, and roles that came from the file but left it are deleted.
     pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
         let result = self.write_builtin_roles().await;
         if !matches!(result, Ok(false)) {
@@ -230,6 +242,22 @@ impl Identity {
                 }
             }
         }
+        // A role taken out of rbac.yml grants nothing any more: it and its holders' links go.
+        let stale = role::Entity::find()
+            .filter(role::Column::Builtin.eq(true))
+            .filter(role::Column::Name.is_not_in(self.config.rbac.roles.keys().cloned()))
+            .all(&self.db)
+            .await?;
+        for row in stale {
+            let txn = self.db.begin().await?;
+            user_role::Entity::delete_many()
+                .filter(user_role::Column::RoleName.eq(&row.name))
+                .exec(&txn)
+                .await?;
+            role::Entity::delete_by_id(row.name).exec(&txn).await?;
+            txn.commit().await?;
+            changed = true;
+        }
         Ok(changed)
     }
 
@@ -243,14 +271,10 @@ impl Identity {
         if principal.can(resource, action) {
             return Ok(());
         }
-        let actor = Actor {
-            id: principal.id().map(str::to_string),
-            name: principal.name().to_string(),
-        };
-        let event = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
-            .with_details(serde_json::json!({ "permission": format!("{resource}:{action}"), "target": target }));
-        self.audit.record(event).await?;
-        Err(IdentityError::Forbidden(format!("{resource}:{action}")))
+        let permission = format!("{resource}:{action}");
+        Err(self
+            .deny(principal, permission, target, "missing permission")
+            .await)
     }
 
     async fn record(
@@ -339,6 +363,7 @@ impl Identity {
             return Err(IdentityError::Invalid(fields));
         }
         self.check_roles(&new.roles).await?;
+        self.check_grant(principal, &new.roles, &username).await?;
         if user::Entity::find()
             .filter(user::Column::Username.eq(&username))
             .one(&self.db)
@@ -409,6 +434,7 @@ impl Identity {
         self.authorize(principal, "users", "update", username)
             .await?;
         let row = self.row(username).await?;
+        self.check_reach(principal, row.id, &row.username).await?;
         let email = changes.email.as_deref().map(|e| e.trim().to_lowercase());
         if let Some(email) = &email {
             check_email(email).map_err(|m| invalid("email", m))?;
@@ -431,12 +457,21 @@ impl Identity {
             )?;
         }
         self.check_roles(&changes.add_roles).await?;
+        self.check_grant(principal, &changes.add_roles, &row.username)
+            .await?;
         let hash = match &changes.password {
             Some(p) => Some(self.hasher.hash(p).await?),
             None => None,
         };
         let before = self.find(username).await?;
+        // Only an enabled admin counts: taking the role from a disabled one leaves the count as is.
+        let takes_admin = !row.disabled
+            && before.roles.iter().any(|r| r == grants::ADMIN_ROLE)
+            && changes.remove_roles.iter().any(|r| r == grants::ADMIN_ROLE);
         let txn = self.db.begin().await?;
+        if takes_admin {
+            self.hold_admins(principal, &txn).await?;
+        }
         let mut active: user::ActiveModel = row.clone().into();
         if let Some(email) = email.clone() {
             active.email = Set(email);
@@ -463,6 +498,9 @@ impl Identity {
                 .filter(user_role::Column::RoleName.is_in(changes.remove_roles.clone()))
                 .exec(&txn)
                 .await?;
+        }
+        if takes_admin {
+            self.keep_an_admin(principal, &txn).await?;
         }
         let change = self.generation.change();
         txn.commit().await?;
@@ -507,6 +545,8 @@ impl Identity {
         self.authorize(principal, "users", "update", username)
             .await?;
         let row = self.row(username).await?;
+        self.check_reach(principal, row.id, &row.username).await?;
+        let takes_admin = disabled && !row.disabled && self.is_admin(&self.db, row.id).await?;
         let version = row.token_version;
         let mut active: user::ActiveModel = row.into();
         active.disabled = Set(disabled);
@@ -514,8 +554,16 @@ impl Identity {
             active.token_version = Set(version + 1);
         }
         active.updated_at = Set(self.clock.now());
+        let txn = self.db.begin().await?;
+        if takes_admin {
+            self.hold_admins(principal, &txn).await?;
+        }
+        let row = active.update(&txn).await?;
+        if takes_admin {
+            self.keep_an_admin(principal, &txn).await?;
+        }
         let change = self.generation.change();
-        let row = active.update(&self.db).await?;
+        txn.commit().await?;
         drop(change);
         if disabled {
             self.end_sessions_of(row.id).await?;
@@ -563,6 +611,11 @@ impl Identity {
     /// One user by id (`users:read`).
     pub async fn get_user(&self, principal: &Principal, id: &str) -> Result<User, IdentityError> {
         self.authorize(principal, "users", "read", id).await?;
+        self.user_by_id(id).await
+    }
+
+    /// One user by id, for a service that has authorized its caller already.
+    async fn user_by_id(&self, id: &str) -> Result<User, IdentityError> {
         let uuid =
             uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
         let row = user::Entity::find_by_id(uuid)
@@ -601,8 +654,13 @@ impl Identity {
                 "you cannot delete your own account".into(),
             ));
         }
+        self.check_reach(principal, uuid, &row.username).await?;
         let gone = self.find(&row.username).await?;
+        let takes_admin = !gone.disabled && gone.roles.iter().any(|r| r == grants::ADMIN_ROLE);
         let txn = self.db.begin().await?;
+        if takes_admin {
+            self.hold_admins(principal, &txn).await?;
+        }
         user_role::Entity::delete_many()
             .filter(user_role::Column::UserId.eq(uuid))
             .exec(&txn)
@@ -616,6 +674,9 @@ impl Identity {
             .exec(&txn)
             .await?;
         user::Entity::delete_by_id(uuid).exec(&txn).await?;
+        if takes_admin {
+            self.keep_an_admin(principal, &txn).await?;
+        }
         let change = self.generation.change();
         txn.commit().await?;
         drop(change);
@@ -796,10 +857,11 @@ impl Identity {
         id: &str,
         roles: &[String],
     ) -> Result<User, IdentityError> {
+        self.authorize(principal, "users", "update", id).await?;
         if roles.is_empty() {
             return Err(invalid("roles", "give at least one role"));
         }
-        let current = self.get_user(principal, id).await?;
+        let current = self.user_by_id(id).await?;
         let changes = UserChanges {
             add_roles: roles
                 .iter()

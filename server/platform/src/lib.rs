@@ -122,15 +122,30 @@ impl Readiness {
     }
 }
 
-/// Makes sure `path` exists and can be written.
+/// Makes sure `path` exists, is private to its owner (mode 0700: created so, tightened if it was
+/// looser) and can be written.
 pub fn prepare_data_dir(path: &Path) -> Result<(), StartError> {
     let fail = |e: std::io::Error| StartError::DataDir {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    std::fs::create_dir_all(path).map_err(fail)?;
+    let mut dir = std::fs::DirBuilder::new();
+    dir.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(path).map_err(fail)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_err(fail)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        }
+    }
     let probe = path.join(".write-test");
-    std::fs::write(&probe, b"ok").map_err(fail)?;
+    // A probe left by a crash would make the exclusive create below fail.
+    let _ = std::fs::remove_file(&probe);
+    secrets::write_private(&probe, "ok").map_err(fail)?;
     std::fs::remove_file(&probe).map_err(fail)
 }
 

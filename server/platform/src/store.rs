@@ -128,6 +128,9 @@ pub async fn connect(
         .as_ref()
         .unwrap_or(&config.database_defaults)
         .database;
+    if let Engine::Sqlite { path } = engine {
+        private_sqlite_file(Path::new(path));
+    }
     let mut options = ConnectOptions::new(url.to_string());
     let max = match engine {
         // One writer at a time is what SQLite allows; a small pool avoids lock contention.
@@ -156,6 +159,34 @@ pub async fn connect(
             reason: short_reason(&e),
         })?;
     Ok(db)
+}
+
+/// Makes the SQLite file at `path` readable by its owner only: created empty with mode 0600 when
+/// missing (SQLite takes an empty file as a new database, and gives its `-wal` and `-shm` files the
+/// database file's mode), tightened when looser. Failures are left for SQLite to report.
+fn private_sqlite_file(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+            return;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true).mode(0o600);
+        if options.open(path).is_ok() {
+            return;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            if let Ok(meta) = std::fs::metadata(&name)
+                && meta.is_file()
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                let _ = std::fs::set_permissions(&name, std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
 }
 
 /// The access generation of the database `db` is connected to (see [`crate::generation`]): a

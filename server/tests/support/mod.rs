@@ -29,7 +29,19 @@ impl Server {
     }
 
     pub fn start_with(data_dir: &Path, database_url: Option<&str>, global_args: &[&str]) -> Self {
-        Self::start_full(data_dir, database_url, global_args, &[], &[])
+        Self::start_full(
+            &repo_config(),
+            data_dir,
+            database_url,
+            global_args,
+            &[],
+            &[],
+        )
+    }
+
+    /// Starts with the config dir `config_dir` instead of the repository's.
+    pub fn start_in(config_dir: &Path, data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_full(config_dir, data_dir, database_url, &[], &[], &[])
     }
 
     /// Like [`Self::start_with`], with extra environment variables for the server.
@@ -39,7 +51,14 @@ impl Server {
         global_args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
-        Self::start_full(data_dir, database_url, global_args, &[], envs)
+        Self::start_full(
+            &repo_config(),
+            data_dir,
+            database_url,
+            global_args,
+            &[],
+            envs,
+        )
     }
 
     /// Starts with extra `serve` flags (after the subcommand).
@@ -48,7 +67,7 @@ impl Server {
         database_url: Option<&str>,
         serve_args: &[&str],
     ) -> Self {
-        Self::start_full(data_dir, database_url, &[], serve_args, &[])
+        Self::start_full(&repo_config(), data_dir, database_url, &[], serve_args, &[])
     }
 
     /// Like [`Self::start`], with another config dir than the repository's.
@@ -57,6 +76,7 @@ impl Server {
     }
 
     fn start_full(
+        config_dir: &Path,
         data_dir: &Path,
         database_url: Option<&str>,
         global_args: &[&str],
@@ -188,9 +208,19 @@ impl Drop for Server {
 
 /// Runs the CLI against a data dir (and PostgreSQL when given), returning its output.
 pub fn run_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> std::process::Output {
+    run_cli_in(&repo_config(), data_dir, database_url, args)
+}
+
+/// [`run_cli`] with the config dir `config_dir`.
+pub fn run_cli_in(
+    config_dir: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(BIN);
     cmd.arg("--config-dir")
-        .arg(repo_config())
+        .arg(config_dir)
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

@@ -42,6 +42,9 @@ pub enum AuthError {
     /// The token is missing, malformed, expired, revoked or otherwise unacceptable.
     #[error("invalid or expired token")]
     InvalidToken,
+    /// security.yml's local provider is disabled: nobody signs in with a local password.
+    #[error("signing in with a password is turned off on this server")]
+    LocalDisabled,
     /// Something failed underneath.
     #[error(transparent)]
     Internal(#[from] IdentityError),
@@ -129,6 +132,23 @@ impl Identity {
         method: &str,
     ) -> Result<user::Model, AuthError> {
         let name = username.trim().to_lowercase();
+        if self.config.security.local_password_policy().is_none() {
+            let actor = Actor {
+                id: None,
+                name: name.chars().take(64).collect(),
+            };
+            let details =
+                serde_json::json!({ "reason": "local sign-in disabled", "method": method });
+            self.audit_auth(
+                EventKind::LoginFailure,
+                Outcome::Failure,
+                actor,
+                client,
+                details,
+            )
+            .await?;
+            return Err(AuthError::LocalDisabled);
+        }
         let row = self.find_row(&name).await?;
         let hash = row.as_ref().and_then(|r| r.password_hash.clone());
         let verified = self
@@ -229,13 +249,31 @@ impl Identity {
         })
     }
 
+    /// Revokes every refresh token of a family, and with it the family's access tokens: the
+    /// generation moves, so [`Self::authenticate`] looks the family up again.
     async fn revoke_family(&self, family: uuid::Uuid) -> Result<(), AuthError> {
+        let change = self.generation.change();
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::FamilyId.eq(family))
             .exec(&self.db)
             .await?;
+        drop(change);
         Ok(())
+    }
+
+    /// Whether a refresh family still stands: some token of it is not revoked. Read once and
+    /// reused until the access generation moves.
+    async fn family_stands(&self, family: uuid::Uuid) -> Result<bool, sea_orm::DbErr> {
+        let load = async {
+            let live = refresh_token::Entity::find()
+                .filter(refresh_token::Column::FamilyId.eq(family))
+                .filter(refresh_token::Column::Revoked.eq(false))
+                .one(&self.db)
+                .await?;
+            Ok::<_, sea_orm::DbErr>(live.is_some())
+        };
+        Ok(*self.families.get_or_load(&family, load).await?)
     }
 
     async fn live_user(&self, claims: &Claims) -> Result<user::Model, AuthError> {
@@ -315,14 +353,23 @@ impl Identity {
         .await
     }
 
-    /// The principal behind a bearer access token: the user must exist, be enabled, and the token
-    /// must predate no disable or password change.
+    /// The principal behind a bearer access token: the user must exist, be enabled, the token
+    /// must predate no disable or password change, and its sign-in (refresh family) must not have
+    /// ended by logout or refresh-token reuse.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
         let claims = self
             .keys
             .verify_access(access_token, self.clock.now())
             .map_err(|_| AuthError::InvalidToken)?;
         let id = uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::InvalidToken)?;
+        let family = claims
+            .fam
+            .as_deref()
+            .and_then(|f| uuid::Uuid::parse_str(f).ok())
+            .ok_or(AuthError::InvalidToken)?;
+        if !self.family_stands(family).await? {
+            return Err(AuthError::InvalidToken);
+        }
         self.live_principal(id, claims.ver)
             .await?
             .ok_or(AuthError::InvalidToken)

@@ -1,7 +1,8 @@
 //! Custom roles: admins create roles and edit their permissions; rbac.yml's roles follow the file.
 //!
 //! Managing roles is user administration: creating one needs `users:create`, editing one
-//! `users:update` (admins hold both through `users:*`).
+//! `users:update` (admins hold both through `users:*`). A role grants only what its maker holds,
+//! and only someone holding all it grants may edit it (see [`super::grants`]).
 
 use std::collections::BTreeMap;
 
@@ -101,6 +102,28 @@ impl Identity {
         Ok(())
     }
 
+    /// `permissions` checked and without repeats, when the principal holds every one of them
+    /// (wildcards understood) and so may put them in the role `name`.
+    async fn grantable(
+        &self,
+        principal: &Principal,
+        name: &str,
+        permissions: &[String],
+    ) -> Result<Vec<String>, IdentityError> {
+        let permissions = check_permissions(permissions)?;
+        let parsed: Vec<crate::access::Permission> =
+            permissions.iter().filter_map(|p| p.parse().ok()).collect();
+        let target = format!("role:{name}");
+        self.require_all(
+            principal,
+            &parsed,
+            &target,
+            "grants more than the caller holds",
+        )
+        .await?;
+        Ok(permissions)
+    }
+
     /// Creates a custom role (`users:create`); audited as `role_change`.
     pub async fn create_role(
         &self,
@@ -111,7 +134,7 @@ impl Identity {
             .await?;
         let name = new.name.trim().to_string();
         check_role_name(&name).map_err(|m| invalid("name", m))?;
-        let permissions = check_permissions(&new.permissions)?;
+        let permissions = self.grantable(principal, &name, &new.permissions).await?;
         if role::Entity::find_by_id(name.clone())
             .one(&self.db)
             .await?
@@ -162,13 +185,15 @@ impl Identity {
                 "\"{name}\" comes from rbac.yml; change it there"
             )));
         }
+        self.check_role_reach(principal, &row).await?;
         let before = to_role(row.clone());
         let mut active: role::ActiveModel = row.into();
         if let Some(description) = changes.description {
             active.description = Set(description.trim().chars().take(500).collect());
         }
         if let Some(permissions) = changes.permissions {
-            active.permissions = Set(serde_json::json!(check_permissions(&permissions)?));
+            let permissions = self.grantable(principal, name, &permissions).await?;
+            active.permissions = Set(serde_json::json!(permissions));
         }
         active.updated_at = Set(self.clock.now());
         let change = self.generation.change();

@@ -5,6 +5,9 @@
 //! [`Identity::session_principal`] turns that into a [`Principal`] on each request: a disabled user
 //! or a changed password voids the session at once (the version no longer matches), and a session
 //! older than the absolute timeout is refused even while it is kept active.
+//!
+//! The table keys each session by the SHA-256 of its id, never the id itself: the id is the cookie
+//! value, so whoever reads the database (a backup, a replica) cannot take over a session.
 
 use std::time::Duration;
 
@@ -68,6 +71,12 @@ impl DbSessionStore {
     }
 }
 
+/// The key a session is stored under: the SHA-256 of its id (the cookie value), in hex.
+fn key_of(id: &Id) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.to_string().as_bytes()))
+}
+
 fn backend(e: impl std::fmt::Display) -> session_store::Error {
     session_store::Error::Backend(e.to_string())
 }
@@ -85,7 +94,7 @@ fn user_of(record: &Record) -> Option<uuid::Uuid> {
 fn to_row(record: &Record) -> Result<session::ActiveModel, session_store::Error> {
     use sea_orm::ActiveValue::Set;
     Ok(session::ActiveModel {
-        id: Set(record.id.to_string()),
+        id: Set(key_of(&record.id)),
         user_id: Set(user_of(record)),
         data: Set(serde_json::to_string(&record.data)
             .map_err(|e| session_store::Error::Encode(e.to_string()))?),
@@ -98,7 +107,7 @@ impl SessionStore for DbSessionStore {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // Ids are 128 random bits; on the rare collision, draw again.
         loop {
-            let taken = session::Entity::find_by_id(record.id.to_string())
+            let taken = session::Entity::find_by_id(key_of(&record.id))
                 .one(&self.db)
                 .await
                 .map_err(backend)?;
@@ -131,7 +140,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let Some(row) = session::Entity::find_by_id(id.to_string())
+        let Some(row) = session::Entity::find_by_id(key_of(id))
             .one(&self.db)
             .await
             .map_err(backend)?
@@ -153,7 +162,7 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        session::Entity::delete_by_id(id.to_string())
+        session::Entity::delete_by_id(key_of(id))
             .exec(&self.db)
             .await
             .map_err(backend)?;

@@ -31,7 +31,8 @@ pub struct Claims {
     pub typ: TokenType,
     /// The user's token version when issued; bumping it (disable, password change) voids the token.
     pub ver: i32,
-    /// Refresh-token family (refresh tokens only).
+    /// The refresh-token family: the sign-in both kinds of token belong to. Access tokens are
+    /// refused once their family is revoked (logout, refresh-token reuse).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
 }

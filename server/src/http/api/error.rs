@@ -83,6 +83,9 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::InvalidToken => {
                 Self::unauthorized(e.to_string())
             }
+            AuthError::LocalDisabled => {
+                Self::new(StatusCode::FORBIDDEN, "local_login_disabled", e.to_string())
+            }
             AuthError::Internal(inner) => inner.into(),
         }
     }
@@ -104,6 +107,9 @@ impl From<IdentityError> for ApiError {
             ),
             IdentityError::Conflict(_) => {
                 Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            IdentityError::LastAdmin => {
+                Self::new(StatusCode::CONFLICT, "last_admin", e.to_string())
             }
             IdentityError::Hash(_)
             | IdentityError::Token(_)
