@@ -577,7 +577,7 @@ async fn busy_flow(data_dir: &Path, database_url: Option<&str>) {
         );
     }
     let config = one_run_per_user_config();
-    let server = Server::start_in_config(config.path(), data_dir, database_url);
+    let server = Server::start_in(config.path(), data_dir, database_url);
     let http = Client::new();
     let dev1 = token(&http, &server, "dev1", "DevPassword123!").await;
     let dev2 = token(&http, &server, "dev2", "DevPassword456!").await;

@@ -74,7 +74,7 @@ async fn changed_rules_are_applied_behind_the_listener_and_before_any_run() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let server = Server::start_in_config(&lenient, &data, None);
+    let server = Server::start_in(&lenient, &data, None);
     let http = Client::new();
     let dev = token(&http, &server, "dev", "Developer-Pass-42!").await;
     let uploaded: Value = http

@@ -70,31 +70,7 @@ impl Server {
         Self::start_full(&repo_config(), data_dir, database_url, &[], serve_args, &[])
     }
 
-    /// Like [`Self::start`], with another config dir than the repository's.
-    pub fn start_in_config(config_dir: &Path, data_dir: &Path, database_url: Option<&str>) -> Self {
-        Self::start_full_in(config_dir, data_dir, database_url, &[], &[], &[])
-    }
-
     fn start_full(
-        config_dir: &Path,
-        data_dir: &Path,
-        database_url: Option<&str>,
-        global_args: &[&str],
-        serve_args: &[&str],
-        envs: &[(&str, &str)],
-    ) -> Self {
-        let config = repo_config();
-        Self::start_full_in(
-            &config,
-            data_dir,
-            database_url,
-            global_args,
-            serve_args,
-            envs,
-        )
-    }
-
-    fn start_full_in(
         config_dir: &Path,
         data_dir: &Path,
         database_url: Option<&str>,
@@ -267,7 +243,7 @@ pub async fn token(
 
 /// A copy of the repository's config dir under `root`, with each `(file, from, to)` text
 /// replacement applied (each `from` must occur). Start a server on it with
-/// [`Server::start_in_config`].
+/// [`Server::start_in`].
 pub fn config_copy(root: &Path, edits: &[(&str, &str, &str)]) -> PathBuf {
     let dir = root.join("config");
     std::fs::create_dir_all(&dir).unwrap();
