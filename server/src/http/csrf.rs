@@ -95,7 +95,7 @@ impl PublicOrigins {
     fn allows(&self, text: &str) -> bool {
         url::Url::parse(text).is_ok_and(|url| {
             let origin = url.origin().ascii_serialization();
-            self.0.iter().any(|o| *o == origin)
+            self.0.contains(&origin)
         })
     }
 }
