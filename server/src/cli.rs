@@ -84,6 +84,29 @@ pub struct ServeArgs {
     /// A browser session ends this long after sign-in, however active (e.g. 12h).
     #[arg(long, env = "WASM_AS_OS_SESSION_MAX_AGE", default_value = "12h")]
     pub session_max_age: platform::config::units::Span,
+
+    /// The origins browsers use to reach the dashboard (e.g. https://wasm.example.com),
+    /// comma-separated. Form posts and other cookie-carrying writes from any other origin are
+    /// refused. Default: http://127.0.0.1:PORT, http://localhost:PORT and http://[::1]:PORT of the
+    /// listen address (its own address when it listens on one non-loopback address).
+    #[arg(long, env = "WASM_AS_OS_PUBLIC_ORIGIN", value_delimiter = ',')]
+    pub public_origin: Vec<String>,
+
+    /// A request's line and headers must arrive within this time; an idle kept-alive connection
+    /// is closed after it.
+    #[arg(long, env = "WASM_AS_OS_HEADER_TIMEOUT", default_value = "30s")]
+    pub header_timeout: platform::config::units::Span,
+
+    /// A request body may take this long, plus one second for every --min-body-rate bytes it
+    /// delivers; a slower body is cut off with 408.
+    #[arg(long, env = "WASM_AS_OS_BODY_TIMEOUT", default_value = "30s")]
+    pub body_timeout: platform::config::units::Span,
+
+    /// The rate (bytes per second) that keeps a long request body, such as a large upload, going
+    /// past --body-timeout.
+    #[arg(long, env = "WASM_AS_OS_MIN_BODY_RATE", default_value = "16KB")]
+    pub min_body_rate: platform::config::units::ByteSize,
+
     /// Addresses or networks that may read /metrics without a token, comma-separated; `none`
     /// requires a bearer token with metrics:read from everyone (use it behind a local proxy).
     #[arg(

@@ -2,10 +2,12 @@
 //! Prometheus metrics.
 
 pub mod api;
+pub mod csrf;
 mod dashboard;
 mod health;
 pub mod metrics;
 mod request_log;
+pub mod slow_body;
 
 use axum::{Router, routing::get};
 use leptos::config::LeptosOptions;
@@ -39,11 +41,15 @@ fn session_layer(
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
-pub fn router(
-    platform: Platform,
-    leptos: LeptosOptions,
-    metrics_allow: metrics::MetricsAllow,
-) -> Router {
+/// What `serve` decides about the HTTP surface.
+pub struct Options {
+    pub metrics_allow: metrics::MetricsAllow,
+    /// The origins cookie-carrying writes must come from.
+    pub origins: csrf::PublicOrigins,
+    pub body_pace: slow_body::BodyPace,
+}
+
+pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Router {
     let state = AppState {
         leptos: leptos.clone(),
         platform: platform.clone(),
@@ -61,12 +67,21 @@ pub fn router(
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/audit/export", get(dashboard::audit_export))
-        .merge(metrics::router(metrics_allow))
+        .merge(metrics::router(options.metrics_allow))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        // Inside the session layer, so a refusal can name the signed-in user in its audit event.
+        .layer(axum::middleware::from_fn_with_state(
+            (state.platform.clone(), options.origins),
+            csrf::check,
+        ))
         .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(
+            options.body_pace,
+            slow_body::pace,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.platform.clone(),
             metrics::track,

@@ -1,6 +1,8 @@
 //! `serve`: start the platform, mount the dashboard, the API and health checks, and run until a
 //! shutdown signal.
 
+mod connections;
+
 use std::path::PathBuf;
 
 use leptos::config::LeptosOptions;
@@ -22,6 +24,8 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     };
     let metrics_allow =
         http::metrics::MetricsAllow::parse(&args.metrics_allow).map_err(CommandError::Usage)?;
+    let configured_origins =
+        http::csrf::PublicOrigins::parse(&args.public_origin).map_err(CommandError::Usage)?;
     let (platform, notices) = Platform::start(options).await?;
     crate::logging::set_redactor(platform.audit().redactor().clone());
     for notice in notices {
@@ -58,7 +62,26 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     if !site_root.join("pkg").is_dir() {
         tracing::warn!(site_root = %site_root.display(), "browser assets not found: pages render, but without styles or interactivity (build with `cargo leptos build`)");
     }
-    let router = http::router(platform.clone(), leptos, metrics_allow);
+    let origins = if configured_origins.is_empty() {
+        if addr.ip().is_unspecified() || platform.config().tls.tls.enabled {
+            tracing::warn!(
+                "--public-origin is not set: browser forms are accepted only from {}; set it to the address browsers use (e.g. https://wasm.example.com)",
+                http::csrf::PublicOrigins::derived(addr).list().join(", ")
+            );
+        }
+        http::csrf::PublicOrigins::derived(addr)
+    } else {
+        configured_origins
+    };
+    let options = http::Options {
+        metrics_allow,
+        origins: origins.clone(),
+        body_pace: http::slow_body::BodyPace {
+            grace: args.body_timeout.duration(),
+            min_rate: args.min_body_rate.bytes(),
+        },
+    };
+    let router = http::router(platform.clone(), leptos, options);
 
     record(
         &platform,
@@ -77,36 +100,30 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on http://{addr}");
     // Tests and scripts read the bound address (useful with --listen 127.0.0.1:0) from this line.
     println!("listening on http://{addr}");
-    offer_setup_link(&platform, addr).await;
+    offer_setup_link(&platform, &origins).await;
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
 
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let connections = connections::ConnectionOptions {
+        header_timeout: args.header_timeout.duration(),
+    };
+    connections::serve(listener, router, connections, shutdown).await;
     tracing::info!("shutting down");
     sweeper.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
     // Delivers every buffered audit event (service_stop included) before the pool closes.
     platform.close().await;
-    served.map_err(CommandError::Serve)
+    Ok(())
 }
 
 /// With no account yet, prints a one-time link for creating the first administrator. It goes to
 /// the console only (stdout), never to the log.
-async fn offer_setup_link(platform: &Platform, addr: std::net::SocketAddr) {
+async fn offer_setup_link(platform: &Platform, origins: &http::csrf::PublicOrigins) {
     use secrecy::ExposeSecret;
     match platform.identity().issue_setup_token().await {
         Ok(Some(setup)) => {
-            let host = if addr.ip().is_unspecified() {
-                format!("localhost:{}", addr.port())
-            } else {
-                addr.to_string()
-            };
+            let origin = origins.first().unwrap_or("http://localhost:3000");
             let text = format!(
-                "\nNo account exists yet. Open this one-time link to create the first administrator\n(valid until {}):\n  http://{host}/setup?token={}\nOr run: wasm-as-os admin create-user --username admin --password … --email … --roles admin\n\n",
+                "\nNo account exists yet. Open this one-time link to create the first administrator\n(valid until {}):\n  {origin}/setup?token={}\nOr run: wasm-as-os admin create-user --username admin --password … --email … --roles admin\n\n",
                 setup.expires_at.format("%Y-%m-%d %H:%M UTC"),
                 setup.token.expose_secret()
             );

@@ -88,12 +88,30 @@ pub async fn start_session(user: SessionUser) -> Result<(), AppError> {
         .map_err(|e| AppError::internal(&e))
 }
 
-/// Only same-site paths are followed after sign-in.
+/// Only paths of this site are followed after sign-in: `next` is resolved the way a browser
+/// resolves a `Location` (tabs and newlines dropped, `\\` read as `/`, dot segments applied)
+/// against this site, and kept only if the result is on this site. The answer is that result's
+/// path, query and fragment, re-serialised (so percent-encoded, valid in a header); anything else,
+/// or anything over 2,000 characters, gives `/`.
 pub fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
-        _ => "/".to_string(),
-    }
+    // Any origin serves: only whether the target stays on it matters.
+    const SITE: &str = "http://site.invalid/";
+    let local = next.and_then(|next| {
+        let site = url::Url::parse(SITE).ok()?;
+        let target = site.join(next).ok()?;
+        if target.origin() != site.origin() || !target.username().is_empty() {
+            return None;
+        }
+        let local = &target[url::Position::BeforePath..];
+        // `/.//evil.example` resolves to the path `//evil.example`: a network-path reference.
+        let ok = local.starts_with('/')
+            && !local.starts_with("//")
+            && !local.contains('\\')
+            && local.len() <= 2000
+            && http::HeaderValue::from_str(local).is_ok();
+        ok.then(|| local.to_string())
+    });
+    local.unwrap_or_else(|| "/".to_string())
 }
 
 impl From<IdentityError> for AppError {
@@ -124,6 +142,94 @@ impl From<AuthError> for AppError {
             }
             AuthError::InvalidToken => Self::Unauthorized,
             AuthError::Internal(inner) => inner.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn local_paths_are_kept_with_their_query_and_fragment() {
+        for (next, kept) in [
+            ("/users", "/users"),
+            ("/modules/upload?x=1#top", "/modules/upload?x=1#top"),
+            (
+                "/audit/export?format=csv&kind=login_failure",
+                "/audit/export?format=csv&kind=login_failure",
+            ),
+            ("/%2F/evil.example", "/%2F/evil.example"),
+            ("/a b", "/a%20b"),
+            ("/é", "/%C3%A9"),
+        ] {
+            assert_eq!(safe_next(Some(next)), kept, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn every_known_way_off_the_site_gives_the_home_page() {
+        let bypasses = [
+            "//evil.example",
+            "///evil.example",
+            "////evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "\\/evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/.//evil.example",
+            "/./\\evil.example",
+            "/..//evil.example",
+            "https://evil.example",
+            "http://evil.example/x",
+            "HTTP://evil.example",
+            "http:evil.example",
+            "https:evil.example",
+            "https:/evil.example",
+            "javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "//user@evil.example",
+            "http://site.invalid@evil.example",
+            "//evil.example%2F..",
+            "/\u{0}/evil.example",
+            "\u{b}//evil.example",
+        ];
+        for next in bypasses {
+            let got = safe_next(Some(next));
+            assert!(
+                got.starts_with('/') && !got.starts_with("//") && !got.contains('\\'),
+                "{next:?} gave {got:?}"
+            );
+            let resolved = url::Url::parse("https://wasm.example.com/login")
+                .unwrap()
+                .join(&got)
+                .unwrap();
+            assert_eq!(
+                resolved.host_str(),
+                Some("wasm.example.com"),
+                "{next:?} gave {got:?}"
+            );
+        }
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/");
+        assert_eq!(safe_next(Some("/.//evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
+    }
+
+    #[test]
+    fn the_answer_is_always_a_valid_header_value() {
+        for next in ["/\n", "/x\r\nSet-Cookie: a=b", "/\u{7f}", "/\u{0}", "/€\t"] {
+            let got = safe_next(Some(next));
+            assert!(
+                http::HeaderValue::from_str(&got).is_ok(),
+                "{next:?} gave {got:?}"
+            );
         }
     }
 }

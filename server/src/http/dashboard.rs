@@ -72,9 +72,10 @@ pub async fn upload(
         (Err(e), false) if e.status() == StatusCode::UNAUTHORIZED => {
             Redirect::to("/login?next=/modules/upload").into_response()
         }
+        // Only the code travels in the URL: the page shows its own message for known codes, so
+        // a link cannot make the page say anything else.
         (Err(e), false) => {
-            Redirect::to(&format!("/modules/upload?error={}", urlencode(e.message())))
-                .into_response()
+            Redirect::to(&format!("/modules/upload?error={}", urlencode(e.code()))).into_response()
         }
     }
 }

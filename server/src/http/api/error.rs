@@ -35,8 +35,8 @@ impl ApiError {
         self.status
     }
 
-    pub fn message(&self) -> &str {
-        &self.message
+    pub fn code(&self) -> &'static str {
+        self.code
     }
 
     pub fn not_found() -> Self {

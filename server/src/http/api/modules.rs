@@ -29,6 +29,42 @@ fn io_error<E: std::fmt::Display>(e: E) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+/// The largest text field (`name`, `description`) a multipart upload may carry; the body limit is
+/// off for uploads, so without it a field would be read whole into memory.
+pub const MAX_FORM_FIELD: usize = 64 * 1024;
+
+/// Reads a text field of an upload form, refusing one over [`MAX_FORM_FIELD`] bytes with 413
+/// before holding more than that.
+async fn small_field(
+    mut field: axum::extract::multipart::Field<'_>,
+    label: &str,
+) -> Result<String, ApiError> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
+    };
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+        if bytes.len() + chunk.len() > MAX_FORM_FIELD {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the \"{label}\" field is larger than {} KiB",
+                    MAX_FORM_FIELD / 1024
+                ),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("the \"{label}\" field is not UTF-8 text"),
+        )
+    })
+}
+
 /// Streams the module out of a multipart form (`name`, `description`, `file`) or a raw body.
 pub async fn staged_upload(
     platform: &Platform,
@@ -57,16 +93,8 @@ pub async fn staged_upload(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?
         {
             match field.name() {
-                Some("name") => {
-                    meta.name = field.text().await.map_err(|e| {
-                        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-                    })?
-                }
-                Some("description") => {
-                    meta.description = field.text().await.map_err(|e| {
-                        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text())
-                    })?
-                }
+                Some("name") => meta.name = small_field(field, "name").await?,
+                Some("description") => meta.description = small_field(field, "description").await?,
                 Some("file") => {
                     file_name = field
                         .file_name()

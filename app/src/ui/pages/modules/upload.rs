@@ -20,7 +20,16 @@ pub fn UploadPage() -> impl IntoView {
     let query = use_query_map();
     let (phase, set_phase) = signal(Phase::Idle);
     let (error, set_error) = signal(None::<String>);
-    let shown_error = move || error.get().or_else(|| query.read().get("error"));
+    // Without JavaScript the server redirects back with `?error=<code>`; only the code is read,
+    // so a crafted link cannot put its own words on the page.
+    let shown_error = move || {
+        error.get().or_else(|| {
+            query
+                .read()
+                .get("error")
+                .map(|code| error_message(&code).to_string())
+        })
+    };
     let on_submit = move |ev: SubmitEvent| {
         use wasm_bindgen::JsCast;
         let Some(form) = ev
@@ -70,6 +79,22 @@ pub fn UploadPage() -> impl IntoView {
                 <button class="button button-primary" type="submit" disabled=move || phase.get() != Phase::Idle>"Upload and analyse"</button>
             </form>
         </section>
+    }
+}
+
+/// The message for an upload error code (the REST error codes of `POST /api/v1/modules`).
+fn error_message(code: &str) -> &'static str {
+    match code {
+        "invalid_module" => {
+            "The file is invalid WebAssembly: it is not a module or component that can be parsed."
+        }
+        "empty_module" => "The file is empty: choose a .wasm file.",
+        "payload_too_large" => "The file or a field is larger than the upload limit.",
+        "validation" => "The name or description is not valid: check them and try again.",
+        "invalid_request" => "The form could not be read: choose a file and try again.",
+        "forbidden" => "You do not have permission to upload modules.",
+        "conflict" => "The upload conflicts with an existing module.",
+        _ => "The upload failed. Try again, or ask an administrator to check the server log.",
     }
 }
 

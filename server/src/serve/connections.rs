@@ -1,0 +1,90 @@
+//! Accepting connections (in place of `axum::serve`, which sets neither of the first two):
+//!
+//! - `TCP_NODELAY` on every accepted socket, so a response written in several pieces (a streamed
+//!   page, a file) is not held back waiting for the client's delayed ACK;
+//! - a deadline for a request's line and headers (`--header-timeout`, default 30 s), which also
+//!   closes a kept-alive connection idle that long: a client trickling headers, or opening
+//!   connections and sending nothing, cannot hold them (slow bodies: `http::slow_body`);
+//! - the peer address for `ConnectInfo`, and graceful shutdown: on the signal, idle connections
+//!   close, in-flight requests finish, and `serve` returns when the last connection has ended.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{Router, extract::ConnectInfo, http::Request};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
+use tokio::{net::TcpListener, sync::watch};
+use tower::ServiceExt;
+
+/// How accepted connections are served.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionOptions {
+    pub header_timeout: Duration,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes and every connection has finished.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ConnectionOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (done_tx, done_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Per-connection failures (reset before accept) and running out of file
+                    // descriptors are not fatal: wait a moment and go on.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                request
+            });
+        let mut stop = stop_rx.clone();
+        let done = done_rx.clone();
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(options.header_timeout)
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => log_end(peer, result),
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    log_end(peer, connection.await);
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(done_rx);
+    let _ = stop_tx.send(());
+    done_tx.closed().await;
+}
+
+fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
