@@ -73,6 +73,16 @@ impl Server {
         Self::start_full(data_dir, database_url, global_args, &[], &[])
     }
 
+    /// Starts with its own config dir (instead of the repository's) and environment variables.
+    pub fn start_with_config(
+        config_dir: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Self {
+        Self::start_in(config_dir, data_dir, database_url, &[], &[], envs)
+    }
+
     /// Like [`Self::start_with`], with extra environment variables for the server.
     pub fn start_with_env(
         data_dir: &Path,
@@ -99,10 +109,28 @@ impl Server {
         serve_args: &[&str],
         envs: &[(&str, &str)],
     ) -> Self {
+        Self::start_in(
+            &repo_config(),
+            data_dir,
+            database_url,
+            global_args,
+            serve_args,
+            envs,
+        )
+    }
+
+    fn start_in(
+        config_dir: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        global_args: &[&str],
+        serve_args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(BIN);
         cmd.envs(envs.iter().copied());
         cmd.arg("--config-dir")
-            .arg(repo_config())
+            .arg(config_dir)
             .arg("--data-dir")
             .arg(data_dir)
             .args(global_args);
