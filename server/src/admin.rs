@@ -163,8 +163,14 @@ fn csv_field(s: &str) -> String {
 }
 
 /// `admin audit verify --file PATH`: the file and its rotated predecessors, oldest first.
-pub fn verify_files(path: Option<&std::path::Path>) -> Result<(), CommandError> {
+pub fn verify_files(
+    data_dir: &std::path::Path,
+    path: Option<&std::path::Path>,
+) -> Result<(), CommandError> {
     let Some(path) = path else { return Ok(()) };
+    let (key, _) = platform::secrets::audit_chain_key(data_dir, false)
+        .map_err(platform::audit::AuditError::from)?;
+    let key = platform::audit::line::ChainKey::new(key);
     let files = verify::rotated_set(path);
     if files.is_empty() {
         return Err(CommandError::Usage(format!(
@@ -173,7 +179,7 @@ pub fn verify_files(path: Option<&std::path::Path>) -> Result<(), CommandError> 
         )));
     }
     report(
-        verify::files(&files)?,
+        verify::files(&files, &key)?,
         &format!("in {} file(s)", files.len()),
     )
 }

@@ -57,7 +57,7 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options),
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => {
-            crate::admin::verify_files(args.file.as_deref())
+            crate::admin::verify_files(&options.data_dir, args.file.as_deref())
         }
         Command::Admin(command) => admin(options, command).await,
     }

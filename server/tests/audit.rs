@@ -141,6 +141,146 @@ async fn kill_9_during_a_burst_loses_no_acknowledged_event_on_postgres() {
     db.drop_db().await;
 }
 
+/// Someone who can write the database rewrites an event and recomputes the hash chain from it on,
+/// as the chain was computed before it was keyed (SHA-256 of the previous hash and the event's
+/// canonical JSON, taken from the file's identical line): `admin audit verify` names the event.
+async fn rechained_without_the_key(data_dir: &Path, database_url: Option<&str>) {
+    use sea_orm::{Statement, Value as SqlValue};
+    use sha2::Digest;
+    let server = Server::start(data_dir, database_url);
+    let http = reqwest::Client::new();
+    for n in 0..5 {
+        let body = serde_json::json!({ "username": format!("victim-{n}"), "password": "not-the-password-1A!" });
+        let r = http
+            .post(server.url("/api/v1/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let (status, _) = server.terminate();
+    assert!(status.success());
+    let out = run_cli(data_dir, database_url, &["admin", "audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The attacker's material: each event's line without its chain fields, by id.
+    let mut lines = std::collections::HashMap::new();
+    for text in std::fs::read_to_string(data_dir.join("audit.log"))
+        .unwrap()
+        .lines()
+    {
+        let mut v: serde_json::Value = serde_json::from_str(text).unwrap();
+        let map = v.as_object_mut().unwrap();
+        map.remove("hash");
+        map.remove("prev_hash");
+        lines.insert(map["id"].as_str().unwrap().to_string(), v);
+    }
+    let url = database_url.map_or_else(
+        || {
+            format!(
+                "sqlite://{}?mode=rw",
+                data_dir.join("wasm-as-os.db").display()
+            )
+        },
+        str::to_string,
+    );
+    let db = Database::connect(&url).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id, prev_hash FROM audit_logs WHERE seq IS NOT NULL ORDER BY seq",
+        ))
+        .await
+        .unwrap();
+    let chain: Vec<(uuid::Uuid, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<uuid::Uuid>("", "id").unwrap(),
+                r.try_get::<String>("", "prev_hash").unwrap(),
+            )
+        })
+        .collect();
+    let start = chain
+        .iter()
+        .position(|(id, _)| lines[&id.to_string()]["actor"]["username"] == "victim-2")
+        .unwrap();
+    let target = chain[start].0;
+    let (set_actor, set_links, set_head) = match backend {
+        sea_orm::DatabaseBackend::Postgres => (
+            "UPDATE audit_logs SET actor_name = $1 WHERE id = $2",
+            "UPDATE audit_logs SET prev_hash = $1, hash = $2 WHERE id = $3",
+            "UPDATE audit_chain SET hash = $1 WHERE id = 1",
+        ),
+        _ => (
+            "UPDATE audit_logs SET actor_name = ? WHERE id = ?",
+            "UPDATE audit_logs SET prev_hash = ?, hash = ? WHERE id = ?",
+            "UPDATE audit_chain SET hash = ? WHERE id = 1",
+        ),
+    };
+    let exec = |sql: &'static str, values: Vec<SqlValue>| {
+        let db = db.clone();
+        async move {
+            db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+                .await
+                .unwrap();
+        }
+    };
+    exec(set_actor, vec!["someone-else".into(), target.into()]).await;
+    lines.get_mut(&target.to_string()).unwrap()["actor"]["username"] = "someone-else".into();
+    let mut prev = chain[start].1.clone();
+    for (id, _) in &chain[start..] {
+        let mut text = String::new();
+        platform::audit::line::canonical(&lines[&id.to_string()], &mut text);
+        let hash = hex::encode(sha2::Sha256::digest(format!("{prev}\n{text}")));
+        exec(
+            set_links,
+            vec![prev.clone().into(), hash.clone().into(), (*id).into()],
+        )
+        .await;
+        prev = hash;
+    }
+    exec(set_head, vec![prev.into()]).await;
+    db.close().await.unwrap();
+
+    let out = run_cli(data_dir, database_url, &["admin", "audit", "verify"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "a re-chained history must not verify: {said}"
+    );
+    assert!(
+        said.contains(&target.to_string()),
+        "verify names the rewritten event: {said}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_rechained_without_the_key_is_named_by_verify_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    rechained_without_the_key(dir.path(), None).await;
+}
+
+#[tokio::test]
+async fn an_event_rechained_without_the_key_is_named_by_verify_on_postgres() {
+    let Some(db) = FreshDb::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    rechained_without_the_key(dir.path(), Some(&db.url)).await;
+    db.drop_db().await;
+}
+
 #[tokio::test]
 async fn verify_names_the_edited_line_of_the_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -535,6 +675,28 @@ async fn query_and_export(data_dir: &std::path::Path, database_url: Option<&str>
     assert_eq!(
         json[0]["details"]["permission"], "system:audit",
         "newest first: the refused audit read"
+    );
+    // Each export is itself audited as `data_export`, with its format and filter.
+    let page: serde_json::Value = http
+        .get(server.url("/api/v1/audit/events?event=data_export"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let exports = page["events"].as_array().unwrap();
+    let formats: Vec<&str> = exports
+        .iter()
+        .map(|e| e["details"]["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["json", "csv"], "{page}");
+    assert!(
+        exports
+            .iter()
+            .all(|e| e["actor"]["name"] == "admin" && e["details"]["filter"]["actor"] == "watcher"),
+        "{page}"
     );
     let r = http
         .get(server.url("/api/v1/audit/export?format=xml"))

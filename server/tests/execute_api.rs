@@ -158,7 +158,25 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     );
 
     // WASI command output.
+    // HELLO's WASI import puts it in review: refused until an admin releases it (the default of
+    // static_analysis.yml `quarantine.run_in_review`).
     let hello = upload(&http, &server, &dev, "hello", HELLO).await;
+    assert_eq!(hello["status"], "review", "{hello}");
+    let hello_id = hello["id"].as_str().unwrap();
+    let (status, body) = execute(&http, &server, &dev, hello_id, json!({"args": []})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("module_in_review")),
+        "{body}"
+    );
+    let released = http
+        .post(server.url(&format!("/api/v1/modules/{hello_id}/release")))
+        .bearer_auth(&admin)
+        .json(&json!({"reason": "prints a greeting"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(released.status(), StatusCode::OK);
     let (status, run) = execute(
         &http,
         &server,
@@ -179,7 +197,7 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
         ("grow", GROW, "grow", "sandbox.memory_limit"),
     ] {
         let module = upload(&http, &server, &dev, name, wat).await;
-        if module["status"] == "quarantined" {
+        if module["status"] != "active" {
             let r = http
                 .post(server.url(&format!(
                     "/api/v1/modules/{}/release",
@@ -451,8 +469,8 @@ async fn flow(data_dir: &Path, database_url: Option<&str>) {
     let count = |sql: &'static str| rows(data_dir, database_url, sql.to_string());
     assert_eq!(
         count("SELECT id FROM audit_logs WHERE event = 'module_execute'").await,
-        27,
-        "every run and the refused one"
+        28,
+        "every run and the two refused ones (quarantined, in review)"
     );
     assert_eq!(
         count("SELECT id FROM module_runs").await,

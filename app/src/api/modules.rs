@@ -128,10 +128,10 @@ impl From<platform::modules::ModuleError> for AppError {
             E::Forbidden(_) => Self::Forbidden,
             E::NotFound(_) => Self::NotFound,
             E::Invalid(fields) => Self::Validation(fields),
-            E::InvalidWasm(_) | E::Empty | E::TooLarge { .. } => {
+            E::InvalidWasm(_) | E::Empty | E::TooLarge { .. } | E::QuotaExceeded { .. } => {
                 Self::Validation([("file".to_string(), vec![e.to_string()])].into())
             }
-            E::Quarantined(_) | E::Conflict(_) => Self::Conflict(e.to_string()),
+            E::Quarantined(_) | E::InReview(_) | E::Conflict(_) => Self::Conflict(e.to_string()),
             other => Self::internal(&other),
         }
     }
@@ -323,8 +323,13 @@ pub struct RunRow {
     pub duration_ms: f64,
     pub peak_memory_bytes: u64,
     pub started_at: String,
-    /// Results, exit code and output, or the error message, in one line.
+    /// Results, exit code and output, or the error message, in one line; empty unless
+    /// `output_visible`.
     pub summary: String,
+    /// Whether the viewer may see the run's output (who ran it, or `modules:*`).
+    pub output_visible: bool,
+    /// Whether the history keeps only the start of the output.
+    pub truncated: bool,
 }
 
 #[cfg(feature = "ssr")]
@@ -510,6 +515,8 @@ pub async fn module_runs(id: String) -> Result<Vec<RunRow>, AppError> {
             peak_memory_bytes: r.peak_memory_bytes,
             started_at: r.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
             summary: summarize(&r.result),
+            output_visible: r.output_visible,
+            truncated: r.truncated,
         })
         .collect())
 }

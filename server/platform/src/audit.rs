@@ -58,6 +58,9 @@ pub enum AuditError {
     /// A query was malformed.
     #[error("invalid audit query: {0}")]
     Query(String),
+    /// The key of the hash chains cannot be read or made.
+    #[error(transparent)]
+    Key(#[from] crate::secrets::SecretError),
     /// The caller may not read the audit log.
     #[error("reading the audit log needs the system:audit permission")]
     Forbidden,
@@ -82,6 +85,8 @@ struct Inner {
     config: Arc<Config>,
     redactor: Redactor,
     metrics: Metrics,
+    /// The key of the hash chains (kept outside the database).
+    chain_key: line::ChainKey,
     /// `None` when auditing is off.
     pipeline: Option<pipeline::Pipeline>,
 }
@@ -97,9 +102,14 @@ impl AuditService {
     ) -> Result<Self, AuditError> {
         let settings = &config.audit.audit;
         let redactor = Redactor::new(settings.filter_sensitive_data, &settings.sensitive_fields);
+        let (key, generated) = crate::secrets::audit_chain_key(data_dir, true)?;
+        if let Some(path) = generated {
+            tracing::info!(path = %path.display(), "generated the audit chain key");
+        }
+        let chain_key = line::ChainKey::new(key);
         let pipeline = if settings.enabled {
             let root = data_dir.join("audit-journal");
-            let sinks = sink::Sink::from_config(&settings.destinations, &db, data_dir);
+            let sinks = sink::Sink::from_config(&settings.destinations, &db, data_dir, &chain_key);
             Some(
                 pipeline::Pipeline::start(&root, sinks, &metrics)
                     .map_err(|source| AuditError::Open { path: root, source })?,
@@ -113,6 +123,7 @@ impl AuditService {
             config,
             redactor,
             metrics,
+            chain_key,
             pipeline,
         })))
     }
@@ -216,6 +227,29 @@ impl AuditService {
         query::run(&self.0.db, query).await
     }
 
+    /// The first page of an export of the audit log (`system:audit`), recorded as `data_export`
+    /// with the filter and format; the caller reads the further pages with [`Self::search`].
+    pub async fn export(
+        &self,
+        principal: &Principal,
+        query: &AuditQuery,
+        filter: serde_json::Value,
+        format: &str,
+    ) -> Result<AuditPage, AuditError> {
+        let page = self.search(principal, query).await?;
+        let actor = Actor {
+            id: principal.id().map(str::to_string),
+            name: principal.name().to_string(),
+        };
+        let details =
+            serde_json::json!({ "export": "audit_log", "format": format, "filter": filter });
+        self.record(
+            AuditEvent::new(EventKind::DataExport, actor, Outcome::Success).with_details(details),
+        )
+        .await?;
+        Ok(page)
+    }
+
     /// Records `config_change` when the effective configuration differs from the one the previous
     /// start of this data dir saw (its sha256 is kept in `<data dir>/config-fingerprint`; secrets
     /// are not part of it). Returns whether it changed.
@@ -244,6 +278,6 @@ impl AuditService {
     /// Checks the database's hash chain.
     pub async fn verify_database(&self) -> Result<verify::Verification, AuditError> {
         self.caught_up().await;
-        verify::database(&self.0.db).await
+        verify::database(&self.0.db, &self.0.chain_key).await
     }
 }

@@ -26,6 +26,11 @@
 //!
 //! Each process also counts its own writes, so its own changes are seen at once even if the shared
 //! counter could not be moved (that failure is logged).
+//!
+//! The backstop: a notice can be lost (a `pg_notify` that failed after the change committed, a
+//! counter file whose lock could not be taken). So that another process does not trust what it
+//! cached forever then, [`Fresh`] reloads any entry older than [`MAX_TRUST`] whatever the
+//! generation says: a lost notice delays a change by at most that long, never indefinitely.
 
 use std::{
     collections::HashMap,
@@ -41,6 +46,12 @@ use std::{
 };
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use crate::clock::{Clock, SystemClock};
+
+/// The longest a cached entry is trusted without reloading it, even while the generation stands
+/// (the backstop for a lost notice; see the module documentation).
+pub const MAX_TRUST: Duration = Duration::from_secs(30);
 
 /// The PostgreSQL notification channel writers signal on.
 pub const CHANNEL: &str = "wasm_as_os_access";
@@ -64,6 +75,8 @@ struct Inner {
     /// This process's own writes.
     local: AtomicU64,
     shared: Shared,
+    /// The age of cached entries is measured on it (injected in tests).
+    clock: Arc<dyn Clock>,
 }
 
 /// A PostgreSQL listener whose last notification (its own heartbeat at least) is older than this
@@ -200,10 +213,20 @@ impl Drop for Change<'_> {
 impl AccessGeneration {
     /// A counter for one process only (in-memory databases, tests).
     pub fn in_memory() -> Self {
+        Self::in_memory_with_clock(Arc::new(SystemClock))
+    }
+
+    /// [`Self::in_memory`] measuring the age of cached entries on `clock`.
+    pub fn in_memory_with_clock(clock: Arc<dyn Clock>) -> Self {
         Self(Arc::new(Inner {
             local: AtomicU64::new(0),
             shared: Shared::Memory,
+            clock,
         }))
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0.clock.now()
     }
 
     /// The counter file beside the SQLite database at `db_path` (through symbolic links, so every
@@ -221,6 +244,7 @@ impl AccessGeneration {
                 file,
                 writing: Mutex::new(()),
             },
+            clock: Arc::new(SystemClock),
         })))
     }
 
@@ -236,6 +260,7 @@ impl AccessGeneration {
                 since: Instant::now(),
                 heard_ms: AtomicU64::new(0),
             },
+            clock: Arc::new(SystemClock),
         }));
         let listener = generation.clone();
         tokio::spawn(async move { listener.listen().await });
@@ -423,8 +448,16 @@ impl AccessGeneration {
 #[derive(Debug)]
 pub struct Fresh<K, V> {
     generation: AccessGeneration,
-    entries: Mutex<HashMap<K, (Tag, Arc<V>)>>,
+    entries: Mutex<HashMap<K, Entry<V>>>,
     capacity: usize,
+}
+
+/// A cached value, the generation it was loaded under and when.
+#[derive(Debug)]
+struct Entry<V> {
+    tag: Tag,
+    loaded: chrono::DateTime<chrono::Utc>,
+    value: Arc<V>,
 }
 
 impl<K: Eq + Hash + Clone, V> Fresh<K, V> {
@@ -444,24 +477,34 @@ impl<K: Eq + Hash + Clone, V> Fresh<K, V> {
     {
         // Read before loading: a change committed during the load moves it past this tag.
         let tag = self.generation.current();
+        let now = self.generation.now();
+        let young = |loaded: chrono::DateTime<chrono::Utc>| {
+            (now - loaded).to_std().is_ok_and(|age| age < MAX_TRUST)
+        };
         if let Some(tag) = tag
             && let Ok(entries) = self.entries.lock()
-            && let Some((at, value)) = entries.get(key)
-            && *at == tag
+            && let Some(entry) = entries.get(key)
+            && entry.tag == tag
+            && young(entry.loaded)
         {
-            return Ok(value.clone());
+            return Ok(entry.value.clone());
         }
         let value = Arc::new(load.await?);
         if let Some(tag) = tag
             && let Ok(mut entries) = self.entries.lock()
         {
             if entries.len() >= self.capacity {
-                entries.retain(|_, (at, _)| *at == tag);
+                entries.retain(|_, e| e.tag == tag && young(e.loaded));
                 if entries.len() >= self.capacity {
                     entries.clear();
                 }
             }
-            entries.insert(key.clone(), (tag, value.clone()));
+            let entry = Entry {
+                tag,
+                loaded: now,
+                value: value.clone(),
+            };
+            entries.insert(key.clone(), entry);
         }
         Ok(value)
     }
@@ -575,6 +618,41 @@ mod tests {
                 .await
                 .unwrap(),
             "new"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_change_whose_notice_was_lost_is_seen_once_the_entry_is_older_than_max_trust() {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let clock = crate::clock::ManualClock::new(start);
+        // Two processes sharing only the database; the writer's notice never reaches the reader.
+        let database = Arc::new(Mutex::new("enabled"));
+        let writer = AccessGeneration::in_memory();
+        let reader = AccessGeneration::in_memory_with_clock(Arc::new(clock.clone()));
+        let cache: Fresh<u32, &str> = Fresh::new(reader.clone(), 8);
+        let read = || {
+            let db = database.clone();
+            async move { Ok::<_, ()>(*db.lock().unwrap()) }
+        };
+        assert_eq!(*cache.get_or_load(&1, read()).await.unwrap(), "enabled");
+        *database.lock().unwrap() = "disabled";
+        writer.advance();
+        assert_eq!(
+            *cache.get_or_load(&1, read()).await.unwrap(),
+            "enabled",
+            "without the notice the reader still trusts what it cached"
+        );
+        clock.advance(
+            chrono::Duration::from_std(MAX_TRUST).unwrap() - chrono::Duration::milliseconds(1),
+        );
+        assert_eq!(*cache.get_or_load(&1, read()).await.unwrap(), "enabled");
+        clock.advance(chrono::Duration::milliseconds(1));
+        assert_eq!(
+            *cache.get_or_load(&1, read()).await.unwrap(),
+            "disabled",
+            "at MAX_TRUST the entry is reloaded: a lost notice delays a change, never forever"
         );
     }
 

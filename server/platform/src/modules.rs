@@ -57,6 +57,14 @@ pub enum ModuleError {
     /// The module is quarantined and cannot run.
     #[error("module {0} is quarantined; an administrator must release it before it can run")]
     Quarantined(String),
+    /// The module waits for review and static_analysis.yml does not let such modules run.
+    #[error("module {0} is waiting for review; an administrator must release it before it can run")]
+    InReview(String),
+    /// The upload would take the owner past sandbox.yml `storage.module_quota_per_user`.
+    #[error(
+        "this upload would take your modules past your storage quota of {quota} bytes; delete modules you no longer need"
+    )]
+    QuotaExceeded { quota: u64 },
     /// The change conflicts with the current state.
     #[error("{0}")]
     Conflict(String),
@@ -379,6 +387,8 @@ impl Modules {
         if staged.size == 0 {
             return Err(ModuleError::Empty);
         }
+        self.check_quota(principal, owner, &name, staged.size)
+            .await?;
         let bytes = tokio::fs::read(&staged.path)
             .await
             .map_err(StorageError::from)?;
@@ -406,7 +416,17 @@ impl Modules {
             last_run_at: Set(None),
         }
         .insert(&self.db)
-        .await?;
+        .await;
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                // The staged file goes with `staged`; the stored copy goes unless a module uses it.
+                if let Err(cleanup) = self.remove_unused(&staged.sha256).await {
+                    tracing::warn!(error = %cleanup, "could not remove the stored copy of a failed upload");
+                }
+                return Err(e.into());
+            }
+        };
         self.generation.advance();
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
         self.record(
@@ -438,6 +458,43 @@ impl Modules {
             .await?;
         }
         self.info(row).await
+    }
+
+    /// Refuses an upload that would take the owner's modules past
+    /// sandbox.yml `storage.module_quota_per_user`; audited as a denied `module_upload`.
+    async fn check_quota(
+        &self,
+        principal: &Principal,
+        owner: uuid::Uuid,
+        name: &str,
+        size: u64,
+    ) -> Result<(), ModuleError> {
+        let quota = self
+            .config
+            .sandbox
+            .sandbox
+            .storage
+            .module_quota_per_user
+            .bytes();
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast it back, on both databases.
+        let used: Option<i64> = module::Entity::find()
+            .select_only()
+            .column_as(
+                Expr::cust("CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT)"),
+                "used",
+            )
+            .filter(module::Column::OwnerId.eq(owner))
+            .into_tuple()
+            .one(&self.db)
+            .await?;
+        let used = u64::try_from(used.unwrap_or_default()).unwrap_or_default();
+        if used.saturating_add(size) <= quota {
+            return Ok(());
+        }
+        let event = AuditEvent::new(EventKind::ModuleUpload, Self::actor(principal), Outcome::Denied)
+            .with_details(serde_json::json!({ "name": name, "size_bytes": size, "reason": "quota_exceeded", "quota_bytes": quota, "used_bytes": used }));
+        self.audit.record(event).await?;
+        Err(ModuleError::QuotaExceeded { quota })
     }
 
     /// The caller's relation to a module.
@@ -680,13 +737,7 @@ impl Modules {
         let change = self.generation.change();
         module::Entity::delete_by_id(row.id).exec(&self.db).await?;
         drop(change);
-        let others = module::Entity::find()
-            .filter(module::Column::Sha256.eq(row.sha256.clone()))
-            .count(&self.db)
-            .await?;
-        if others == 0 {
-            self.store.remove(&row.sha256).await?;
-        }
+        self.remove_unused(&row.sha256).await?;
         let details =
             serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason });
         self.record(
@@ -699,6 +750,18 @@ impl Modules {
         .await
     }
 
+    /// Deletes the stored file of `sha256` unless a module still holds the same bytes.
+    async fn remove_unused(&self, sha256: &str) -> Result<(), ModuleError> {
+        let others = module::Entity::find()
+            .filter(module::Column::Sha256.eq(sha256))
+            .count(&self.db)
+            .await?;
+        if others == 0 {
+            self.store.remove(sha256).await?;
+        }
+        Ok(())
+    }
+
     async fn user_id(&self, username: &str) -> Result<Option<uuid::Uuid>, ModuleError> {
         use crate::identity::entities::user;
         Ok(user::Entity::find()
@@ -708,7 +771,20 @@ impl Modules {
             .map(|u| u.id))
     }
 
+    /// An enabled account's id. Unknown and disabled names look the same to the caller, so sharing
+    /// does not tell who has an account.
+    async fn active_user_id(&self, username: &str) -> Result<Option<uuid::Uuid>, ModuleError> {
+        use crate::identity::entities::user;
+        Ok(user::Entity::find()
+            .filter(user::Column::Username.eq(username.trim().to_lowercase()))
+            .filter(user::Column::Disabled.eq(false))
+            .one(&self.db)
+            .await?
+            .map(|u| u.id))
+    }
+
     /// Shares a module with a user or a role (owner, or `modules:*`); audited as `module_share`.
+    /// Unknown and disabled users get the same refusal (see [`Self::active_user_id`]).
     pub async fn share(
         &self,
         principal: &Principal,
@@ -725,9 +801,14 @@ impl Modules {
         let (kind, key) = match &grantee {
             Grantee::User(name) => (
                 "user",
-                self.user_id(name)
+                self.active_user_id(name)
                     .await?
-                    .ok_or_else(|| invalid("user", format!("no user named \"{name}\"")))?
+                    .ok_or_else(|| {
+                        invalid(
+                            "user",
+                            format!("cannot share with \"{name}\": no active account by that name"),
+                        )
+                    })?
                     .to_string(),
             ),
             Grantee::Role(name) => {
@@ -1008,11 +1089,29 @@ impl Modules {
         id: &str,
     ) -> Result<(module::Model, Vec<u8>), ModuleError> {
         let row = self.reach(principal, id, "execute").await?;
-        if row.status == ModuleStatus::Quarantined.as_str() {
-            return Err(ModuleError::Quarantined(id.to_string()));
-        }
+        self.runnable(id, &row.status)?;
         let bytes = self.store.read(&row.sha256).await?;
         Ok((row, bytes))
+    }
+
+    /// Whether a module in `status` may run: quarantined never, in review only when
+    /// static_analysis.yml `quarantine.run_in_review` allows it.
+    pub(crate) fn runnable(&self, id: &str, status: &str) -> Result<(), ModuleError> {
+        match ModuleStatus::parse(status) {
+            Some(ModuleStatus::Active) => Ok(()),
+            Some(ModuleStatus::Review)
+                if self
+                    .config
+                    .static_analysis
+                    .static_analysis
+                    .quarantine
+                    .run_in_review =>
+            {
+                Ok(())
+            }
+            Some(ModuleStatus::Review) => Err(ModuleError::InReview(id.to_string())),
+            Some(ModuleStatus::Quarantined) | None => Err(ModuleError::Quarantined(id.to_string())),
+        }
     }
 
     async fn info(&self, row: module::Model) -> Result<ModuleInfo, ModuleError> {

@@ -71,6 +71,33 @@ pub const STORAGE_KEY_ENV: &str = "WASM_AS_OS_STORAGE_KEY";
 /// The 256-bit key that encrypts stored modules: from `WASM_AS_OS_STORAGE_KEY`, else from the key
 /// file in the data dir (generated when missing; returned path when new). Never in the database.
 pub fn storage_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
+    data_dir_key(data_dir, STORAGE_KEY_FILE, STORAGE_KEY_ENV, true)
+}
+
+/// The file holding the generated key of the audit hash chains.
+pub const AUDIT_CHAIN_KEY_FILE: &str = "audit_chain_key";
+/// The environment variable that supplies the audit chain key (64 hex characters); replicas
+/// sharing one PostgreSQL database must share it.
+pub const AUDIT_CHAIN_KEY_ENV: &str = "WASM_AS_OS_AUDIT_CHAIN_KEY";
+
+/// The 256-bit key of the audit hash chains (HMAC-SHA256): from `WASM_AS_OS_AUDIT_CHAIN_KEY`,
+/// else from `<data dir>/audit_chain_key` (0600), generated when missing if `create`. Kept out of
+/// the database, so whoever can write the database cannot re-chain altered events.
+pub fn audit_chain_key(
+    data_dir: &Path,
+    create: bool,
+) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
+    data_dir_key(data_dir, AUDIT_CHAIN_KEY_FILE, AUDIT_CHAIN_KEY_ENV, create)
+}
+
+/// A 256-bit key from the environment variable `env`, else from `file` in the data dir
+/// (generated when missing and `create`; returned path when new).
+fn data_dir_key(
+    data_dir: &Path,
+    file: &str,
+    env: &str,
+    create: bool,
+) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
     let parse = |text: &str, path: &Path| -> Result<[u8; 32], SecretError> {
         let bytes = hex::decode(text.trim()).map_err(|_| SecretError::File {
             path: path.to_path_buf(),
@@ -81,13 +108,13 @@ pub fn storage_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), Secre
             reason: "must hold 64 hex characters (32 bytes)".into(),
         })
     };
-    if let Ok(text) = std::env::var(STORAGE_KEY_ENV) {
-        return Ok((parse(&text, Path::new(STORAGE_KEY_ENV))?, None));
+    if let Ok(text) = std::env::var(env) {
+        return Ok((parse(&text, Path::new(env))?, None));
     }
-    let path = data_dir.join(STORAGE_KEY_FILE);
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok((parse(&text, &path)?, None)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let key: [u8; 32] = rand::random();
             write_private(&path, &hex::encode(key)).map_err(|e| SecretError::File {
                 path: path.clone(),

@@ -84,6 +84,12 @@ fn module_execute(module: &str) -> AuditEvent {
     .with_target("module", module)
 }
 
+/// The chain key `start` generated in the data dir under `root`.
+fn chain_key(root: &Path) -> platform::audit::line::ChainKey {
+    let (key, _) = platform::secrets::audit_chain_key(&root.join("data"), false).unwrap();
+    platform::audit::line::ChainKey::new(key)
+}
+
 fn sh(script: &str, dir: &Path) -> String {
     let out = Command::new("sh")
         .arg("-c")
@@ -135,7 +141,7 @@ async fn the_file_rotates_compresses_and_keeps_one_chain() {
 
     let files = verify::rotated_set(&log);
     assert_eq!(files.len(), 4);
-    let result = verify::files(&files).unwrap();
+    let result = verify::files(&files, &chain_key(dir.path())).unwrap();
     assert_eq!(result.broken, None, "the chain survives rotation");
     assert!(result.verified > 5);
 }
@@ -275,7 +281,9 @@ async fn an_edited_line_is_named_by_verify() {
     }
     platform.close().await;
     assert_eq!(
-        verify::files(std::slice::from_ref(&log)).unwrap().broken,
+        verify::files(std::slice::from_ref(&log), &chain_key(dir.path()))
+            .unwrap()
+            .broken,
         None
     );
 
@@ -292,7 +300,7 @@ async fn an_edited_line_is_named_by_verify() {
         })
         .collect();
     std::fs::write(&log, edited.join("\n") + "\n").unwrap();
-    let result = verify::files(std::slice::from_ref(&log)).unwrap();
+    let result = verify::files(std::slice::from_ref(&log), &chain_key(dir.path())).unwrap();
     assert_eq!(result.verified, 6);
     assert!(
         matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })),
@@ -307,7 +315,7 @@ async fn an_edited_line_is_named_by_verify() {
         .map(|(_, l)| l)
         .collect();
     std::fs::write(&log, removed.join("\n") + "\n").unwrap();
-    let result = verify::files(std::slice::from_ref(&log)).unwrap();
+    let result = verify::files(std::slice::from_ref(&log), &chain_key(dir.path())).unwrap();
     assert!(
         matches!(result.broken, Some(verify::Broken::Line { line: 4, .. })),
         "a removed line breaks the next link: {:?}",

@@ -44,6 +44,16 @@ impl Server {
         Self::start_full(config_dir, data_dir, database_url, &[], &[], &[])
     }
 
+    /// Starts with its own config dir (instead of the repository's) and environment variables.
+    pub fn start_with_config(
+        config_dir: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Self {
+        Self::start_full(config_dir, data_dir, database_url, &[], &[], envs)
+    }
+
     /// Like [`Self::start_with`], with extra environment variables for the server.
     pub fn start_with_env(
         data_dir: &Path,

@@ -4,17 +4,36 @@
 //! `ip`, `user_agent`, `outcome`, the resource id at top level (`user_id`, `module_id`, …, named
 //! after the target's type), `details`, then `prev_hash` and `hash`.
 //!
-//! `hash` = hex(sha256(prev_hash ‖ "\n" ‖ canonical JSON of the line without `prev_hash` and
-//! `hash`)), where canonical JSON sorts object keys and has no whitespace. The database chain uses
-//! the same function over the same shape, rebuilt from the row.
+//! `hash` = hex(HMAC-SHA256(key, prev_hash ‖ "\n" ‖ canonical JSON of the line without `prev_hash`
+//! and `hash`)), where canonical JSON sorts object keys and has no whitespace. The database chain
+//! uses the same function over the same shape, rebuilt from the row. The key ([`ChainKey`]) is
+//! kept outside the database (`<data dir>/audit_chain_key` or `WASM_AS_OS_AUDIT_CHAIN_KEY`), so
+//! whoever can rewrite rows or lines cannot compute the hashes of a re-chained history.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use super::RecordedEvent;
+
+/// The key of the hash chains; its value never appears in logs or `Debug` output.
+#[derive(Clone)]
+pub struct ChainKey([u8; 32]);
+
+impl ChainKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChainKey([REDACTED])")
+    }
+}
 
 /// The `prev_hash` of the first event of a chain.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -97,27 +116,30 @@ fn shape(r: &RecordedEvent) -> Shape<'_> {
 }
 
 /// The hash of `event` linked to `prev`.
-pub fn link(prev: &str, event: &RecordedEvent) -> String {
+pub fn link(key: &ChainKey, prev: &str, event: &RecordedEvent) -> String {
     let value = serde_json::to_value(shape(event)).unwrap_or(Value::Null);
-    hash_value(prev, &value)
+    hash_value(key, prev, &value)
 }
 
 /// The hash of a line's object (without its chain fields) linked to `prev`.
-pub fn hash_value(prev: &str, value: &Value) -> String {
+pub fn hash_value(key: &ChainKey, prev: &str, value: &Value) -> String {
     let mut text = String::with_capacity(512);
     canonical(value, &mut text);
-    let mut hasher = Sha256::new();
-    hasher.update(prev.as_bytes());
-    hasher.update(b"\n");
-    hasher.update(text.as_bytes());
-    hex::encode(hasher.finalize())
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key.0) else {
+        // HMAC takes keys of any length; this branch cannot be reached.
+        return String::new();
+    };
+    mac.update(prev.as_bytes());
+    mac.update(b"\n");
+    mac.update(text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The line for `event` linked to `prev`, ending in `\n`; returns it and its hash.
-pub fn render(prev: &str, event: &RecordedEvent) -> (String, String) {
+pub fn render(key: &ChainKey, prev: &str, event: &RecordedEvent) -> (String, String) {
     let shape = shape(event);
     let value = serde_json::to_value(&shape).unwrap_or(Value::Null);
-    let hash = hash_value(prev, &value);
+    let hash = hash_value(key, prev, &value);
     let json = serde_json::to_string(&Chained {
         shape: &shape,
         prev_hash: prev,
@@ -192,6 +214,8 @@ mod tests {
     use super::*;
     use crate::audit::{Actor, AuditEvent, EventKind, Outcome};
 
+    const KEY: ChainKey = ChainKey([7; 32]);
+
     fn event(name: &str) -> RecordedEvent {
         let at = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456Z")
             .unwrap()
@@ -212,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_line_has_the_specs_fields_at_top_level() {
-        let (line, hash) = render(GENESIS, &event("alice"));
+        let (line, hash) = render(&KEY, GENESIS, &event("alice"));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["timestamp"], "2026-01-02T03:04:05.123456Z");
         assert_eq!(v["event"], "module_execute");
@@ -242,25 +266,44 @@ mod tests {
 
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {
-        let (line, hash) = render(GENESIS, &event("alice"));
+        let (line, hash) = render(&KEY, GENESIS, &event("alice"));
         let mut v: Value = serde_json::from_str(&line).unwrap();
         let map = v.as_object_mut().unwrap();
         map.remove("hash");
         map.remove("prev_hash");
         assert_eq!(
-            hash_value(GENESIS, &v),
+            hash_value(&KEY, GENESIS, &v),
             hash,
             "a line verifies from its own text"
         );
-        assert_eq!(link(GENESIS, &event("alice")), hash);
-        assert_ne!(link(GENESIS, &event("mallory")), hash);
-        assert_ne!(link(&hash, &event("alice")), hash);
+        assert_eq!(link(&KEY, GENESIS, &event("alice")), hash);
+        assert_ne!(link(&KEY, GENESIS, &event("mallory")), hash);
+        assert_ne!(link(&KEY, &hash, &event("alice")), hash);
+    }
+
+    #[test]
+    fn the_hash_depends_on_the_key_so_the_chain_cannot_be_recomputed_without_it() {
+        let hash = link(&KEY, GENESIS, &event("alice"));
+        assert_ne!(link(&ChainKey([8; 32]), GENESIS, &event("alice")), hash);
+        let unkeyed = {
+            use sha2::Digest;
+            let mut text = String::new();
+            canonical(
+                &serde_json::to_value(shape(&event("alice"))).unwrap(),
+                &mut text,
+            );
+            hex::encode(Sha256::digest(format!("{GENESIS}\n{text}")))
+        };
+        assert_ne!(
+            unkeyed, hash,
+            "a plain SHA-256 over the same text is not the hash"
+        );
     }
 
     #[test]
     fn no_user_value_can_break_a_line() {
         let forged = "bob\n{\"event\":\"login_success\"}\r\u{85}\u{2028}\u{7f}\u{1b}[31m";
-        let (line, _) = render(GENESIS, &event(forged));
+        let (line, _) = render(&KEY, GENESIS, &event(forged));
         assert_eq!(line.matches('\n').count(), 1, "{line}");
         assert!(
             !line.contains(['\r', '\u{85}', '\u{2028}', '\u{7f}', '\u{1b}']),

@@ -39,6 +39,7 @@ impl Sink {
         destinations: &[Destination],
         db: &DatabaseConnection,
         data_dir: &Path,
+        key: &super::line::ChainKey,
     ) -> Vec<(String, Self)> {
         destinations
             .iter()
@@ -52,7 +53,7 @@ impl Sink {
                     };
                     (
                         format!("file-{i}"),
-                        Self::File(Arc::new(file::FileSink::new(path, *rotation))),
+                        Self::File(Arc::new(file::FileSink::new(path, *rotation, key.clone()))),
                     )
                 }
                 Destination::Syslog {
@@ -65,7 +66,7 @@ impl Sink {
                 ),
                 Destination::Database { .. } => (
                     format!("database-{i}"),
-                    Self::Database(database::DatabaseSink::new(db.clone())),
+                    Self::Database(database::DatabaseSink::new(db.clone(), key.clone())),
                 ),
             })
             .collect()

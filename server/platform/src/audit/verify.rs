@@ -58,7 +58,10 @@ pub struct Verification {
 const PAGE: u64 = 1000;
 
 /// Verifies the chain in `audit_logs`, oldest first, in pages.
-pub async fn database(db: &DatabaseConnection) -> Result<Verification, AuditError> {
+pub async fn database(
+    db: &DatabaseConnection,
+    key: &line::ChainKey,
+) -> Result<Verification, AuditError> {
     let unchained = entity::Entity::find()
         .filter(entity::Column::Seq.is_null())
         .count(db)
@@ -96,9 +99,9 @@ pub async fn database(db: &DatabaseConnection) -> Result<Verification, AuditErro
                 Ok(e) => e,
                 Err(e) => return Ok(broken(e.to_string())),
             };
-            if line::link(&prev, &event) != stored {
+            if line::link(key, &prev, &event) != stored {
                 return Ok(broken(
-                    "the event's content does not match its hash (altered)".into(),
+                    "the event's content does not match its keyed hash (altered, or re-chained without the key)".into(),
                 ));
             }
             prev = stored;
@@ -147,7 +150,7 @@ pub fn rotated_set(path: &Path) -> Vec<PathBuf> {
 
 /// Verifies files as one chain, in the given order (see [`rotated_set`]). The first line's
 /// `prev_hash` is taken as given: older files may have been deleted by rotation.
-pub fn files(paths: &[PathBuf]) -> Result<Verification, AuditError> {
+pub fn files(paths: &[PathBuf], key: &line::ChainKey) -> Result<Verification, AuditError> {
     let mut verified = 0;
     let mut prev: Option<String> = None;
     for path in paths {
@@ -178,9 +181,9 @@ pub fn files(paths: &[PathBuf]) -> Result<Verification, AuditError> {
                     "prev_hash does not match the hash of the previous line (a line was removed or inserted)",
                 ));
             }
-            if line::hash_value(&prev_hash, &Value::Object(map)) != stored {
+            if line::hash_value(key, &prev_hash, &Value::Object(map)) != stored {
                 return Ok(broken(
-                    "the line's content does not match its hash (altered)",
+                    "the line's content does not match its keyed hash (altered, or re-chained without the key)",
                 ));
             }
             prev = Some(stored);

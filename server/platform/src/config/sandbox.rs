@@ -25,6 +25,30 @@ pub struct Sandbox {
     pub resource_limits: ResourceLimits,
     pub module_capabilities: BTreeMap<String, CapabilityGroup>,
     pub policies: Vec<Policy>,
+    /// Addition to the spec: what the platform keeps of runs and modules (README, "Limits on
+    /// stored data").
+    #[serde(default)]
+    pub storage: Storage,
+}
+
+/// `sandbox.storage` (an addition to the spec): bounds on what callers make the server keep.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// Bytes of each of stdout and stderr kept in a run's history entry; the caller still gets
+    /// the whole output, the history keeps this prefix and says it was truncated.
+    pub run_output_kept: ByteSize,
+    /// Total size of the modules one user may own; an upload past it is refused.
+    pub module_quota_per_user: ByteSize,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Self {
+            run_output_kept: ByteSize(64 * 1024),
+            module_quota_per_user: ByteSize(1 << 30),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -100,6 +124,12 @@ pub enum PolicyName {
 impl SandboxFile {
     pub(super) fn validate(&self, p: &mut Problems) {
         let s = &self.sandbox;
+        if s.storage.run_output_kept.bytes() > 1024 * 1024 {
+            p.push(
+                "sandbox.storage.run_output_kept",
+                "must be at most 1MB (the most output a run captures)",
+            );
+        }
         let limits = &s.resource_limits;
         if limits.max_memory.bytes() < 64 * 1024 {
             p.push(

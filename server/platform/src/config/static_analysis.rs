@@ -63,6 +63,10 @@ pub struct Quarantine {
     pub high_risk_threshold: f64,
     pub medium_risk_threshold: f64,
     pub auto_quarantine: bool,
+    /// Addition to the spec: whether modules in `review` may run before an administrator
+    /// releases them. Off by default: they are refused with `module_in_review`.
+    #[serde(default)]
+    pub run_in_review: bool,
 }
 
 impl StaticAnalysisFile {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
-use super::{ModuleError, ModuleStatus, Modules, run};
+use super::{ModuleError, Modules, run};
 use crate::{
     access::Principal,
     audit::{AuditEvent, EventKind, Outcome},
@@ -119,7 +119,14 @@ pub struct RunSummary {
     pub peak_memory_bytes: u64,
     pub iterations: u64,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// Results, exit code, output or error; `null` unless `output_visible`.
     pub result: serde_json::Value,
+    /// Whether the caller sees the run's output: only who ran it and holders of `modules:*` do;
+    /// others see that it happened, its outcome and duration.
+    pub output_visible: bool,
+    /// Whether the history keeps only a prefix of stdout or stderr (sandbox.yml
+    /// `storage.run_output_kept`).
+    pub truncated: bool,
 }
 
 /// The engine (which keeps the prepared modules, bounded) and the runs in progress, shared by
@@ -210,6 +217,35 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A run's result as the history keeps it: stdout and stderr cut to `limit` bytes each (at a
+/// character boundary) and marked truncated. The caller of the run gets all of it.
+fn kept_in_history(result: &RunResult, limit: usize) -> serde_json::Value {
+    fn cut(text: Option<&String>, limit: usize) -> (Option<String>, bool) {
+        match text {
+            Some(t) if t.len() > limit => {
+                let mut end = limit;
+                while !t.is_char_boundary(end) {
+                    end -= 1;
+                }
+                (Some(t[..end].to_string()), true)
+            }
+            other => (other.cloned(), false),
+        }
+    }
+    let (stdout, out_cut) = cut(result.stdout.as_ref(), limit);
+    let (stderr, err_cut) = cut(result.stderr.as_ref(), limit);
+    let kept = RunResult {
+        stdout,
+        stderr,
+        stdout_truncated: result.stdout_truncated || out_cut,
+        stderr_truncated: result.stderr_truncated || err_cut,
+        results: result.results.clone(),
+        run_id: result.run_id.clone(),
+        ..*result
+    };
+    serde_json::to_value(&kept).unwrap_or_default()
+}
+
 impl Modules {
     /// Runs a module (`modules:execute`; ownership and sharing apply; quarantined modules are
     /// refused). Every attempt that reaches the sandbox is recorded and audited.
@@ -225,11 +261,14 @@ impl Modules {
             ))
         })?;
         let row = self.reach_for_run(principal, id).await?;
-        if row.status == ModuleStatus::Quarantined.as_str() {
-            let details =
-                serde_json::json!({ "module_id": row.id.to_string(), "outcome": "quarantined" });
+        if let Err(refusal) = self.runnable(id, &row.status) {
+            let outcome = match refusal {
+                ModuleError::InReview(_) => "in_review",
+                _ => "quarantined",
+            };
+            let details = serde_json::json!({ "module_id": row.id.to_string(), "outcome": outcome });
             self.audit_refusal(principal, row.id, details).await?;
-            return Err(ModuleError::Quarantined(id.to_string()).into());
+            return Err(refusal.into());
         }
         // Held until the run has finished (dropped on every return, panic or cancellation).
         let user = principal.id().unwrap_or(principal.name());
@@ -311,7 +350,8 @@ impl Modules {
                     iterations: report.iterations,
                     peak_memory_bytes: report.peak_memory_bytes,
                 };
-                let summary = serde_json::to_value(&result).unwrap_or_default();
+                let kept = self.config.sandbox.sandbox.storage.run_output_kept.bytes();
+                let summary = kept_in_history(&result, usize::try_from(kept).unwrap_or(usize::MAX));
                 self.record_run(
                     principal,
                     row.id,
@@ -447,7 +487,8 @@ impl Modules {
         Ok(())
     }
 
-    /// The latest runs of a module (`modules:read` on it), newest first.
+    /// The latest runs of a module (`modules:read` on it), newest first. The output of a run is
+    /// shown only to who ran it and to holders of `modules:*`.
     pub async fn runs(
         &self,
         principal: &Principal,
@@ -463,18 +504,33 @@ impl Modules {
             .limit(limit.clamp(1, 500))
             .all(&self.db)
             .await?;
+        let everyone = matches!(principal, Principal::System) || principal.can("modules", "*");
+        let me = principal.id().and_then(|i| uuid::Uuid::parse_str(i).ok());
         Ok(rows
             .into_iter()
-            .map(|r| RunSummary {
-                id: r.id.to_string(),
-                actor: r.actor,
-                mode: r.mode,
-                outcome: r.outcome,
-                duration_ms: r.duration_us as f64 / 1000.0,
-                peak_memory_bytes: u64::try_from(r.peak_memory_bytes).unwrap_or_default(),
-                iterations: u64::try_from(r.iterations).unwrap_or_default(),
-                started_at: r.started_at,
-                result: r.result,
+            .map(|r| {
+                let visible = everyone || (me.is_some() && r.user_id == me);
+                let truncated = visible
+                    && [&r.result["stdout_truncated"], &r.result["stderr_truncated"]]
+                        .iter()
+                        .any(|t| t.as_bool() == Some(true));
+                RunSummary {
+                    id: r.id.to_string(),
+                    actor: r.actor,
+                    mode: r.mode,
+                    outcome: r.outcome,
+                    duration_ms: r.duration_us as f64 / 1000.0,
+                    peak_memory_bytes: u64::try_from(r.peak_memory_bytes).unwrap_or_default(),
+                    iterations: u64::try_from(r.iterations).unwrap_or_default(),
+                    started_at: r.started_at,
+                    result: if visible {
+                        r.result
+                    } else {
+                        serde_json::Value::Null
+                    },
+                    output_visible: visible,
+                    truncated,
+                }
             })
             .collect())
     }

@@ -89,7 +89,9 @@ impl ModuleStore {
         limit: u64,
     ) -> Result<Staged, StorageError> {
         let path = self.root.join("tmp").join(uuid::Uuid::new_v4().to_string());
-        let mut file = tokio::fs::File::create(&path).await?;
+        // Created without an await, so the guard that removes it exists from the start: a request
+        // cancelled at any await below (a client hanging up) leaves no file behind.
+        let mut file = tokio::fs::File::from_std(std::fs::File::create(&path)?);
         let mut staged = Staged {
             path,
             sha256: String::new(),
@@ -136,12 +138,24 @@ impl ModuleStore {
         n
     }
 
+    /// Encrypts `source` into a partial file beside `target`, then renames it into place; the
+    /// partial file is removed when anything fails.
     fn encrypt_file(&self, source: &Path, target: &Path, sha256: &str) -> Result<(), StorageError> {
         let parent = target.parent().unwrap_or(&self.root);
         std::fs::create_dir_all(parent)?;
-        let mut input = std::fs::File::open(source)?;
         let partial = parent.join(format!(".{}.partial", uuid::Uuid::new_v4()));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial)?);
+        let written = self
+            .seal_into(source, &partial, sha256)
+            .and_then(|()| std::fs::rename(&partial, target).map_err(StorageError::from));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&partial);
+        }
+        written
+    }
+
+    fn seal_into(&self, source: &Path, partial: &Path, sha256: &str) -> Result<(), StorageError> {
+        let mut input = std::fs::File::open(source)?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(partial)?);
         let mut prefix = [0u8; 7];
         rand::rng().fill_bytes(&mut prefix);
         out.write_all(MAGIC)?;
@@ -176,7 +190,6 @@ impl ModuleStore {
             })?;
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&partial, target)?;
         Ok(())
     }
 

@@ -75,25 +75,29 @@ pub async fn export_api(
 
 /// Streams every event matching the filter, newest first. The first page is read before the
 /// response starts, so a refusal or a bad filter is a proper error status; a failure later ends
-/// the body early (and is logged).
+/// the body early (and is logged). The service records the export as `data_export`.
 pub async fn export(
     platform: Platform,
     principal: Principal,
     params: AuditParams,
     format: Format,
 ) -> Result<Response, ApiError> {
+    let filter = serde_json::to_value(&params).unwrap_or_default();
     let mut query = AuditQuery::from_params(&AuditParams {
         after: String::new(),
         limit: None,
         ..params
     })?;
     query.limit = EXPORT_PAGE;
-    let first = platform.audit().search(&principal, &query).await?;
-    let now = platform.clock().now();
     let (content_type, extension) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),
     };
+    let first = platform
+        .audit()
+        .export(&principal, &query, filter, extension)
+        .await?;
+    let now = platform.clock().now();
     struct State {
         platform: Platform,
         principal: Principal,

@@ -147,6 +147,14 @@ impl From<ModuleError> for ApiError {
             ModuleError::Quarantined(_) => {
                 Self::new(StatusCode::CONFLICT, "module_quarantined", e.to_string())
             }
+            ModuleError::InReview(_) => {
+                Self::new(StatusCode::CONFLICT, "module_in_review", e.to_string())
+            }
+            ModuleError::QuotaExceeded { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_exceeded",
+                e.to_string(),
+            ),
             ModuleError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
             ModuleError::Storage(_) | ModuleError::Db(_) | ModuleError::Audit(_) => {
                 Self::internal(&e)

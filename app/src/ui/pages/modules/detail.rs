@@ -311,7 +311,12 @@ fn RunPanel(id: String, can_execute: bool, exec: ServerAction<ExecuteModule>) ->
                                         view! {
                                         <li>
                                             <span class=class>{r.outcome}</span>
-                                            <span>{r.summary}</span>
+                                            {if r.output_visible {
+                                                view! { <span>{r.summary}</span> }.into_any()
+                                            } else {
+                                                view! { <span class="muted" data-testid="run-output-hidden">"Output visible only to who ran it"</span> }.into_any()
+                                            }}
+                                            {r.truncated.then(|| view! { <span class="muted small" data-testid="run-truncated">"(output truncated in the history)"</span> })}
                                             <span class="muted small">{format!("{} · {} · {:.2} ms · {}", r.started_at, r.actor, r.duration_ms, r.mode)}</span>
                                         </li>
                                     }}).collect_view()}

@@ -19,6 +19,7 @@ use crate::audit::{RecordedEvent, entity, line};
 #[derive(Debug)]
 pub struct DatabaseSink {
     db: DatabaseConnection,
+    key: line::ChainKey,
 }
 
 /// The chain head's `seq` and `hash`, read inside the caller's transaction.
@@ -38,8 +39,8 @@ pub async fn chain_head(conn: &impl ConnectionTrait) -> Result<(i64, String), Si
 }
 
 impl DatabaseSink {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, key: line::ChainKey) -> Self {
+        Self { db, key }
     }
 
     pub async fn write(&self, events: &[RecordedEvent]) -> Result<(), SinkError> {
@@ -65,7 +66,7 @@ impl DatabaseSink {
         let mut rows = Vec::with_capacity(events.len());
         for event in events.iter().filter(|e| !stored.contains(&e.id)) {
             seq += 1;
-            let hash = line::link(&prev, event);
+            let hash = line::link(&self.key, &prev, event);
             let mut row = entity::ActiveModel::from(event);
             row.seq = Set(Some(seq));
             row.prev_hash = Set(Some(prev.clone()));

@@ -30,6 +30,7 @@ struct State {
 pub struct FileSink {
     path: PathBuf,
     rotation: Rotation,
+    key: line::ChainKey,
     state: Mutex<State>,
 }
 
@@ -58,10 +59,11 @@ pub fn open_lines(path: &Path) -> io::Result<Box<dyn BufRead>> {
 }
 
 impl FileSink {
-    pub fn new(path: PathBuf, rotation: Rotation) -> Self {
+    pub fn new(path: PathBuf, rotation: Rotation, key: line::ChainKey) -> Self {
         Self {
             path,
             rotation,
+            key,
             state: Mutex::new(State {
                 known_len: None,
                 last_hash: line::GENESIS.to_string(),
@@ -111,7 +113,7 @@ impl FileSink {
         let mut buf = String::with_capacity(events.len() * 400);
         let mut prev = state.last_hash.clone();
         for event in events {
-            let (text, hash) = line::render(&prev, event);
+            let (text, hash) = line::render(&self.key, &prev, event);
             if len + (buf.len() + text.len()) as u64 > max && len + buf.len() as u64 > 0 {
                 file.write_all(buf.as_bytes())?;
                 buf.clear();
