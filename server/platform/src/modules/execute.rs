@@ -266,7 +266,8 @@ impl Modules {
                 ModuleError::InReview(_) => "in_review",
                 _ => "quarantined",
             };
-            let details = serde_json::json!({ "module_id": row.id.to_string(), "outcome": outcome });
+            let details =
+                serde_json::json!({ "module_id": row.id.to_string(), "outcome": outcome });
             self.audit_refusal(principal, row.id, details).await?;
             return Err(refusal.into());
         }
