@@ -3,6 +3,8 @@
 //! sign-in (no `next` leaves the site or drops the connection), slow headers and slow bodies,
 //! oversized upload form fields, attacker text on the upload page, and TCP_NODELAY.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::{

@@ -3,6 +3,8 @@
 //! password sign-in while security.yml turns local accounts off, and secrets readable at rest
 //! (file modes of the data dir, session ids in the database).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
+
 mod support;
 
 use std::path::{Path, PathBuf};
