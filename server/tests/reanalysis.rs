@@ -52,27 +52,30 @@ async fn changed_rules_are_applied_behind_the_listener_and_before_any_run() {
         )],
     );
     let strict = support::repo_config();
-    let out = Command::new(BIN)
-        .args(["--config-dir".as_ref(), lenient.as_os_str()])
-        .args(["--data-dir".as_ref(), data.as_os_str()])
-        .args([
-            "admin",
-            "create-user",
-            "--username",
-            "dev",
-            "--email",
-            "dev@example.com",
-        ])
-        .args(["--password", "Developer-Pass-42!", "--roles", "developer"])
-        .env_remove("DATABASE_URL")
-        .env_remove("WASM_AS_OS_DATABASE_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for user in ["dev", "eve"] {
+        let email = format!("{user}@example.com");
+        let out = Command::new(BIN)
+            .args(["--config-dir".as_ref(), lenient.as_os_str()])
+            .args(["--data-dir".as_ref(), data.as_os_str()])
+            .args([
+                "admin",
+                "create-user",
+                "--username",
+                user,
+                "--email",
+                &email,
+            ])
+            .args(["--password", "Developer-Pass-42!", "--roles", "developer"])
+            .env_remove("DATABASE_URL")
+            .env_remove("WASM_AS_OS_DATABASE_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let server = Server::start_in(&lenient, &data, None);
     let http = Client::new();
@@ -99,8 +102,19 @@ async fn changed_rules_are_applied_behind_the_listener_and_before_any_run() {
         status_line(&strict, &data)
     );
 
-    // The server under the strict rules: the run is refused as quarantined, never run.
+    // The server under the strict rules. A user who may not see the stale module gets 404 (it is
+    // re-analysed for a run only after the caller's access is decided).
     let server = Server::start(&data, None);
+    let eve = token(&http, &server, "eve", "Developer-Pass-42!").await;
+    let run = http
+        .post(server.url(&format!("/api/v1/modules/{id}/execute")))
+        .bearer_auth(&eve)
+        .json(&serde_json::json!({"function": "run", "args": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.status(), StatusCode::NOT_FOUND);
+    // The owner's run is refused as quarantined, never run.
     let dev = token(&http, &server, "dev", "Developer-Pass-42!").await;
     let run = http
         .post(server.url(&format!("/api/v1/modules/{id}/execute")))

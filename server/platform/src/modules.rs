@@ -201,6 +201,8 @@ pub struct Modules {
 #[derive(Debug)]
 pub(crate) struct ModuleAccess {
     target: RunTarget,
+    /// Analysed under other rules than the current ones (re-analysed before it runs).
+    stale: bool,
     owner_id: uuid::Uuid,
     shares: Vec<share::Model>,
 }
@@ -562,30 +564,35 @@ impl Modules {
         };
         let relation = relation_with(principal, access.owner_id, &access.shares);
         self.check_reach(principal, id, "execute", relation).await?;
+        if access.stale {
+            // Not yet reached by the background re-analysis: analysed now, for a caller who may
+            // run it, so nothing runs under outdated rules.
+            let row = module::Entity::find_by_id(uuid)
+                .one(&self.db)
+                .await?
+                .ok_or_else(not_found)?;
+            let row = if row.policy_hash == self.policy_hash {
+                row
+            } else {
+                self.reanalyse(row).await?
+            };
+            return Ok(run_target(row));
+        }
         Ok(access.target.clone())
     }
 
     async fn load_access(&self, id: uuid::Uuid) -> Result<Option<ModuleAccess>, ModuleError> {
-        let Some(mut row) = module::Entity::find_by_id(id).one(&self.db).await? else {
+        let Some(row) = module::Entity::find_by_id(id).one(&self.db).await? else {
             return Ok(None);
         };
-        if row.policy_hash != self.policy_hash {
-            // Not yet reached by the background re-analysis: no run under outdated rules.
-            row = self.reanalyse(row).await?;
-        }
         let shares = share::Entity::find()
             .filter(share::Column::ModuleId.eq(id))
             .all(&self.db)
             .await?;
-        let target = RunTarget {
-            id: row.id,
-            status: row.status,
-            sha256: row.sha256,
-            capability_group: row.capability_group,
-        };
         Ok(Some(ModuleAccess {
-            target,
+            stale: row.policy_hash != self.policy_hash,
             owner_id: row.owner_id,
+            target: run_target(row),
             shares,
         }))
     }
@@ -1082,18 +1089,6 @@ impl Modules {
         Ok(updated)
     }
 
-    /// The bytes of a module the principal may execute; quarantined modules are refused.
-    pub async fn bytes_for_execution(
-        &self,
-        principal: &Principal,
-        id: &str,
-    ) -> Result<(module::Model, Vec<u8>), ModuleError> {
-        let row = self.reach(principal, id, "execute").await?;
-        self.runnable(id, &row.status)?;
-        let bytes = self.store.read(&row.sha256).await?;
-        Ok((row, bytes))
-    }
-
     /// Whether a module in `status` may run: quarantined never, in review only when
     /// static_analysis.yml `quarantine.run_in_review` allows it.
     pub(crate) fn runnable(&self, id: &str, status: &str) -> Result<(), ModuleError> {
@@ -1214,6 +1209,15 @@ struct StoredAnalysis {
     imports: Vec<String>,
     #[serde(default)]
     exports: Vec<String>,
+}
+
+fn run_target(row: module::Model) -> RunTarget {
+    RunTarget {
+        id: row.id,
+        status: row.status,
+        sha256: row.sha256,
+        capability_group: row.capability_group,
+    }
 }
 
 /// How the caller relates to a module, given its shares.

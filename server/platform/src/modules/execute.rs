@@ -273,8 +273,8 @@ impl Modules {
         }
         // Held until the run has finished (dropped on every return, panic or cancellation).
         let user = principal.id().unwrap_or(principal.name());
-        let _permit = match executor.slots.try_acquire(user, &row.id.to_string()) {
-            Ok(permit) => permit,
+        let permit = match executor.slots.try_acquire(user, &row.id.to_string()) {
+            Ok(permit) => Arc::new(permit),
             Err(busy) => {
                 let details = serde_json::json!({
                     "module_id": row.id.to_string(), "outcome": "sandbox.busy",
@@ -295,13 +295,16 @@ impl Modules {
                     .await
                     .map_err(ModuleError::from)?;
                 let exec = executor.clone();
-                let prepared = tokio::task::spawn_blocking(move || exec.sandbox.prepare(&bytes))
-                    .await
-                    .map_err(|e| {
-                        ModuleError::Storage(super::storage::StorageError::Io(
-                            std::io::Error::other(e),
-                        ))
-                    })?;
+                // The compile keeps the slot even if the caller goes away meanwhile.
+                let held = permit.clone();
+                let prepared = tokio::task::spawn_blocking(move || {
+                    let _held = held;
+                    exec.sandbox.prepare(&bytes)
+                })
+                .await
+                .map_err(|e| {
+                    ModuleError::Storage(super::storage::StorageError::Io(std::io::Error::other(e)))
+                })?;
                 match prepared {
                     Ok(p) => p,
                     Err(error) => {
