@@ -532,8 +532,42 @@ fn local_off_config(dir: &Path) -> PathBuf {
 async fn local_off_flow(dir: &Path, database_url: Option<&str>) {
     let data_dir = dir.join("data");
     create_admin(&data_dir, database_url);
+    // A sign-in made while local sign-in was on…
+    let before = Server::start(&data_dir, database_url);
+    let pair: Value = Client::new()
+        .post(before.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": "SecurePassword123!"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    before.terminate();
     let config = local_off_config(dir);
     let server = Server::start_in(&config, &data_dir, database_url);
+
+    // …cannot be kept alive by refreshing once it is off, and its access token ends with it.
+    let r = Client::new()
+        .post(server.url("/api/v1/auth/refresh"))
+        .json(&json!({"refresh_token": pair["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "local_login_disabled", "{body}");
+    let r = Client::new()
+        .get(server.url("/api/v1/me"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the family was revoked"
+    );
 
     let r = Client::new()
         .post(server.url("/api/v1/auth/login"))

@@ -296,6 +296,20 @@ impl Identity {
             return Err(AuthError::InvalidToken);
         };
         let actor = Actor::user(claims.sub.clone(), claims.name.clone());
+        if self.config.security.local_password_policy().is_none() {
+            // Every family comes from a password sign-in: with local sign-in turned off, it ends.
+            self.revoke_family(row.family_id).await?;
+            let details = serde_json::json!({ "reason": "local sign-in is turned off" });
+            self.audit_auth(
+                EventKind::TokenRefresh,
+                Outcome::Failure,
+                actor,
+                client,
+                details,
+            )
+            .await?;
+            return Err(AuthError::LocalDisabled);
+        }
         // Mark used only if still unused, so two concurrent refreshes cannot both succeed.
         let claimed = refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Used, Expr::value(true))
