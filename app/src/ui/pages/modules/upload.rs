@@ -94,6 +94,9 @@ fn error_message(code: &str) -> &'static str {
         "invalid_request" => "The form could not be read: choose a file and try again.",
         "forbidden" => "You do not have permission to upload modules.",
         "conflict" => "The upload conflicts with an existing module.",
+        "quota_exceeded" => "Your modules would exceed your storage quota: delete some first.",
+        "request_timeout" => "The upload was too slow and was cut off: try again.",
+        "csrf_rejected" => "The form was sent from another site: open this page and try again.",
         _ => "The upload failed. Try again, or ask an administrator to check the server log.",
     }
 }
