@@ -175,6 +175,7 @@ async fn flow(root: &Path, database_url: Option<&str>) {
         ("dev1", "DevPassword123!", "developer"),
         ("dev2", "DevPassword456!", "developer"),
         ("gone", "GonePassword123!", "developer"),
+        ("dev3", "DevPassword789!", "developer"),
     ] {
         let email = format!("{user}@company.com");
         cli(
@@ -405,6 +406,24 @@ async fn flow(root: &Path, database_url: Option<&str>) {
     // Another user's quota is their own.
     let (status, body) = upload(&http, &server, &dev2, "printer2", printer('y')).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Parallel uploads take turns at the quota: of four at once, only one fits in 300KB.
+    let dev3 = token(&http, &server, "dev3", "DevPassword789!").await;
+    let (a, b, c, d) = tokio::join!(
+        upload(&http, &server, &dev3, "p1", printer('a')),
+        upload(&http, &server, &dev3, "p2", printer('b')),
+        upload(&http, &server, &dev3, "p3", printer('c')),
+        upload(&http, &server, &dev3, "p4", printer('d')),
+    );
+    let statuses = [a.0, b.0, c.0, d.0];
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == StatusCode::CREATED)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(staging_is_empty(&data_dir));
 
     // Every other refused upload leaves the staging dir empty too.
     let (status, body) = upload(

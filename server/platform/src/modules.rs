@@ -195,7 +195,13 @@ pub struct Modules {
     generation: crate::generation::AccessGeneration,
     /// What an execute needs to know of a module, reused while the generation stands.
     access: Arc<crate::generation::Fresh<uuid::Uuid, Option<ModuleAccess>>>,
+    /// Uploads of one owner take turns from the quota check to the stored row (striped by owner,
+    /// so the set is bounded), so parallel uploads cannot pass the quota together.
+    quota_turns: Arc<[tokio::sync::Mutex<()>; QUOTA_STRIPES]>,
 }
+
+/// How many owners' uploads can be between quota check and insert at once.
+const QUOTA_STRIPES: usize = 64;
 
 /// What deciding on a run needs of a module: its owner and shares, and what the run uses.
 #[derive(Debug)]
@@ -278,6 +284,7 @@ impl Modules {
             executor,
             runs,
             generation,
+            quota_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             access,
         }
     }
@@ -389,12 +396,14 @@ impl Modules {
         if staged.size == 0 {
             return Err(ModuleError::Empty);
         }
-        self.check_quota(principal, owner, &name, staged.size)
-            .await?;
         let bytes = tokio::fs::read(&staged.path)
             .await
             .map_err(StorageError::from)?;
         let report = self.analyse(bytes).await?;
+        let stripe = usize::from(owner.as_bytes()[15]) % QUOTA_STRIPES;
+        let _turn = self.quota_turns[stripe].lock().await;
+        self.check_quota(principal, owner, &name, staged.size)
+            .await?;
         self.store.commit(&staged).await?;
         let status = self.status_for(&report);
         let now = self.clock.now();
