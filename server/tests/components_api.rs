@@ -31,22 +31,7 @@ async fn a_command_component_is_uploaded_and_run_over_http() {
             "developer",
         ],
     );
-    support::cli(
-        dir.path(),
-        None,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--password",
-            "SecurePassword123!",
-            "--email",
-            "admin@company.com",
-            "--roles",
-            "admin",
-        ],
-    );
+    support::create_admin(dir.path(), None);
     let server = Server::start(dir.path(), None);
     let http = Client::new();
     let token = &support::token(&http, &server, "dev1", "DevPassword123!").await;

@@ -21,31 +21,12 @@ use reqwest::{
     redirect::Policy,
 };
 use serde_json::Value;
-use support::{FreshDb, Server, cli};
+use support::{FreshDb, Server, create_admin};
 
 const ADMIN_PASSWORD: &str = "SecurePassword123!";
 
 fn browser() -> Client {
     Client::builder().redirect(Policy::none()).build().unwrap()
-}
-
-fn create_admin(data_dir: &Path, database_url: Option<&str>) {
-    cli(
-        data_dir,
-        database_url,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--password",
-            ADMIN_PASSWORD,
-            "--email",
-            "admin@company.com",
-            "--roles",
-            "admin",
-        ],
-    );
 }
 
 /// The origin the server prints (`http://127.0.0.1:PORT`).

@@ -16,7 +16,7 @@ use reqwest::{
 };
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::{Value, json};
-use support::{FreshDb, Server, cli, run_cli_in, token};
+use support::{FreshDb, Server, cli, create_admin, run_cli_in, token};
 
 /// Two tests running `flow(dir, database_url)`: on SQLite, and on a fresh PostgreSQL database.
 macro_rules! on_both {
@@ -80,25 +80,6 @@ async fn created(http: &Client, server: &Server, path: &str, bearer: &str, body:
     let (s, b) = call(http, server, Method::POST, path, bearer, Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "POST {path}: {b}");
     b
-}
-
-fn create_admin(data_dir: &Path, database_url: Option<&str>) {
-    cli(
-        data_dir,
-        database_url,
-        &[
-            "admin",
-            "create-user",
-            "--username",
-            "admin",
-            "--password",
-            "SecurePassword123!",
-            "--email",
-            "admin@company.com",
-            "--roles",
-            "admin",
-        ],
-    );
 }
 
 async fn connect(data_dir: &Path, database_url: Option<&str>) -> DatabaseConnection {

@@ -271,3 +271,41 @@ pub fn config_copy(root: &Path, edits: &[(&str, &str, &str)]) -> PathBuf {
     }
     dir
 }
+
+/// Creates an account with the spec's CLI line (`admin create-user …`), email `<username>@company.com`.
+pub fn create_user(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    username: &str,
+    password: &str,
+    roles: &str,
+) {
+    let email = format!("{username}@company.com");
+    cli(
+        data_dir,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            username,
+            "--password",
+            password,
+            "--email",
+            &email,
+            "--roles",
+            roles,
+        ],
+    );
+}
+
+/// The administrator most tests sign in as: `admin` / `SecurePassword123!`.
+pub fn create_admin(data_dir: &Path, database_url: Option<&str>) {
+    create_user(
+        data_dir,
+        database_url,
+        "admin",
+        "SecurePassword123!",
+        "admin",
+    );
+}
