@@ -39,6 +39,25 @@ pub enum CommandError {
     Usage(String),
 }
 
+impl CommandError {
+    /// The one line printed after `error: `. A service error reads as its row in the one error
+    /// table (`platform::problem`), as in the API and the dashboard; an internal cause is logged.
+    pub fn line(&self) -> String {
+        use platform::problem::Describe;
+        let service: &dyn Describe = match self {
+            Self::Identity(e) => e,
+            Self::Audit(e) => e,
+            Self::Modules(e) => e,
+            _ => return self.to_string(),
+        };
+        let problem = service.problem();
+        if problem.kind == platform::problem::Kind::Internal {
+            tracing::error!(error = %platform::error_chain(service), "the command failed");
+        }
+        problem.message
+    }
+}
+
 pub async fn run(cli: Cli) -> Result<(), CommandError> {
     let options = StartOptions {
         config_dir: cli.config_dir.clone(),

@@ -7,6 +7,7 @@ mod dashboard;
 mod health;
 pub mod metrics;
 mod request_log;
+mod server_fn_status;
 pub mod slow_body;
 
 use axum::{Router, routing::get};
@@ -72,6 +73,7 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
             app::shell,
         ))
+        .layer(axum::middleware::from_fn(server_fn_status::status))
         // Inside the session layer, so a refusal can name the signed-in user in its audit event.
         .layer(axum::middleware::from_fn_with_state(
             (state.platform.clone(), options.origins),

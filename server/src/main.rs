@@ -47,7 +47,7 @@ async fn run() -> ExitCode {
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", e.line());
             ExitCode::FAILURE
         }
     }

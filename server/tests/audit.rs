@@ -470,6 +470,43 @@ async fn metrics_need_a_token_from_an_address_not_allowed() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "a viewer has metrics:read");
+
+    // A role without metrics:read is refused by the platform, and the refusal is audited like
+    // every other denial.
+    support::create_admin(dir.path(), None);
+    let admin = &support::token(&http, &server, "admin", "SecurePassword123!").await;
+    let r = http
+        .post(server.url("/api/v1/roles"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "reader", "permissions": ["modules:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    support::create_user(dir.path(), None, "reader", "Reader-Password-1", "reader");
+    let reader = &support::token(&http, &server, "reader", "Reader-Password-1").await;
+    let r = http
+        .get(server.url("/metrics"))
+        .bearer_auth(reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "forbidden");
+    let events: serde_json::Value = http
+        .get(server.url("/api/v1/audit/events?event=permission_denied&actor=reader"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let events = events["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["details"]["permission"], "metrics:read");
+    assert_eq!(events[0]["details"]["target"], "metrics");
     let (status, _) = server.terminate();
     assert!(status.success());
 }

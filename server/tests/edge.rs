@@ -21,7 +21,7 @@ use reqwest::{
     redirect::Policy,
 };
 use serde_json::Value;
-use support::{FreshDb, Server, create_admin};
+use support::{FreshDb, Server, create_admin, session_cookie};
 
 const ADMIN_PASSWORD: &str = "SecurePassword123!";
 
@@ -68,15 +68,6 @@ fn location(r: &reqwest::Response) -> String {
         .get(LOCATION)
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
-}
-
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("wasm_as_os_session="))
-        .map(|c| c.split(';').next().unwrap().to_string())
 }
 
 async fn sign_in(http: &Client, server: &Server) -> String {

@@ -44,7 +44,7 @@ pub async fn search_audit(
     #[server(default)] q: String,
     #[server(default)] after: String,
 ) -> Result<AuditView, AppError> {
-    use platform::audit::{AuditError, AuditParams, AuditQuery, EventKind};
+    use platform::audit::{AuditParams, AuditQuery, EventKind};
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let params = AuditParams {
@@ -58,28 +58,8 @@ pub async fn search_audit(
         after,
         limit: Some(50),
     };
-    let to_app = |e: AuditError| match e {
-        AuditError::Forbidden => AppError::Forbidden,
-        AuditError::Query(message) => {
-            // Messages start with the field they are about ("from: …").
-            let (field, text) = message
-                .split_once(": ")
-                .map_or(("q", message.as_str()), |(f, t)| (f, t));
-            let field = if field == "after" { "q" } else { field };
-            AppError::Validation(
-                [(field.to_string(), vec![text.to_string()])]
-                    .into_iter()
-                    .collect(),
-            )
-        }
-        other => AppError::internal(&other),
-    };
-    let query = AuditQuery::from_params(&params).map_err(to_app)?;
-    let page = platform
-        .audit()
-        .search(&principal, &query)
-        .await
-        .map_err(to_app)?;
+    let query = AuditQuery::from_params(&params)?;
+    let page = platform.audit().search(&principal, &query).await?;
     let rows = page
         .events
         .into_iter()

@@ -120,23 +120,6 @@ impl From<platform::modules::ModuleInfo> for ModuleView {
     }
 }
 
-#[cfg(feature = "ssr")]
-impl From<platform::modules::ModuleError> for AppError {
-    fn from(e: platform::modules::ModuleError) -> Self {
-        use platform::modules::ModuleError as E;
-        match e {
-            E::Forbidden(_) => Self::Forbidden,
-            E::NotFound(_) => Self::NotFound,
-            E::Invalid(fields) => Self::Validation(fields),
-            E::InvalidWasm(_) | E::Empty | E::TooLarge { .. } | E::QuotaExceeded { .. } => {
-                Self::Validation([("file".to_string(), vec![e.to_string()])].into())
-            }
-            E::Quarantined(_) | E::InReview(_) | E::Conflict(_) => Self::Conflict(e.to_string()),
-            other => Self::internal(&other),
-        }
-    }
-}
-
 /// Modules the caller may see, filtered, one page at a time (1-based).
 #[server(endpoint = "modules/list", input = leptos::server_fn::codec::GetUrl)]
 pub async fn list_modules(
@@ -233,12 +216,9 @@ pub async fn review_module(
         "release" => false,
         "quarantine" => true,
         _ => {
-            return Err(AppError::Validation(
-                [(
-                    "decision".to_string(),
-                    vec!["must be release or quarantine".to_string()],
-                )]
-                .into(),
+            return Err(AppError::invalid(
+                "decision",
+                "must be release or quarantine",
             ));
         }
     };
@@ -403,6 +383,19 @@ pub fn parse_args(text: &str) -> Result<Vec<serde_json::Value>, String> {
         .collect()
 }
 
+/// Environment lines typed as `KEY=VALUE`, one per line; blank lines are skipped and the key is
+/// trimmed (the value is kept as typed, spaces and further `=` included).
+pub fn parse_env(text: &str) -> Result<Vec<(String, String)>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .ok_or_else(|| format!("\"{l}\" is not KEY=VALUE"))
+        })
+        .collect()
+}
+
 /// Runs a module from its page: `mode` is `call` (function and arguments) or `command` (WASI
 /// arguments, `KEY=VALUE` environment lines and stdin).
 #[server(endpoint = "modules/execute")]
@@ -418,16 +411,10 @@ pub async fn execute_module(
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let request = if mode == "command" {
-        let env = env
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-                    .ok_or_else(|| format!("\"{l}\" is not KEY=VALUE"))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|m| AppError::Validation([("env".to_string(), vec![m])].into()))?;
+        let env = parse_env(&env)
+            .map_err(|m| AppError::invalid("env", m))?
+            .into_iter()
+            .collect();
         ExecuteRequest::Command {
             args: args.split_whitespace().map(str::to_string).collect(),
             env,
@@ -435,19 +422,14 @@ pub async fn execute_module(
         }
     } else {
         if function.trim().is_empty() {
-            return Err(AppError::Validation(
-                [(
-                    "function".to_string(),
-                    vec!["name the exported function to call".to_string()],
-                )]
-                .into(),
+            return Err(AppError::invalid(
+                "function",
+                "name the exported function to call",
             ));
         }
-        let values = parse_args(&args)
-            .map_err(|m| AppError::Validation([("args".to_string(), vec![m])].into()))?;
-        let args = serde_json::from_value(serde_json::Value::Array(values)).map_err(|e| {
-            AppError::Validation([("args".to_string(), vec![e.to_string()])].into())
-        })?;
+        let values = parse_args(&args).map_err(|m| AppError::invalid("args", m))?;
+        let args = serde_json::from_value(serde_json::Value::Array(values))
+            .map_err(|e| AppError::invalid("args", e.to_string()))?;
         ExecuteRequest::Call {
             function: function.trim().to_string(),
             args,
@@ -478,7 +460,7 @@ pub async fn execute_module(
             peak_memory_bytes: r.peak_memory_bytes,
         }),
         Err(ExecuteError::Module(e)) => Err(e.into()),
-        Err(ExecuteError::Busy(busy)) => Err(AppError::Busy(busy.to_string())),
+        Err(e @ ExecuteError::Busy(_)) => Err(e.into()),
         Err(e) => Ok(RunView {
             run_id: e.run_id().unwrap_or_default().to_string(),
             ok: false,
@@ -519,4 +501,68 @@ pub async fn module_runs(id: String) -> Result<Vec<RunRow>, AppError> {
             truncated: r.truncated,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_args, parse_env};
+    use serde_json::json;
+
+    #[test]
+    fn arguments_are_typed_or_take_the_type_of_their_number() {
+        assert_eq!(
+            parse_args("i32:2, i64:7 f32:0.5 f64:1.5").unwrap(),
+            vec![
+                json!({"type": "i32", "value": 2}),
+                json!({"type": "i64", "value": 7}),
+                json!({"type": "f32", "value": 0.5}),
+                json!({"type": "f64", "value": 1.5}),
+            ]
+        );
+        assert_eq!(
+            parse_args(" 3,\t-4  2.25 ").unwrap(),
+            vec![
+                json!({"type": "i32", "value": 3}),
+                json!({"type": "i32", "value": -4}),
+                json!({"type": "f64", "value": 2.25}),
+            ]
+        );
+        assert_eq!(parse_args("").unwrap(), Vec::<serde_json::Value>::new());
+        // Past i32 without a type: a float, as the hint says.
+        assert_eq!(
+            parse_args("3000000000").unwrap(),
+            vec![json!({"type": "f64", "value": 3_000_000_000.0})]
+        );
+    }
+
+    #[test]
+    fn bad_arguments_say_which_and_why() {
+        assert_eq!(
+            parse_args("i32:3000000000").unwrap_err(),
+            "\"3000000000\" is not an i32"
+        );
+        assert_eq!(parse_args("i64:x").unwrap_err(), "\"x\" is not an i64");
+        assert_eq!(parse_args("seven").unwrap_err(), "\"seven\" is not an f64");
+        assert_eq!(
+            parse_args("u8:1").unwrap_err(),
+            "unknown type \"u8\" (use i32, i64, f32 or f64)"
+        );
+    }
+
+    #[test]
+    fn environment_lines_are_key_value() {
+        assert_eq!(
+            parse_env("A=1\n\n  B = two words \nC=x=y\n").unwrap(),
+            vec![
+                ("A".to_string(), "1".to_string()),
+                ("B".to_string(), " two words ".to_string()),
+                ("C".to_string(), "x=y".to_string()),
+            ]
+        );
+        assert_eq!(parse_env("").unwrap(), Vec::new());
+        assert_eq!(
+            parse_env("A=1\nnot a pair").unwrap_err(),
+            "\"not a pair\" is not KEY=VALUE"
+        );
+    }
 }

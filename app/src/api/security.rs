@@ -28,17 +28,10 @@ pub struct SecurityView {
 /// Authentication failures, denials, executions and sandbox violations per hour (`metrics:read`).
 #[server(endpoint = "security/overview", input = leptos::server_fn::codec::GetUrl)]
 pub async fn security_overview(#[server(default)] hours: usize) -> Result<SecurityView, AppError> {
-    use platform::security::SecurityError;
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
     let hours = if hours == 0 { 24 } else { hours };
-    let overview = platform
-        .security_overview(&principal, hours)
-        .await
-        .map_err(|e| match e {
-            SecurityError::Forbidden => AppError::Forbidden,
-            other => AppError::internal(&other),
-        })?;
+    let overview = platform.security_overview(&principal, hours).await?;
     Ok(SecurityView {
         labels: overview
             .buckets

@@ -1,5 +1,5 @@
 //! Server-side helpers every server function uses: the platform, the browser session, the signed-in
-//! principal, the caller's address, and the mapping of service errors to [`AppError`].
+//! principal, the caller's address.
 
 use std::net::SocketAddr;
 
@@ -8,8 +8,7 @@ use platform::{
     Platform,
     access::Principal,
     identity::{
-        IdentityError,
-        auth::{AuthError, Client},
+        auth::Client,
         sessions::{SESSION_USER_KEY, SessionUser},
     },
 };
@@ -19,14 +18,14 @@ use super::AppError;
 
 /// The running platform, provided to every request by the server.
 pub fn platform() -> Result<Platform, AppError> {
-    leptos::prelude::use_context::<Platform>().ok_or(AppError::Internal)
+    leptos::prelude::use_context::<Platform>().ok_or_else(AppError::internal_error)
 }
 
 /// The browser session of this request.
 pub async fn session() -> Result<Session, AppError> {
     leptos_axum::extract::<Session>().await.map_err(|e| {
         tracing::error!(error = %e, "no session layer on this request");
-        AppError::Internal
+        AppError::internal_error()
     })
 }
 
@@ -70,9 +69,11 @@ pub async fn current_principal() -> Result<Option<Principal>, AppError> {
     Ok(principal)
 }
 
-/// The signed-in principal, or [`AppError::Unauthorized`].
+/// The signed-in principal, or [`AppError::unauthorized`].
 pub async fn principal() -> Result<Principal, AppError> {
-    current_principal().await?.ok_or(AppError::Unauthorized)
+    current_principal()
+        .await?
+        .ok_or_else(AppError::unauthorized)
 }
 
 /// Starts a fresh session (new id) for a user who just signed in.
@@ -112,38 +113,6 @@ pub fn safe_next(next: Option<&str>) -> String {
         ok.then(|| local.to_string())
     });
     local.unwrap_or_else(|| "/".to_string())
-}
-
-impl From<IdentityError> for AppError {
-    fn from(e: IdentityError) -> Self {
-        match e {
-            IdentityError::Forbidden(_) => Self::Forbidden,
-            IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => Self::NotFound,
-            IdentityError::Invalid(fields) => Self::Validation(fields),
-            IdentityError::Conflict(m) => Self::Conflict(m),
-            IdentityError::LastAdmin => Self::Conflict(e.to_string()),
-            other => Self::internal(&other),
-        }
-    }
-}
-
-impl From<AuthError> for AppError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::InvalidCredentials => Self::Validation(
-                [(
-                    "password".to_string(),
-                    vec!["invalid username or password".to_string()],
-                )]
-                .into(),
-            ),
-            AuthError::LocalDisabled => {
-                Self::Validation([("password".to_string(), vec![e.to_string()])].into())
-            }
-            AuthError::InvalidToken => Self::Unauthorized,
-            AuthError::Internal(inner) => inner.into(),
-        }
-    }
 }
 
 #[cfg(test)]

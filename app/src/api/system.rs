@@ -14,7 +14,7 @@ pub struct PlatformStatus {
 
 #[server(endpoint = "system/status", input = leptos::server_fn::codec::GetUrl)]
 pub async fn system_status() -> Result<PlatformStatus, AppError> {
-    let platform = use_context::<platform::Platform>().ok_or(AppError::Internal)?;
+    let platform = use_context::<platform::Platform>().ok_or_else(AppError::internal_error)?;
     let readiness = platform.readiness().await;
     Ok(PlatformStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),

@@ -9,8 +9,8 @@ use crate::{api::AppError, ui::pages::not_found::ErrorPanel};
 /// The messages for `field` in a validation error.
 pub fn messages_for(error: &Option<AppError>, field: &str) -> Vec<String> {
     match error {
-        Some(AppError::Validation(fields)) => fields.get(field).cloned().unwrap_or_default(),
-        _ => Vec::new(),
+        Some(e) => e.fields.get(field).cloned().unwrap_or_default(),
+        None => Vec::new(),
     }
 }
 
@@ -51,8 +51,9 @@ pub fn FormError(
     move || {
         let message = match error.get() {
             None => return None,
-            Some(AppError::Validation(map)) => {
-                let others: Vec<String> = map
+            Some(e) if !e.fields.is_empty() => {
+                let others: Vec<String> = e
+                    .fields
                     .iter()
                     .filter(|(f, _)| !fields.contains(&f.as_str()))
                     .flat_map(|(f, msgs)| msgs.iter().map(move |m| format!("{} {m}", label_of(f))))
@@ -72,10 +73,12 @@ pub fn FormError(
 /// What a page shows when loading its data failed: a trip to the sign-in page when the session is
 /// missing, otherwise an explanation.
 pub fn page_error(error: AppError) -> AnyView {
-    match error {
-        AppError::Unauthorized => view! { <SignInRedirect /> }.into_any(),
-        AppError::Forbidden => view! { <ErrorPanel message="You do not have permission to see this page. Ask an administrator for a role that grants it.".to_string() /> }.into_any(),
-        other => view! { <ErrorPanel message=other.to_string() /> }.into_any(),
+    if error.is_unauthorized() {
+        view! { <SignInRedirect /> }.into_any()
+    } else if error.is_forbidden() {
+        view! { <ErrorPanel message="You do not have permission to see this page. Ask an administrator for a role that grants it.".to_string() /> }.into_any()
+    } else {
+        view! { <ErrorPanel message=error.to_string() /> }.into_any()
     }
 }
 

@@ -55,9 +55,12 @@ pub enum AuditError {
     /// A verification could not run (unreadable file, missing chain head).
     #[error("cannot verify the audit log: {0}")]
     Verify(String),
-    /// A query was malformed.
-    #[error("invalid audit query: {0}")]
-    Query(String),
+    /// A query was malformed: the field it names and what is wrong with it.
+    #[error("invalid audit query: {field}: {message}")]
+    Query {
+        field: &'static str,
+        message: String,
+    },
     /// The key of the hash chains cannot be read or made.
     #[error(transparent)]
     Key(#[from] crate::secrets::SecretError),
@@ -213,16 +216,9 @@ impl AuditService {
         principal: &Principal,
         query: &AuditQuery,
     ) -> Result<AuditPage, AuditError> {
-        if !principal.can("system", "audit") {
-            let actor = Actor {
-                id: principal.id().map(str::to_string),
-                name: principal.name().to_string(),
-            };
-            let denied = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
-                .with_details(serde_json::json!({ "permission": "system:audit" }));
-            self.record(denied).await?;
-            return Err(AuditError::Forbidden);
-        }
+        principal
+            .require(self, "system", "audit", "audit log")
+            .await?;
         self.caught_up().await;
         query::run(&self.0.db, query).await
     }
@@ -237,10 +233,7 @@ impl AuditService {
         format: &str,
     ) -> Result<AuditPage, AuditError> {
         let page = self.search(principal, query).await?;
-        let actor = Actor {
-            id: principal.id().map(str::to_string),
-            name: principal.name().to_string(),
-        };
+        let actor = principal.actor();
         let details =
             serde_json::json!({ "export": "audit_log", "format": format, "filter": filter });
         self.record(

@@ -6,10 +6,12 @@ pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod denial;
 pub mod generation;
 pub mod identity;
 pub mod metrics;
 pub mod modules;
+pub mod problem;
 pub mod secrets;
 pub mod security;
 pub mod store;
@@ -268,10 +270,12 @@ impl Platform {
         principal: &access::Principal,
         hours: usize,
     ) -> Result<security::Overview, security::SecurityError> {
+        principal
+            .require(&self.0.audit, "metrics", "read", "security overview")
+            .await?;
         let hours = hours.clamp(1, 24 * 14);
         security::overview(
             &self.0.db,
-            principal,
             self.0.clock.now(),
             chrono::Duration::hours(1),
             hours,
@@ -286,8 +290,24 @@ impl Platform {
         start: chrono::DateTime<chrono::Utc>,
         end: chrono::DateTime<chrono::Utc>,
     ) -> Result<security::Report, security::SecurityError> {
+        principal
+            .require(&self.0.audit, "system", "audit", "security report")
+            .await?;
         self.0.audit.caught_up().await;
-        security::report(&self.0.db, principal, start, end, self.0.clock.now()).await
+        security::report(&self.0.db, start, end, self.0.clock.now()).await
+    }
+
+    /// The Prometheus metrics as text, for a caller identified by a token (`metrics:read`; a
+    /// refusal is audited). Scrapes from an address `serve --metrics-allow` trusts need no
+    /// principal and read [`Self::metrics`] directly.
+    pub async fn metrics_for(
+        &self,
+        principal: &access::Principal,
+    ) -> Result<String, security::SecurityError> {
+        principal
+            .require(&self.0.audit, "metrics", "read", "metrics")
+            .await?;
+        Ok(self.0.metrics.render())
     }
 
     pub fn session_timeouts(&self) -> identity::sessions::SessionTimeouts {
@@ -296,7 +316,7 @@ impl Platform {
 
     /// The tower-sessions store over this platform's database.
     pub fn session_store(&self) -> identity::sessions::DbSessionStore {
-        identity::sessions::DbSessionStore::new(self.0.db.clone())
+        identity::sessions::DbSessionStore::new(self.0.db.clone(), self.0.clock.clone())
     }
 
     pub fn jwt_secret(&self) -> &secrecy::SecretString {

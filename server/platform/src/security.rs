@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, Value};
 use serde::Serialize;
 
-use crate::{access::Principal, audit::EventKind};
+use crate::audit::EventKind;
 
 /// The series the security dashboard charts, with the audit event each counts.
 pub const SERIES: &[(&str, EventKind)] = &[
@@ -18,12 +18,15 @@ pub const SERIES: &[(&str, EventKind)] = &[
 /// Errors of the security overview.
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
-    /// The principal lacks `metrics:read`.
-    #[error("permission denied: metrics:read is required")]
-    Forbidden,
+    /// The principal lacks the permission (`metrics:read`, or `system:audit` for the report).
+    #[error("permission denied: {0} is required")]
+    Forbidden(String),
     /// The database failed.
     #[error("database error")]
     Db(#[from] sea_orm::DbErr),
+    /// The refusal could not be recorded.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// One charted series: a count per bucket, and the window's total.
@@ -44,17 +47,14 @@ pub struct Overview {
     pub series: Vec<Series>,
 }
 
-/// Counts the charted events in `buckets` buckets of `bucket` each, ending at `now`.
-pub async fn overview(
+/// Counts the charted events in `buckets` buckets of `bucket` each, ending at `now`. The caller
+/// ([`crate::Platform::security_overview`]) has checked `metrics:read`.
+pub(crate) async fn overview(
     db: &DatabaseConnection,
-    principal: &Principal,
     now: DateTime<Utc>,
     bucket: Duration,
     buckets: usize,
 ) -> Result<Overview, SecurityError> {
-    if !principal.can("metrics", "read") {
-        return Err(SecurityError::Forbidden);
-    }
     let end = now.duration_trunc(bucket).unwrap_or(now) + bucket;
     let start = end - bucket * i32::try_from(buckets).unwrap_or(24);
     let starts: Vec<DateTime<Utc>> = (0..buckets)
@@ -168,17 +168,14 @@ impl Report {
 /// How many names each ranking keeps.
 const TOP: u64 = 10;
 
-/// Builds the security report over `[start, end)` (`system:audit`), counted by the database.
-pub async fn report(
+/// Builds the security report over `[start, end)`, counted by the database. The caller
+/// ([`crate::Platform::security_report`]) has checked `system:audit`.
+pub(crate) async fn report(
     db: &DatabaseConnection,
-    principal: &Principal,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Report, SecurityError> {
-    if !principal.can("system", "audit") {
-        return Err(SecurityError::Forbidden);
-    }
     let backend = db.get_database_backend();
     let (p1, p2) = match backend {
         sea_orm::DbBackend::Postgres => ("$1", "$2"),

@@ -1,5 +1,6 @@
 //! Tokens and browser sessions, called on the identity service directly with an injected clock:
-//! refresh rotation and reuse detection, token expiry, and the session's absolute timeout.
+//! refresh rotation and reuse detection, token expiry, and the session's idle and absolute
+//! timeouts.
 //! SQLite always, PostgreSQL on a fresh database.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
@@ -10,7 +11,7 @@ use chrono::{TimeZone, Utc};
 use platform::{
     Platform, StartOptions,
     access::Principal,
-    clock::ManualClock,
+    clock::{Clock, ManualClock},
     identity::{
         NewUser,
         auth::{AuthError, Client},
@@ -131,6 +132,73 @@ async fn expiry_and_absolute_timeout(database_url: Option<String>) {
         "and not a second longer, however active it is"
     );
     platform.close().await;
+}
+
+/// The session store on the platform's clock: an idle session is gone once its expiry passes, and
+/// each request that renews the expiry (as the session layer does) keeps it.
+async fn idle_timeout(database_url: Option<String>) {
+    use tower_sessions::{
+        SessionStore,
+        session::{Id, Record},
+    };
+    let (platform, clock, _dir) = start(database_url).await;
+    let session = platform
+        .identity()
+        .sign_in("alice", &password(), &Client::default())
+        .await
+        .unwrap();
+    let idle = chrono::Duration::minutes(30);
+    let expiry = |now: chrono::DateTime<Utc>| {
+        time::OffsetDateTime::from_unix_timestamp((now + idle).timestamp()).unwrap()
+    };
+    let store = platform.session_store();
+    let mut record = Record {
+        id: Id::default(),
+        data: [(
+            platform::identity::sessions::SESSION_USER_KEY.to_string(),
+            serde_json::to_value(&session).unwrap(),
+        )]
+        .into_iter()
+        .collect(),
+        expiry_date: expiry(clock.now()),
+    };
+    store.create(&mut record).await.unwrap();
+
+    clock.advance(chrono::Duration::minutes(29));
+    let loaded = store.load(&record.id).await.unwrap();
+    assert_eq!(
+        loaded.as_ref().map(|r| r.id),
+        Some(record.id),
+        "idle for less than the idle timeout"
+    );
+    // A request renews the expiry.
+    record.expiry_date = expiry(clock.now());
+    store.save(&record).await.unwrap();
+    clock.advance(chrono::Duration::minutes(29));
+    assert!(
+        store.load(&record.id).await.unwrap().is_some(),
+        "58 minutes in, but active"
+    );
+    clock.advance(chrono::Duration::minutes(2));
+    assert!(
+        store.load(&record.id).await.unwrap().is_none(),
+        "idle for 31 minutes: gone"
+    );
+    platform.close().await;
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_at_its_idle_timeout_on_sqlite() {
+    idle_timeout(None).await;
+}
+
+#[tokio::test]
+async fn an_idle_session_ends_at_its_idle_timeout_on_postgres() {
+    let Some(db) = testkit::FreshDb::create().await else {
+        return;
+    };
+    idle_timeout(Some(db.url.clone())).await;
+    db.drop_db().await;
 }
 
 #[tokio::test]

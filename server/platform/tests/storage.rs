@@ -264,7 +264,7 @@ async fn security_overview_counts_per_hour(database_url: Option<String>) {
     };
     assert!(matches!(
         platform.security_overview(&nobody, 4).await,
-        Err(platform::security::SecurityError::Forbidden)
+        Err(platform::security::SecurityError::Forbidden(p)) if p == "metrics:read"
     ));
     platform.close().await;
 }

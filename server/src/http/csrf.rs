@@ -23,7 +23,7 @@ use axum::{
 };
 use platform::{
     Platform,
-    audit::{Actor, AuditEvent, EventKind, Outcome},
+    audit::Actor,
     identity::sessions::{SESSION_USER_KEY, SessionUser},
 };
 use tower_sessions::Session;
@@ -165,10 +165,7 @@ async fn record(platform: &Platform, request: axum::http::request::Parts, reason
             .session_principal(&user, platform.session_timeouts())
             .await;
         actor = match principal {
-            Ok(Some(p)) => Actor {
-                id: p.id().map(str::to_string),
-                name: p.name().to_string(),
-            },
+            Ok(Some(p)) => p.actor(),
             _ => Actor {
                 id: Some(user.user_id),
                 name: "unknown".to_string(),
@@ -190,18 +187,20 @@ async fn record(platform: &Platform, request: axum::http::request::Parts, reason
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let event = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
-        .with_client(ip, header_text(header::USER_AGENT))
-        .with_details(serde_json::json!({
-            "reason": "csrf_rejected",
-            "why": reason,
-            "method": request.method.as_str(),
-            "path": request.uri.path().chars().take(256).collect::<String>(),
-            "origin": header_text(header::ORIGIN),
-            "referer_origin": header_text(header::REFERER)
-                .and_then(|r| url::Url::parse(&r).ok())
-                .map(|u| u.origin().ascii_serialization()),
-        }));
+    let event = platform::denial::denied_event(
+        actor,
+        serde_json::json!({
+                "reason": "csrf_rejected",
+                "why": reason,
+                "method": request.method.as_str(),
+                "path": request.uri.path().chars().take(256).collect::<String>(),
+                "origin": header_text(header::ORIGIN),
+                "referer_origin": header_text(header::REFERER)
+                    .and_then(|r| url::Url::parse(&r).ok())
+                    .map(|u| u.origin().ascii_serialization()),
+        }),
+    )
+    .with_client(ip, header_text(header::USER_AGENT));
     if let Err(e) = platform.audit().record(event).await {
         tracing::error!(error = %e, "could not record a refused cross-site request");
     }

@@ -10,7 +10,7 @@ use std::{net::SocketAddr, sync::Arc, time::Instant};
 use axum::{
     Extension, Router,
     extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{HeaderMap, header},
     middleware::Next,
     response::{IntoResponse, Response},
     routing::get,
@@ -67,42 +67,41 @@ async fn metrics(
     Extension(allow): Extension<Arc<MetricsAllow>>,
     headers: HeaderMap,
 ) -> Response {
-    if !allow.allows(peer.ip()) {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return (
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                ApiError::unauthorized(
-                    "metrics from this address need a bearer token with metrics:read",
-                ),
-            )
-                .into_response();
-        };
-        match state.platform.identity().authenticate(token).await {
-            Ok(principal) if principal.can("metrics", "read") => {}
-            Ok(_) => {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "metrics need the metrics:read permission",
-                )
-                .into_response();
-            }
-            Err(_) => {
-                return ApiError::unauthorized("the bearer token is not valid").into_response();
-            }
-        }
+    if allow.allows(peer.ip()) {
+        return text(state.platform.metrics().render());
     }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return (
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            ApiError::unauthorized(
+                "metrics from this address need a bearer token with metrics:read",
+            ),
+        )
+            .into_response();
+    };
+    let principal = match state.platform.identity().authenticate(token).await {
+        Ok(principal) => principal,
+        Err(_) => return ApiError::unauthorized("the bearer token is not valid").into_response(),
+    };
+    // The permission is decided (and a refusal audited) by the platform, as every other decision.
+    match state.platform.metrics_for(&principal).await {
+        Ok(body) => text(body),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+fn text(body: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.platform.metrics().render(),
+        body,
     )
         .into_response()
 }

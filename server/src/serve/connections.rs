@@ -16,7 +16,10 @@ use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+};
 use tower::ServiceExt;
 
 /// How accepted connections are served.
@@ -37,7 +40,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept(&listener) => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Per-connection failures (reset before accept) and running out of file
@@ -49,9 +52,6 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
         let service = router
             .clone()
             .map_request(move |mut request: Request<Incoming>| {
@@ -83,8 +83,40 @@ pub async fn serve(
     done_tx.closed().await;
 }
 
+/// Accepts one connection, ready to serve: `TCP_NODELAY` set.
+async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
+    let (stream, peer) = listener.accept().await?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    }
+    Ok((stream, peer))
+}
+
 fn log_end(peer: SocketAddr, result: Result<(), hyper::Error>) {
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: a failed step should panic
+
+    use super::*;
+
+    /// Every connection `serve` takes comes through `accept`, which turns Nagle's algorithm off:
+    /// otherwise a response written in pieces waits for the client's delayed ACK (up to 40 ms).
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_for_delayed_acks() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move { TcpStream::connect(addr).await.unwrap() });
+        let (stream, peer) = accept(&listener).await.unwrap();
+        let client = client.await.unwrap();
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(
+            stream.nodelay().unwrap(),
+            "TCP_NODELAY is set on the accepted socket"
+        );
     }
 }

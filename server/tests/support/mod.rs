@@ -309,3 +309,13 @@ pub fn create_admin(data_dir: &Path, database_url: Option<&str>) {
         "admin",
     );
 }
+
+/// The browser session cookie a response sets, as `name=value`.
+pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("wasm_as_os_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}

@@ -60,7 +60,7 @@ pub fn AccountPage() -> impl IntoView {
                             </section>
                         </div>
                     }.into_any(),
-                    Ok(None) => page_error(crate::api::AppError::Unauthorized),
+                    Ok(None) => page_error(crate::api::AppError::unauthorized()),
                     Err(e) => page_error(e),
                 }
             })}

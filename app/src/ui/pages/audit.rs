@@ -9,7 +9,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::{AppError, audit::search_audit},
+    api::audit::search_audit,
     ui::{
         components::{EmptyState, PageHeader},
         forms::{FieldErrors, encode, messages_for, page_error},
@@ -51,7 +51,7 @@ pub fn AuditPage() -> impl IntoView {
                 let base = filter_query(&values);
                 let (view_data, error) = match result {
                     Ok(v) => (Some(v), None),
-                    Err(e @ AppError::Validation(_)) => (None, Some(e)),
+                    Err(e) if !e.fields.is_empty() => (None, Some(e)),
                     Err(e) => return page_error(e),
                 };
                 let names = view_data.as_ref().map(|v| v.event_names.clone()).unwrap_or_default();

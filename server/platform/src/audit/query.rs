@@ -55,7 +55,7 @@ pub struct AuditParams {
 }
 
 fn parse_time(
-    field: &str,
+    field: &'static str,
     value: &str,
 ) -> Result<Option<chrono::DateTime<chrono::Utc>>, super::AuditError> {
     let value = value.trim();
@@ -78,9 +78,12 @@ fn parse_time(
     if let Ok(d) = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
     }
-    Err(super::AuditError::Query(format!(
-        "{field}: expected a date and time such as 2026-11-28T09:30 (UTC) or RFC 3339, got {value:?}"
-    )))
+    Err(super::AuditError::Query {
+        field,
+        message: format!(
+            "expected a date and time such as 2026-11-28T09:30 (UTC) or RFC 3339, got {value:?}"
+        ),
+    })
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -94,9 +97,12 @@ impl AuditQuery {
     pub fn from_params(p: &AuditParams) -> Result<Self, super::AuditError> {
         let mut events = Vec::new();
         for name in p.event.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            events.push(EventKind::parse(name).ok_or_else(|| {
-                super::AuditError::Query(format!("event: unknown event {name:?}"))
-            })?);
+            events.push(
+                EventKind::parse(name).ok_or_else(|| super::AuditError::Query {
+                    field: "event",
+                    message: format!("unknown event {name:?}"),
+                })?,
+            );
         }
         let outcome = match p.outcome.trim() {
             "" => None,
@@ -104,9 +110,10 @@ impl AuditQuery {
             "failure" => Some(Outcome::Failure),
             "denied" => Some(Outcome::Denied),
             other => {
-                return Err(super::AuditError::Query(format!(
-                    "outcome: expected success, failure or denied, got {other:?}"
-                )));
+                return Err(super::AuditError::Query {
+                    field: "outcome",
+                    message: format!("expected success, failure or denied, got {other:?}"),
+                });
             }
         };
         let from = parse_time("from", &p.from)?;
@@ -114,15 +121,19 @@ impl AuditQuery {
         if let (Some(f), Some(t)) = (from, to)
             && f >= t
         {
-            return Err(super::AuditError::Query("from: must be before to".into()));
+            return Err(super::AuditError::Query {
+                field: "from",
+                message: "must be before to".into(),
+            });
         }
         let after = non_empty(&p.after);
         if let Some(a) = &after
             && parse_cursor(a).is_none()
         {
-            return Err(super::AuditError::Query(format!(
-                "after: not a page cursor: {a:?}"
-            )));
+            return Err(super::AuditError::Query {
+                field: "after",
+                message: format!("not a page cursor: {a:?}"),
+            });
         }
         Ok(Self {
             events,
@@ -272,8 +283,10 @@ pub(super) async fn run(
         cond = cond.add(any);
     }
     if let Some(after) = q.after.as_deref() {
-        let (at, id) = parse_cursor(after)
-            .ok_or_else(|| super::AuditError::Query(format!("not a page cursor: {after}")))?;
+        let (at, id) = parse_cursor(after).ok_or_else(|| super::AuditError::Query {
+            field: "after",
+            message: format!("not a page cursor: {after:?}"),
+        })?;
         cond = cond.add(
             Condition::any().add(entity::Column::OccurredAt.lt(at)).add(
                 Condition::all()

@@ -22,10 +22,7 @@ use super::{
     Identity, IdentityError,
     entities::{role, user, user_role},
 };
-use crate::{
-    access::{Permission, Principal},
-    audit::{Actor, AuditEvent, EventKind, Outcome},
-};
+use crate::access::{Permission, Principal};
 
 /// The role whose last enabled holder cannot be removed by a user.
 pub const ADMIN_ROLE: &str = "admin";
@@ -48,18 +45,10 @@ impl Identity {
         target: &str,
         reason: &str,
     ) -> IdentityError {
-        let actor = Actor {
-            id: principal.id().map(str::to_string),
-            name: principal.name().to_string(),
-        };
-        let details =
-            serde_json::json!({ "permission": permission, "target": target, "reason": reason });
-        let event = AuditEvent::new(EventKind::PermissionDenied, actor, Outcome::Denied)
-            .with_details(details);
-        match self.audit.record(event).await {
-            Ok(_) => IdentityError::Forbidden(permission),
-            Err(e) => e.into(),
-        }
+        principal
+            .deny(&self.audit, &permission, target, Some(reason))
+            .await
+            .into()
     }
 
     /// Refuses unless the principal holds every one of `permissions`.

@@ -9,7 +9,7 @@
 //! The table keys each session by the SHA-256 of its id, never the id itself: the id is the cookie
 //! value, so whoever reads the database (a backup, a replica) cannot take over a session.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, sea_query::OnConflict};
@@ -21,7 +21,7 @@ use tower_sessions::{
 };
 
 use super::{Identity, entities::session};
-use crate::access::Principal;
+use crate::{access::Principal, clock::Clock};
 
 /// The key under which a signed-in session keeps its [`SessionUser`].
 pub const SESSION_USER_KEY: &str = "user";
@@ -50,15 +50,17 @@ pub struct SessionUser {
     pub signed_in_at: DateTime<Utc>,
 }
 
-/// The `sessions` table as a tower-sessions store.
+/// The `sessions` table as a tower-sessions store. A session past its idle expiry is gone when
+/// read; "now" is the platform's clock (injected in tests).
 #[derive(Debug, Clone)]
 pub struct DbSessionStore {
     db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
 }
 
 impl DbSessionStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(db: DatabaseConnection, clock: Arc<dyn Clock>) -> Self {
+        Self { db, clock }
     }
 
     /// Deletes sessions past their expiry; returns how many.
@@ -149,7 +151,7 @@ impl SessionStore for DbSessionStore {
         };
         let expiry = time::OffsetDateTime::from_unix_timestamp(row.expires_at.timestamp())
             .map_err(|e| session_store::Error::Decode(e.to_string()))?;
-        if expiry <= time::OffsetDateTime::now_utc() {
+        if to_chrono(expiry) <= self.clock.now() {
             return Ok(None);
         }
         let data = serde_json::from_str(&row.data)

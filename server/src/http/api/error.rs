@@ -6,9 +6,12 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
+use std::collections::BTreeMap;
+
 use platform::{
     identity::{IdentityError, auth::AuthError},
     modules::ModuleError,
+    problem::{Describe, Kind},
 };
 
 #[derive(Debug)]
@@ -16,6 +19,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Per-field messages of a validation error (omitted from the body when empty).
+    fields: BTreeMap<String, Vec<String>>,
 }
 
 impl ApiError {
@@ -24,6 +29,23 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    /// Renders a service error from its problem; an internal one is logged with its cause.
+    pub fn from_problem(error: &dyn Describe) -> Self {
+        let problem = error.problem();
+        if problem.kind == Kind::Internal {
+            tracing::error!(error = %platform::error_chain(error), "internal error in the API");
+        }
+        let status =
+            StatusCode::from_u16(problem.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self {
+            status,
+            code: problem.code,
+            message: problem.message,
+            fields: problem.fields,
         }
     }
 
@@ -42,20 +64,15 @@ impl ApiError {
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     }
-
-    fn internal(cause: &(dyn std::error::Error + 'static)) -> Self {
-        tracing::error!(error = %platform::error_chain(cause), "internal error in the API");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "something went wrong on the server; it has been logged",
-        )
-    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut error = serde_json::json!({ "code": self.code, "message": self.message });
+        if !self.fields.is_empty() {
+            error["fields"] = serde_json::json!(self.fields);
+        }
+        let body = serde_json::json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }
@@ -77,127 +94,22 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::InvalidCredentials | AuthError::InvalidToken => {
-                Self::unauthorized(e.to_string())
+/// Every service error is rendered from its row in the one error table ([`platform::problem`]).
+macro_rules! from_problem {
+    ($($error:ty),+ $(,)?) => {$(
+        impl From<$error> for ApiError {
+            fn from(e: $error) -> Self {
+                Self::from_problem(&e)
             }
-            AuthError::LocalDisabled => {
-                Self::new(StatusCode::FORBIDDEN, "local_login_disabled", e.to_string())
-            }
-            AuthError::Internal(inner) => inner.into(),
         }
-    }
+    )+};
 }
 
-impl From<IdentityError> for ApiError {
-    fn from(e: IdentityError) -> Self {
-        match &e {
-            IdentityError::Forbidden(_) => {
-                Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-            }
-            IdentityError::UnknownUser(_) | IdentityError::UnknownRole(_) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            IdentityError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                e.to_string(),
-            ),
-            IdentityError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, "conflict", e.to_string())
-            }
-            IdentityError::LastAdmin => {
-                Self::new(StatusCode::CONFLICT, "last_admin", e.to_string())
-            }
-            IdentityError::Hash(_)
-            | IdentityError::Token(_)
-            | IdentityError::Db(_)
-            | IdentityError::Audit(_) => Self::internal(&e),
-        }
-    }
-}
-
-impl From<ModuleError> for ApiError {
-    fn from(e: ModuleError) -> Self {
-        match &e {
-            ModuleError::Forbidden(_) => {
-                Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string())
-            }
-            ModuleError::NotFound(_) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-            }
-            ModuleError::Invalid(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation",
-                e.to_string(),
-            ),
-            ModuleError::InvalidWasm(_) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_module",
-                e.to_string(),
-            ),
-            ModuleError::Empty => Self::new(StatusCode::BAD_REQUEST, "empty_module", e.to_string()),
-            ModuleError::TooLarge { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                e.to_string(),
-            ),
-            ModuleError::Quarantined(_) => {
-                Self::new(StatusCode::CONFLICT, "module_quarantined", e.to_string())
-            }
-            ModuleError::InReview(_) => {
-                Self::new(StatusCode::CONFLICT, "module_in_review", e.to_string())
-            }
-            ModuleError::QuotaExceeded { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "quota_exceeded",
-                e.to_string(),
-            ),
-            ModuleError::Conflict(_) => Self::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-            ModuleError::Storage(_) | ModuleError::Db(_) | ModuleError::Audit(_) => {
-                Self::internal(&e)
-            }
-        }
-    }
-}
-
-impl From<platform::modules::execute::ExecuteError> for ApiError {
-    fn from(e: platform::modules::execute::ExecuteError) -> Self {
-        use platform::modules::execute::ExecuteError;
-        match e {
-            ExecuteError::Module(inner) => inner.into(),
-            ExecuteError::Busy(busy) => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "sandbox.busy",
-                busy.to_string(),
-            ),
-            ref sandboxed => {
-                let code = sandboxed.sandbox_code().unwrap_or("sandbox.trap");
-                let run = sandboxed
-                    .run_id()
-                    .map(|r| format!(" (run {r})"))
-                    .unwrap_or_default();
-                Self::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    code,
-                    format!("{sandboxed}{run}"),
-                )
-            }
-        }
-    }
-}
-
-impl From<platform::audit::AuditError> for ApiError {
-    fn from(e: platform::audit::AuditError) -> Self {
-        use platform::audit::AuditError;
-        match &e {
-            AuditError::Forbidden => Self::new(StatusCode::FORBIDDEN, "forbidden", e.to_string()),
-            AuditError::Query(_) => {
-                Self::new(StatusCode::BAD_REQUEST, "invalid_query", e.to_string())
-            }
-            _ => Self::internal(&e),
-        }
-    }
-}
+from_problem!(
+    AuthError,
+    IdentityError,
+    ModuleError,
+    platform::modules::execute::ExecuteError,
+    platform::audit::AuditError,
+    platform::security::SecurityError,
+);
