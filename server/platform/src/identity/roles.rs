@@ -85,6 +85,66 @@ pub(super) fn to_role(r: role::Model) -> Role {
 }
 
 impl Identity {
+    /// Writes rbac.yml's roles into the database (their permissions follow the file); roles that
+    /// already match are left alone, and roles that came from the file but left it are deleted.
+    pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
+        let result = self.write_builtin_roles().await;
+        if !matches!(result, Ok(false)) {
+            self.generation.advance();
+        }
+        result.map(|_| ())
+    }
+
+    /// Whether any role was written.
+    async fn write_builtin_roles(&self) -> Result<bool, IdentityError> {
+        let now = self.clock.now();
+        let mut changed = false;
+        for (name, def) in &self.config.rbac.roles {
+            let permissions = serde_json::json!(def.permissions);
+            match role::Entity::find_by_id(name.clone()).one(&self.db).await? {
+                Some(existing) if existing.builtin && existing.permissions == permissions => {}
+                Some(existing) => {
+                    let mut active: role::ActiveModel = existing.into();
+                    active.permissions = Set(permissions);
+                    active.builtin = Set(true);
+                    active.updated_at = Set(now);
+                    active.update(&self.db).await?;
+                    changed = true;
+                }
+                None => {
+                    role::ActiveModel {
+                        name: Set(name.clone()),
+                        description: Set(format!("The {name} role from rbac.yml")),
+                        builtin: Set(true),
+                        permissions: Set(permissions),
+                        created_at: Set(now),
+                        updated_at: Set(now),
+                    }
+                    .insert(&self.db)
+                    .await?;
+                    changed = true;
+                }
+            }
+        }
+        // A role taken out of rbac.yml grants nothing any more: it and its holders' links go.
+        let stale = role::Entity::find()
+            .filter(role::Column::Builtin.eq(true))
+            .filter(role::Column::Name.is_not_in(self.config.rbac.roles.keys().cloned()))
+            .all(&self.db)
+            .await?;
+        for row in stale {
+            let txn = self.db.begin().await?;
+            user_role::Entity::delete_many()
+                .filter(user_role::Column::RoleName.eq(&row.name))
+                .exec(&txn)
+                .await?;
+            role::Entity::delete_by_id(row.name).exec(&txn).await?;
+            txn.commit().await?;
+            changed = true;
+        }
+        Ok(changed)
+    }
+
     async fn record_role(
         &self,
         principal: &Principal,
