@@ -38,6 +38,7 @@ use crate::{
     audit::{Actor, AuditEvent, AuditService, EventKind, Outcome},
     clock::Clock,
     config::Config,
+    generation::AccessWrites,
 };
 
 #[derive(Debug, Clone)]
@@ -48,8 +49,9 @@ pub struct Identity {
     audit: AuditService,
     hasher: password::Hasher,
     keys: tokens::TokenKeys,
-    /// Moved by every change to accounts and roles (and modules), in any process.
-    generation: crate::generation::AccessGeneration,
+    /// The only way to write accounts, roles and refresh-family revocations: each write moves
+    /// the access generation once committed (see [`crate::generation::writes`]).
+    writes: AccessWrites,
     /// Accounts as authentication needs them, reused while the generation stands.
     accounts: Arc<crate::generation::Fresh<uuid::Uuid, Option<auth::Account>>>,
     /// Whether each refresh family (a sign-in) still stands, reused while the generation stands;
@@ -80,13 +82,13 @@ impl Identity {
             ACCOUNT_CACHE,
         ));
         Self {
+            writes: AccessWrites::new(db.clone(), generation),
             db,
             clock,
             config,
             audit,
             hasher: password::Hasher::new(permits),
             keys,
-            generation,
             accounts,
             families,
         }

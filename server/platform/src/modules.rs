@@ -43,6 +43,7 @@ use crate::{
     audit::{Actor, AuditEvent, AuditService, EventKind, Outcome},
     clock::Clock,
     config::Config,
+    generation::AccessWrites,
 };
 
 #[derive(Debug, Clone)]
@@ -59,8 +60,9 @@ pub struct Modules {
     executor: Option<Arc<execute::Executor>>,
     /// Writes the run history behind the runs; present with the executor.
     runs: Option<recorder::RunRecorder>,
-    /// Moved by every change to modules, their shares, accounts and roles, in any process.
-    generation: crate::generation::AccessGeneration,
+    /// The only way to write modules and shares: each write moves the access generation once
+    /// committed (see [`crate::generation::writes`]).
+    writes: AccessWrites,
     /// What an execute needs to know of a module, reused while the generation stands.
     access: Arc<crate::generation::Fresh<uuid::Uuid, Option<ModuleAccess>>>,
     /// Uploads of one owner take turns from the quota check to the stored row (striped by owner,
@@ -122,6 +124,7 @@ impl Modules {
             ACCESS_CACHE,
         ));
         Self {
+            writes: AccessWrites::new(db.clone(), generation),
             db,
             clock,
             config,
@@ -132,7 +135,6 @@ impl Modules {
             max_upload,
             executor,
             runs,
-            generation,
             quota_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             access,
         }

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -108,7 +106,7 @@ impl Identity {
         let hash = self.hasher.hash(&new.password).await?;
         let now = self.clock.now();
         let id = uuid::Uuid::now_v7();
-        let txn = self.db.begin().await?;
+        let txn = self.writes.begin().await?;
         user::ActiveModel {
             id: Set(id),
             username: Set(username.clone()),
@@ -120,19 +118,17 @@ impl Identity {
             updated_at: Set(now),
             last_login_at: Set(None),
         }
-        .insert(&txn)
+        .insert(&*txn)
         .await?;
         for role_name in dedup(&new.roles) {
             user_role::ActiveModel {
                 user_id: Set(id),
                 role_name: Set(role_name),
             }
-            .insert(&txn)
+            .insert(&*txn)
             .await?;
         }
-        let change = self.generation.change();
         txn.commit().await?;
-        drop(change);
         let created = self.find(&username).await?;
         self.record(
             principal,
@@ -189,7 +185,7 @@ impl Identity {
         let takes_admin = !row.disabled
             && before.roles.iter().any(|r| r == grants::ADMIN_ROLE)
             && changes.remove_roles.iter().any(|r| r == grants::ADMIN_ROLE);
-        let txn = self.db.begin().await?;
+        let txn = self.writes.begin().await?;
         if takes_admin {
             self.hold_admins(principal, &txn).await?;
         }
@@ -202,14 +198,14 @@ impl Identity {
             active.token_version = Set(row.token_version + 1);
         }
         active.updated_at = Set(self.clock.now());
-        active.update(&txn).await?;
+        active.update(&*txn).await?;
         for name in dedup(&changes.add_roles) {
             if !before.roles.contains(&name) {
                 user_role::ActiveModel {
                     user_id: Set(row.id),
                     role_name: Set(name),
                 }
-                .insert(&txn)
+                .insert(&*txn)
                 .await?;
             }
         }
@@ -217,15 +213,13 @@ impl Identity {
             user_role::Entity::delete_many()
                 .filter(user_role::Column::UserId.eq(row.id))
                 .filter(user_role::Column::RoleName.is_in(changes.remove_roles.clone()))
-                .exec(&txn)
+                .exec(&*txn)
                 .await?;
         }
         if takes_admin {
             self.keep_an_admin(principal, &txn).await?;
         }
-        let change = self.generation.change();
         txn.commit().await?;
-        drop(change);
         let after = self.find(username).await?;
         let changed: Vec<&str> = [
             ("email", email.is_some()),
@@ -265,12 +259,7 @@ impl Identity {
         disabled: Option<bool>,
     ) -> Result<User, IdentityError> {
         self.authorize(principal, "users", "update", id).await?;
-        let uuid =
-            uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
-        let row = user::Entity::find_by_id(uuid)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        let row = self.row_by_id(id).await?;
         let has_changes = changes.email.is_some()
             || changes.password.is_some()
             || !changes.add_roles.is_empty()

@@ -45,13 +45,18 @@ impl Identity {
 
     /// One user by id, for a service that has authorized its caller already.
     pub(super) async fn user_by_id(&self, id: &str) -> Result<User, IdentityError> {
-        let uuid =
-            uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
-        let row = user::Entity::find_by_id(uuid)
+        let row = self.row_by_id(id).await?;
+        self.find(&row.username).await
+    }
+
+    /// The account row with this id; a malformed id is an unknown user.
+    pub(super) async fn row_by_id(&self, id: &str) -> Result<user::Model, IdentityError> {
+        let unknown = || IdentityError::UnknownUser(id.to_string());
+        let uuid = uuid::Uuid::parse_str(id).map_err(|_| unknown())?;
+        user::Entity::find_by_id(uuid)
             .one(&self.db)
             .await?
-            .ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
-        self.find(&row.username).await
+            .ok_or_else(unknown)
     }
 
     /// Every role with its permissions (`users:read`).

@@ -1,9 +1,7 @@
 //! The changes that end an account's sessions and tokens: disabling, deleting, and a user changing
 //! their own password.
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 
 use super::{
@@ -35,17 +33,15 @@ impl Identity {
             active.token_version = Set(version + 1);
         }
         active.updated_at = Set(self.clock.now());
-        let txn = self.db.begin().await?;
+        let txn = self.writes.begin().await?;
         if takes_admin {
             self.hold_admins(principal, &txn).await?;
         }
-        let row = active.update(&txn).await?;
+        let row = active.update(&*txn).await?;
         if takes_admin {
             self.keep_an_admin(principal, &txn).await?;
         }
-        let change = self.generation.change();
         txn.commit().await?;
-        drop(change);
         if disabled {
             self.end_sessions_of(row.id).await?;
         }
@@ -73,12 +69,8 @@ impl Identity {
         id: &str,
     ) -> Result<User, IdentityError> {
         self.authorize(principal, "users", "delete", id).await?;
-        let uuid =
-            uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
-        let row = user::Entity::find_by_id(uuid)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        let row = self.row_by_id(id).await?;
+        let uuid = row.id;
         if principal.id() == Some(id) {
             return Err(IdentityError::Conflict(
                 "you cannot delete your own account".into(),
@@ -87,29 +79,27 @@ impl Identity {
         self.check_reach(principal, uuid, &row.username).await?;
         let gone = self.find(&row.username).await?;
         let takes_admin = !gone.disabled && gone.roles.iter().any(|r| r == grants::ADMIN_ROLE);
-        let txn = self.db.begin().await?;
+        let txn = self.writes.begin().await?;
         if takes_admin {
             self.hold_admins(principal, &txn).await?;
         }
         user_role::Entity::delete_many()
             .filter(user_role::Column::UserId.eq(uuid))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         entities::refresh_token::Entity::delete_many()
             .filter(entities::refresh_token::Column::UserId.eq(uuid))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
         entities::session::Entity::delete_many()
             .filter(entities::session::Column::UserId.eq(uuid))
-            .exec(&txn)
+            .exec(&*txn)
             .await?;
-        user::Entity::delete_by_id(uuid).exec(&txn).await?;
+        user::Entity::delete_by_id(uuid).exec(&*txn).await?;
         if takes_admin {
             self.keep_an_admin(principal, &txn).await?;
         }
-        let change = self.generation.change();
         txn.commit().await?;
-        drop(change);
         self.record(
             principal,
             EventKind::UserDelete,
@@ -132,12 +122,8 @@ impl Identity {
         let Some(id) = principal.id() else {
             return Err(IdentityError::Forbidden("a user account".into()));
         };
-        let uuid =
-            uuid::Uuid::parse_str(id).map_err(|_| IdentityError::UnknownUser(id.to_string()))?;
-        let row = user::Entity::find_by_id(uuid)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| IdentityError::UnknownUser(id.to_string()))?;
+        let row = self.row_by_id(id).await?;
+        let uuid = row.id;
         if !self
             .hasher
             .verify(current, row.password_hash.clone())
@@ -152,9 +138,9 @@ impl Identity {
         active.password_hash = Set(Some(hash));
         active.token_version = Set(version);
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        active.update(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        active.update(&*txn).await?;
+        txn.commit().await?;
         self.end_sessions_of(uuid).await?;
         let user = self.find(&row.username).await?;
         self.record(

@@ -87,18 +87,11 @@ pub(super) fn to_role(r: role::Model) -> Role {
 impl Identity {
     /// Writes rbac.yml's roles into the database (their permissions follow the file); roles that
     /// already match are left alone, and roles that came from the file but left it are deleted.
+    /// Nothing is written (and the access generation stands) when every role matches already.
     pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
-        let result = self.write_builtin_roles().await;
-        if !matches!(result, Ok(false)) {
-            self.generation.advance();
-        }
-        result.map(|_| ())
-    }
-
-    /// Whether any role was written.
-    async fn write_builtin_roles(&self) -> Result<bool, IdentityError> {
         let now = self.clock.now();
-        let mut changed = false;
+        let mut updates = Vec::new();
+        let mut inserts = Vec::new();
         for (name, def) in &self.config.rbac.roles {
             let permissions = serde_json::json!(def.permissions);
             match role::Entity::find_by_id(name.clone()).one(&self.db).await? {
@@ -108,22 +101,16 @@ impl Identity {
                     active.permissions = Set(permissions);
                     active.builtin = Set(true);
                     active.updated_at = Set(now);
-                    active.update(&self.db).await?;
-                    changed = true;
+                    updates.push(active);
                 }
-                None => {
-                    role::ActiveModel {
-                        name: Set(name.clone()),
-                        description: Set(format!("The {name} role from rbac.yml")),
-                        builtin: Set(true),
-                        permissions: Set(permissions),
-                        created_at: Set(now),
-                        updated_at: Set(now),
-                    }
-                    .insert(&self.db)
-                    .await?;
-                    changed = true;
-                }
+                None => inserts.push(role::ActiveModel {
+                    name: Set(name.clone()),
+                    description: Set(format!("The {name} role from rbac.yml")),
+                    builtin: Set(true),
+                    permissions: Set(permissions),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }),
             }
         }
         // A role taken out of rbac.yml grants nothing any more: it and its holders' links go.
@@ -132,17 +119,25 @@ impl Identity {
             .filter(role::Column::Name.is_not_in(self.config.rbac.roles.keys().cloned()))
             .all(&self.db)
             .await?;
+        if updates.is_empty() && inserts.is_empty() && stale.is_empty() {
+            return Ok(());
+        }
+        let txn = self.writes.begin().await?;
+        for active in updates {
+            active.update(&*txn).await?;
+        }
+        for active in inserts {
+            active.insert(&*txn).await?;
+        }
         for row in stale {
-            let txn = self.db.begin().await?;
             user_role::Entity::delete_many()
                 .filter(user_role::Column::RoleName.eq(&row.name))
-                .exec(&txn)
+                .exec(&*txn)
                 .await?;
-            role::Entity::delete_by_id(row.name).exec(&txn).await?;
-            txn.commit().await?;
-            changed = true;
+            role::Entity::delete_by_id(row.name).exec(&*txn).await?;
         }
-        Ok(changed)
+        txn.commit().await?;
+        Ok(())
     }
 
     async fn record_role(
@@ -205,6 +200,7 @@ impl Identity {
             )));
         }
         let now = self.clock.now();
+        let txn = self.writes.begin().await?;
         let model = role::ActiveModel {
             name: Set(name),
             description: Set(new.description.trim().chars().take(500).collect()),
@@ -213,9 +209,9 @@ impl Identity {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&*txn)
         .await?;
-        self.generation.advance();
+        txn.commit().await?;
         let created = to_role(model);
         self.record_role(
             principal,
@@ -256,9 +252,9 @@ impl Identity {
             active.permissions = Set(serde_json::json!(permissions));
         }
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let after = to_role(active.update(&self.db).await?);
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let after = to_role(active.update(&*txn).await?);
+        txn.commit().await?;
         let details = serde_json::json!({ "action": "update", "from": before.permissions, "to": after.permissions });
         self.record_role(principal, &after, details).await?;
         Ok(after)

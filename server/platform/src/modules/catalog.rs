@@ -63,7 +63,7 @@ impl Modules {
         self.store.commit(&staged).await?;
         let status = self.status_for(&report);
         let now = self.clock.now();
-        let row = module::ActiveModel {
+        let model = module::ActiveModel {
             id: Set(uuid::Uuid::now_v7()),
             name: Set(name),
             description: Set(meta.description.trim().chars().take(2000).collect()),
@@ -81,10 +81,14 @@ impl Modules {
             created_at: Set(now),
             updated_at: Set(now),
             last_run_at: Set(None),
-        }
-        .insert(&self.db)
-        .await;
-        let row = match row {
+        };
+        let inserted = async {
+            let txn = self.writes.begin().await?;
+            let row = model.insert(&*txn).await?;
+            txn.commit().await?;
+            Ok::<_, sea_orm::DbErr>(row)
+        };
+        let row = match inserted.await {
             Ok(row) => row,
             Err(e) => {
                 // The staged file goes with `staged`; the stored copy goes unless a module uses it.
@@ -94,7 +98,6 @@ impl Modules {
                 return Err(e.into());
             }
         };
-        self.generation.advance();
         let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "size_bytes": staged.size, "risk_score": report.risk_score, "status": status.as_str() });
         self.record(
             principal,
@@ -271,9 +274,9 @@ impl Modules {
             active.description = Set(description.trim().chars().take(2000).collect());
         }
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let row = active.update(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let row = active.update(&*txn).await?;
+        txn.commit().await?;
         self.info(row).await
     }
 
@@ -286,9 +289,9 @@ impl Modules {
         reason: Option<String>,
     ) -> Result<(), ModuleError> {
         let row = self.reach(principal, id, "delete").await?;
-        let change = self.generation.change();
-        module::Entity::delete_by_id(row.id).exec(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        module::Entity::delete_by_id(row.id).exec(&*txn).await?;
+        txn.commit().await?;
         self.remove_unused(&row.sha256).await?;
         let details =
             serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason });

@@ -83,9 +83,9 @@ impl Modules {
         active.status = Set(status.as_str().to_string());
         active.policy_hash = Set(self.policy_hash.clone());
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let updated = active.update(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let updated = active.update(&*txn).await?;
+        txn.commit().await?;
         if status == ModuleStatus::Quarantined && row.status != "quarantined" {
             let details = serde_json::json!({
                 "reason": "re-analysis under changed rules",

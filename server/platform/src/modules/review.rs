@@ -54,9 +54,9 @@ impl Modules {
         active.status = Set(status.as_str().to_string());
         active.review_note = Set(Some(reason.chars().take(2000).collect()));
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let row = active.update(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let row = active.update(&*txn).await?;
+        txn.commit().await?;
         self.record(
             principal,
             kind,
@@ -102,9 +102,9 @@ impl Modules {
         let mut active: module::ActiveModel = row.into();
         active.capability_group = Set(group.clone());
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let row = active.update(&self.db).await?;
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let row = active.update(&*txn).await?;
+        txn.commit().await?;
         let details =
             serde_json::json!({ "setting": "capability_group", "from": before, "to": group });
         self.record(

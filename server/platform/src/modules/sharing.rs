@@ -75,16 +75,16 @@ impl Modules {
             .await?
             .is_some();
         if !exists {
-            let change = self.generation.change();
+            let txn = self.writes.begin().await?;
             share::ActiveModel {
                 module_id: Set(row.id),
                 grantee_kind: Set(kind.into()),
                 grantee: Set(key),
                 created_at: Set(self.clock.now()),
             }
-            .insert(&self.db)
+            .insert(&*txn)
             .await?;
-            drop(change);
+            txn.commit().await?;
             self.record(
                 principal,
                 EventKind::ModuleShare,
@@ -116,11 +116,11 @@ impl Modules {
             ),
             Grantee::Role(name) => ("role", name.clone()),
         };
-        let change = self.generation.change();
+        let txn = self.writes.begin().await?;
         let gone = share::Entity::delete_by_id((row.id, kind.to_string(), key))
-            .exec(&self.db)
+            .exec(&*txn)
             .await?;
-        drop(change);
+        txn.commit().await?;
         if gone.rows_affected > 0 {
             self.record(
                 principal,
