@@ -100,7 +100,7 @@ pub fn render(users: &[User], format: ListFormat) -> String {
                 out.push_str(
                     &fields
                         .iter()
-                        .map(|f| csv_field(f))
+                        .map(|f| platform::csv::field(f))
                         .collect::<Vec<_>>()
                         .join(","),
                 );
@@ -145,20 +145,6 @@ pub fn render(users: &[User], format: ListFormat) -> String {
             }
             out
         }
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    // Quote when needed; a leading formula character is neutralised so spreadsheets do not run it.
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
     }
 }
 

@@ -144,27 +144,14 @@ fn lines(r: &Report, start: chrono::NaiveDate, end: chrono::NaiveDate) -> Vec<St
     out
 }
 
-fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
-
 /// `section,name,outcome,count`, one row per number of the report.
 fn csv(r: &Report) -> String {
     let mut out = String::from("section,name,outcome,count\r\n");
     for e in &r.events {
         out.push_str(&format!(
             "events,{},{},{}\r\n",
-            csv_field(&e.event),
-            csv_field(&e.outcome),
+            platform::csv::field(&e.event),
+            platform::csv::field(&e.outcome),
             e.count
         ));
     }
@@ -178,7 +165,7 @@ fn csv(r: &Report) -> String {
         for row in rows {
             out.push_str(&format!(
                 "{section},{},,{}\r\n",
-                csv_field(&row.name),
+                platform::csv::field(&row.name),
                 row.count
             ));
         }

@@ -8,6 +8,7 @@ use crate::{
     access::Principal,
     audit::{Actor, AuditError, AuditEvent, AuditService, EventKind, Outcome},
     identity::IdentityError,
+    modules::ModuleError,
     security::SecurityError,
 };
 
@@ -94,6 +95,15 @@ impl From<Denial> for AuditError {
 }
 
 impl From<Denial> for SecurityError {
+    fn from(d: Denial) -> Self {
+        match d {
+            Denial::Forbidden(permission) => Self::Forbidden(permission),
+            Denial::Audit(e) => Self::Audit(e),
+        }
+    }
+}
+
+impl From<Denial> for ModuleError {
     fn from(d: Denial) -> Self {
         match d {
             Denial::Forbidden(permission) => Self::Forbidden(permission),

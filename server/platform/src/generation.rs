@@ -5,9 +5,11 @@
 //! needs the module's owner, status, capability group and shares. Reading them from the database
 //! each time is most of the cost of a request, yet they change rarely. [`Fresh`] keeps them in
 //! memory, tagged with the [`AccessGeneration`] read *before* loading them, and trusts an entry
-//! only while the generation still reads the same. Each writer calls [`AccessGeneration::advance`]
-//! *after* its change is committed, so a reader either sees the new generation (and reloads) or
-//! read the generation before the commit (and its entry is dropped at the next request).
+//! only while the generation still reads the same. Every writer writes through [`AccessWrites`]:
+//! the transaction it opens moves the generation *after* the change is committed, so a reader
+//! either sees the new generation (and reloads) or read the generation before the commit (and its
+//! entry is dropped at the next request). The services hold no generation to move by hand; see
+//! [`writes`] for the rule and the columns outside it.
 //!
 //! A time-to-live would not do: disabling a user, from the dashboard or from the CLI in another
 //! process, must make their tokens fail at once, not a minute later.
@@ -45,8 +47,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod writes;
+
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
+pub use self::writes::{AccessTx, AccessWrites};
 use crate::clock::{Clock, SystemClock};
 
 /// The longest a cached entry is trusted without reloading it, even while the generation stands
@@ -199,17 +204,6 @@ fn advance_file(file: &File) -> std::io::Result<()> {
     })
 }
 
-/// Moves the generation when dropped: create it before writing and drop it once the write is
-/// committed. A request cancelled in between (a client hanging up) still moves it.
-#[must_use = "the generation moves when this is dropped"]
-pub struct Change<'a>(&'a AccessGeneration);
-
-impl Drop for Change<'_> {
-    fn drop(&mut self) {
-        self.0.advance();
-    }
-}
-
 impl AccessGeneration {
     /// A counter for one process only (in-memory databases, tests).
     pub fn in_memory() -> Self {
@@ -308,16 +302,11 @@ impl AccessGeneration {
         Some(Tag { shared, local })
     }
 
-    /// A guard that moves the generation when dropped; see [`Change`].
-    pub fn change(&self) -> Change<'_> {
-        Change(self)
-    }
-
     /// Marks every cached access decision stale, here at once and in every other process (on
-    /// PostgreSQL, once the notification is delivered). Call it after the change is committed,
-    /// or use [`Self::change`]. A failure to tell other processes is logged, not returned: the
+    /// PostgreSQL, once the notification is delivered). Services never call it: an [`AccessTx`]
+    /// does, after its commit. A failure to tell other processes is logged, not returned: the
     /// change itself has been made.
-    pub fn advance(&self) {
+    pub(crate) fn advance(&self) {
         self.0.local.fetch_add(1, Ordering::AcqRel);
         match &self.0.shared {
             Shared::Memory => {}

@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod csv;
 pub mod denial;
 pub mod generation;
 pub mod identity;
@@ -105,6 +106,8 @@ struct Inner {
     metrics: metrics::Metrics,
     identity: identity::Identity,
     modules: modules::Modules,
+    /// Moved by every access-changing write (see [`generation`]).
+    generation: generation::AccessGeneration,
     /// Set once the schema was seen current; migrations only move forward, so it stays true.
     schema_current: std::sync::atomic::AtomicBool,
     jwt_secret: secrecy::SecretString,
@@ -208,7 +211,7 @@ impl Platform {
             store,
             options.max_upload,
             executor,
-            generation,
+            generation.clone(),
         );
         let inner = Inner {
             config,
@@ -220,6 +223,7 @@ impl Platform {
             metrics,
             identity,
             modules,
+            generation,
             schema_current: false.into(),
             jwt_secret,
             sessions: options.sessions,
@@ -262,6 +266,11 @@ impl Platform {
 
     pub fn modules(&self) -> &modules::Modules {
         &self.0.modules
+    }
+
+    /// The access generation, to read: only the services' access writes move it.
+    pub fn access_generation(&self) -> &generation::AccessGeneration {
+        &self.0.generation
     }
 
     /// The security overview over the last `hours` hours, in hourly buckets (`metrics:read`).

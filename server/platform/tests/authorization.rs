@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
 
-use std::sync::Arc;
+mod support;
 
-use chrono::{TimeZone, Utc};
 use platform::{
-    Platform, StartOptions,
+    Platform,
     access::Principal,
-    clock::ManualClock,
     identity::{NewUser, auth::Client},
     modules::{Grantee, ModuleError, UploadMeta, execute::ExecuteError, execute::ExecuteRequest},
 };
@@ -76,19 +74,7 @@ struct World {
 
 impl World {
     async fn start(database_url: Option<String>) -> (Self, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let options = StartOptions {
-            config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"),
-            data_dir: dir.path().join("data"),
-            database_url,
-            clock: Arc::new(ManualClock::new(
-                Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap(),
-            )),
-            sessions: Default::default(),
-            max_upload: platform::DEFAULT_MAX_UPLOAD,
-            run_modules: true,
-        };
-        let (platform, _) = Platform::start(options).await.unwrap();
+        let (platform, dir) = support::start(database_url, true).await;
         (Self { platform }, dir)
     }
 

@@ -8,7 +8,11 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait, LikeExpr},
 };
 
+mod export;
+
 use super::{EventKind, Outcome, RecordedEvent, entity};
+
+pub use self::export::{AuditExport, ExportFormat};
 
 /// What the dashboard asks for; every filter is optional.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -153,25 +157,6 @@ impl AuditQuery {
 pub const CSV_HEADER: &str =
     "timestamp,event,outcome,actor_id,actor,ip,user_agent,resource_type,resource_id,details,id\r\n";
 
-/// One CSV field: quoted when needed (RFC 4180), and a leading `=`, `+`, `-`, `@`, tab or CR is
-/// prefixed with `'` so a spreadsheet does not run it as a formula.
-fn csv_field(out: &mut String, value: &str) {
-    let guarded;
-    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        guarded = format!("'{value}");
-        guarded.as_str()
-    } else {
-        value
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&value.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(value);
-    }
-}
-
 /// One event as a CSV record (with its line end).
 pub fn csv_row(e: &RecordedEvent) -> String {
     let mut out = String::new();
@@ -201,7 +186,7 @@ pub fn csv_row(e: &RecordedEvent) -> String {
         if i > 0 {
             out.push(',');
         }
-        csv_field(&mut out, f);
+        crate::csv::push_field(&mut out, f);
     }
     out.push_str("\r\n");
     out

@@ -252,13 +252,13 @@ impl Identity {
     /// Revokes every refresh token of a family, and with it the family's access tokens: the
     /// generation moves, so [`Self::authenticate`] looks the family up again.
     async fn revoke_family(&self, family: uuid::Uuid) -> Result<(), AuthError> {
-        let change = self.generation.change();
+        let txn = self.writes.begin().await?;
         refresh_token::Entity::update_many()
             .col_expr(refresh_token::Column::Revoked, Expr::value(true))
             .filter(refresh_token::Column::FamilyId.eq(family))
-            .exec(&self.db)
+            .exec(&*txn)
             .await?;
-        drop(change);
+        txn.commit().await?;
         Ok(())
     }
 

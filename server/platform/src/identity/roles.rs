@@ -85,6 +85,61 @@ pub(super) fn to_role(r: role::Model) -> Role {
 }
 
 impl Identity {
+    /// Writes rbac.yml's roles into the database (their permissions follow the file); roles that
+    /// already match are left alone, and roles that came from the file but left it are deleted.
+    /// Nothing is written (and the access generation stands) when every role matches already.
+    pub async fn sync_builtin_roles(&self) -> Result<(), IdentityError> {
+        let now = self.clock.now();
+        let mut updates = Vec::new();
+        let mut inserts = Vec::new();
+        for (name, def) in &self.config.rbac.roles {
+            let permissions = serde_json::json!(def.permissions);
+            match role::Entity::find_by_id(name.clone()).one(&self.db).await? {
+                Some(existing) if existing.builtin && existing.permissions == permissions => {}
+                Some(existing) => {
+                    let mut active: role::ActiveModel = existing.into();
+                    active.permissions = Set(permissions);
+                    active.builtin = Set(true);
+                    active.updated_at = Set(now);
+                    updates.push(active);
+                }
+                None => inserts.push(role::ActiveModel {
+                    name: Set(name.clone()),
+                    description: Set(format!("The {name} role from rbac.yml")),
+                    builtin: Set(true),
+                    permissions: Set(permissions),
+                    created_at: Set(now),
+                    updated_at: Set(now),
+                }),
+            }
+        }
+        // A role taken out of rbac.yml grants nothing any more: it and its holders' links go.
+        let stale = role::Entity::find()
+            .filter(role::Column::Builtin.eq(true))
+            .filter(role::Column::Name.is_not_in(self.config.rbac.roles.keys().cloned()))
+            .all(&self.db)
+            .await?;
+        if updates.is_empty() && inserts.is_empty() && stale.is_empty() {
+            return Ok(());
+        }
+        let txn = self.writes.begin().await?;
+        for active in updates {
+            active.update(&*txn).await?;
+        }
+        for active in inserts {
+            active.insert(&*txn).await?;
+        }
+        for row in stale {
+            user_role::Entity::delete_many()
+                .filter(user_role::Column::RoleName.eq(&row.name))
+                .exec(&*txn)
+                .await?;
+            role::Entity::delete_by_id(row.name).exec(&*txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
     async fn record_role(
         &self,
         principal: &Principal,
@@ -145,6 +200,7 @@ impl Identity {
             )));
         }
         let now = self.clock.now();
+        let txn = self.writes.begin().await?;
         let model = role::ActiveModel {
             name: Set(name),
             description: Set(new.description.trim().chars().take(500).collect()),
@@ -153,9 +209,9 @@ impl Identity {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&*txn)
         .await?;
-        self.generation.advance();
+        txn.commit().await?;
         let created = to_role(model);
         self.record_role(
             principal,
@@ -196,9 +252,9 @@ impl Identity {
             active.permissions = Set(serde_json::json!(permissions));
         }
         active.updated_at = Set(self.clock.now());
-        let change = self.generation.change();
-        let after = to_role(active.update(&self.db).await?);
-        drop(change);
+        let txn = self.writes.begin().await?;
+        let after = to_role(active.update(&*txn).await?);
+        txn.commit().await?;
         let details = serde_json::json!({ "action": "update", "from": before.permissions, "to": after.permissions });
         self.record_role(principal, &after, details).await?;
         Ok(after)

@@ -12,17 +12,11 @@ use axum::{
 use platform::{
     Platform,
     access::Principal,
-    audit::{
-        AuditPage, AuditParams, AuditQuery,
-        query::{CSV_HEADER, csv_row},
-    },
+    audit::{AuditPage, AuditParams, AuditQuery, query::ExportFormat},
 };
 use serde::Deserialize;
 
 use super::{ApiError, Caller};
-
-/// Rows fetched per page while exporting.
-const EXPORT_PAGE: u64 = 500;
 
 fn params(query: Result<Query<AuditParams>, QueryRejection>) -> Result<AuditParams, ApiError> {
     query
@@ -40,24 +34,17 @@ pub async fn events(
     Ok(Json(platform.audit().search(&caller, &query).await?))
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Csv,
-    Json,
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ExportQuery {
     #[serde(default)]
-    format: Option<Format>,
+    format: Option<ExportFormat>,
     #[serde(flatten)]
     params: AuditParams,
 }
 
 impl ExportQuery {
-    pub fn into_parts(self) -> (AuditParams, Format) {
-        (self.params, self.format.unwrap_or(Format::Csv))
+    pub fn into_parts(self) -> (AuditParams, ExportFormat) {
+        (self.params, self.format.unwrap_or(ExportFormat::Csv))
     }
 }
 
@@ -73,109 +60,37 @@ pub async fn export_api(
     export(platform, caller, params, format).await
 }
 
-/// Streams every event matching the filter, newest first. The first page is read before the
-/// response starts, so a refusal or a bad filter is a proper error status; a failure later ends
-/// the body early (and is logged). The service records the export as `data_export`.
+/// Streams every event matching the filter, newest first, as the audit service writes it
+/// ([`platform::audit::AuditService::start_export`]): a refusal or a bad filter is an error status,
+/// a failure later ends the body early (and is logged).
 pub async fn export(
     platform: Platform,
     principal: Principal,
     params: AuditParams,
-    format: Format,
+    format: ExportFormat,
 ) -> Result<Response, ApiError> {
-    let filter = serde_json::to_value(&params).unwrap_or_default();
-    let mut query = AuditQuery::from_params(&AuditParams {
-        after: String::new(),
-        limit: None,
-        ..params
-    })?;
-    query.limit = EXPORT_PAGE;
-    let (content_type, extension) = match format {
-        Format::Csv => ("text/csv; charset=utf-8", "csv"),
-        Format::Json => ("application/json", "json"),
-    };
-    let first = platform
+    let export = platform
         .audit()
-        .export(&principal, &query, filter, extension)
+        .start_export(&principal, params, format)
         .await?;
-    let now = platform.clock().now();
-    struct State {
-        platform: Platform,
-        principal: Principal,
-        query: AuditQuery,
-        page: Option<AuditPage>,
-        started: bool,
-        wrote: bool,
-        done: bool,
-    }
-    let state = State {
-        platform,
-        principal,
-        query,
-        page: Some(first),
-        started: false,
-        wrote: false,
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, move |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut out = String::new();
-        if !st.started {
-            st.started = true;
-            out.push_str(if format == Format::Csv {
-                CSV_HEADER
-            } else {
-                "["
-            });
-        }
-        let page = match st.page.take() {
-            Some(page) => page,
-            None => match st.platform.audit().search(&st.principal, &st.query).await {
-                Ok(page) => page,
-                Err(e) => {
-                    tracing::error!(error = %platform::error_chain(&e), "audit export ended early");
-                    st.done = true;
-                    return Some((
-                        Err(std::io::Error::other("the audit export ended early")),
-                        st,
-                    ));
-                }
-            },
-        };
-        for event in &page.events {
-            match format {
-                Format::Csv => out.push_str(&csv_row(event)),
-                Format::Json => {
-                    if st.wrote {
-                        out.push(',');
-                    }
-                    st.wrote = true;
-                    out.push_str(&serde_json::to_string(event).unwrap_or_default());
-                }
-            }
-        }
-        match page.next {
-            Some(next) => st.query.after = Some(next),
-            None => {
-                st.done = true;
-                if format == Format::Json {
-                    out.push(']');
-                }
-            }
-        }
-        Some((Ok::<_, std::io::Error>(out), st))
-    });
     let disposition = format!(
-        "attachment; filename=\"audit-{}.{extension}\"",
-        now.format("%Y%m%dT%H%M%SZ")
+        "attachment; filename=\"audit-{}.{}\"",
+        platform.clock().now().format("%Y%m%dT%H%M%SZ"),
+        format.extension()
     );
+    let body = futures_util::stream::unfold(export, |mut export| async move {
+        let chunk = export.next_chunk().await?.map_err(|e| {
+            tracing::error!(error = %platform::error_chain(&e), "audit export ended early");
+            std::io::Error::other("the audit export ended early")
+        });
+        Some((chunk, export))
+    });
     Ok((
         [
-            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::CONTENT_TYPE, format.content_type().to_string()),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from_stream(stream),
+        Body::from_stream(body),
     )
         .into_response())
 }

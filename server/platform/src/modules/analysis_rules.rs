@@ -1,4 +1,6 @@
-//! Maps static_analysis.yml, sandbox.yml and ids.yml onto the analyser's [`analysis::Policy`].
+//! The static-analysis rules: static_analysis.yml, sandbox.yml and ids.yml mapped onto the
+//! analyser's [`analysis::Policy`], and the fingerprint that tells when modules need analysing
+//! again. (Who may do what to a module is decided in `access.rs` and `modules/reach.rs`.)
 
 use sha2::{Digest, Sha256};
 
