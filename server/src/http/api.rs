@@ -10,8 +10,8 @@ mod users;
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, FromRequestParts},
-    http::{header, request::Parts},
+    extract::{DefaultBodyLimit, FromRequestParts, Query, rejection::QueryRejection},
+    http::{StatusCode, header, request::Parts},
 };
 use platform::{access::Principal, identity::auth::Client};
 
@@ -70,6 +70,65 @@ pub const OPENAPI: &str = include_str!("api/openapi.json");
 
 async fn openapi() -> impl axum::response::IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+/// The parsed query string, or 400 with `code` and what is wrong with it (as JSON, like every
+/// other error of the API).
+pub fn query<T>(
+    query: Result<Query<T>, QueryRejection>,
+    code: &'static str,
+) -> Result<T, ApiError> {
+    query
+        .map(|Query(q)| q)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, code, e.body_text()))
+}
+
+/// A paging parameter: `default` when absent, else a value within `range` (the bounds the OpenAPI
+/// document states), or 400 with `code` naming the parameter.
+pub fn paging(
+    name: &str,
+    value: Option<u64>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    code: &'static str,
+) -> Result<u64, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(v) if range.contains(&v) => Ok(v),
+        Some(v) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            code,
+            format!("{name} must be {}–{}, not {v}", range.start(), range.end()),
+        )),
+    }
+}
+
+/// A JSON request body that must be an object (serde would also read a struct from an array),
+/// then of type `T`; anything else is 400 `invalid_request`, a wrong content type 415 and an
+/// oversized body 413, as the OpenAPI document states.
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S>
+    for JsonObject<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let invalid = |message: String| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("Failed to deserialize the JSON body into the target type: {message}"),
+            )
+        };
+        if !value.is_object() {
+            return Err(invalid("expected a JSON object".into()));
+        }
+        serde_json::from_value(value)
+            .map(Self)
+            .map_err(|e| invalid(e.to_string()))
+    }
 }
 
 /// The bearer token of the request, if any.

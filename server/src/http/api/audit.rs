@@ -6,7 +6,7 @@ use axum::{
     Json,
     body::Body,
     extract::{Query, State, rejection::QueryRejection},
-    http::{StatusCode, header},
+    http::header,
     response::{IntoResponse, Response},
 };
 use platform::{
@@ -18,19 +18,19 @@ use serde::Deserialize;
 
 use super::{ApiError, Caller};
 
-fn params(query: Result<Query<AuditParams>, QueryRejection>) -> Result<AuditParams, ApiError> {
-    query
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
-}
-
-/// `GET /audit/events?event=&actor=&outcome=&resource=&from=&to=&q=&after=&limit=`.
+/// `GET /audit/events?event=&actor=&outcome=&resource=&from=&to=&q=&after=&limit=`; `limit` is
+/// 1–500 (50 when absent), as the OpenAPI document states.
 pub async fn events(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     query: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let query = AuditQuery::from_params(&params(query)?)?;
+    let params = super::query(query, "invalid_query")?;
+    let limit = super::paging("limit", params.limit, 50, 1..=500, "invalid_query")?;
+    let query = AuditQuery::from_params(&AuditParams {
+        limit: Some(limit),
+        ..params
+    })?;
     Ok(Json(platform.audit().search(&caller, &query).await?))
 }
 
@@ -54,9 +54,7 @@ pub async fn export_api(
     Caller(caller): Caller,
     query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
-    let (params, format) = query.into_parts();
+    let (params, format) = super::query(query, "invalid_query")?.into_parts();
     export(platform, caller, params, format).await
 }
 

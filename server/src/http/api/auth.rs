@@ -2,14 +2,14 @@
 
 use axum::{
     Json,
-    extract::{ConnectInfo, State, rejection::JsonRejection},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, StatusCode},
 };
 use platform::{Platform, access::Principal, identity::auth::TokenPair};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{ApiError, Bearer, Caller, client};
+use super::{ApiError, Bearer, Caller, JsonObject, client};
 
 type Addr = ConnectInfo<std::net::SocketAddr>;
 
@@ -24,9 +24,8 @@ pub async fn login(
     State(platform): State<Platform>,
     addr: Addr,
     headers: HeaderMap,
-    body: Result<Json<LoginRequest>, JsonRejection>,
+    JsonObject(req): JsonObject<LoginRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let Json(req) = body?;
     let pair = platform
         .identity()
         .login(&req.username, &req.password, &client(addr.0, &headers))
@@ -44,9 +43,8 @@ pub async fn refresh(
     State(platform): State<Platform>,
     addr: Addr,
     headers: HeaderMap,
-    body: Result<Json<RefreshRequest>, JsonRejection>,
+    JsonObject(req): JsonObject<RefreshRequest>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    let Json(req) = body?;
     let pair = platform
         .identity()
         .refresh(&req.refresh_token, &client(addr.0, &headers))

@@ -4,7 +4,7 @@
 use axum::{
     Json,
     body::Body,
-    extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::JsonRejection},
+    extract::{FromRequest, Multipart, Path, Query, Request, State, rejection::QueryRejection},
     http::{StatusCode, header},
 };
 use futures_util::TryStreamExt;
@@ -15,7 +15,7 @@ use platform::{
 use serde::{Deserialize, Serialize};
 use tokio_util::io::StreamReader;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, JsonObject};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -132,11 +132,10 @@ pub async fn staged_upload(
 pub async fn upload(
     State(platform): State<Platform>,
     Caller(caller): Caller,
-    query: Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     request: Request<Body>,
 ) -> Result<(StatusCode, Json<ModuleInfo>), ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let query = super::query(query, "invalid_request")?;
     // Refuse before reading the body (the service records the denial).
     platform.modules().check_can_upload(&caller).await?;
     let (meta, staged) = staged_upload(&platform, request, query).await?;
@@ -158,6 +157,9 @@ pub struct ListQuery {
     per_page: Option<u64>,
 }
 
+/// Pages of the module list: bounded, so the offset (page - 1) × per_page cannot overflow.
+const MAX_PAGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
 #[derive(Serialize)]
 pub struct ModulePage {
     modules: Vec<ModuleInfo>,
@@ -169,10 +171,9 @@ pub struct ModulePage {
 pub async fn list(
     State(platform): State<Platform>,
     Caller(caller): Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<ModulePage>, ApiError> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
+    let q = super::query(query, "invalid_request")?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(ModuleStatus::parse(s).ok_or_else(|| {
@@ -183,10 +184,8 @@ pub async fn list(
             )
         })?),
     };
-    let (page, per_page) = (
-        q.page.unwrap_or(1).max(1),
-        q.per_page.unwrap_or(50).clamp(1, 200),
-    );
+    let page = super::paging("page", q.page, 1, MAX_PAGE, "invalid_request")?;
+    let per_page = super::paging("per_page", q.per_page, 50, 1..=200, "invalid_request")?;
     let filter = ModuleFilter {
         status,
         owner: q.owner,
@@ -223,9 +222,8 @@ pub async fn update(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<UpdateModule>, JsonRejection>,
+    JsonObject(req): JsonObject<UpdateModule>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
-    let Json(req) = body?;
     Ok(Json(
         platform
             .modules()
@@ -245,8 +243,9 @@ pub async fn delete(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    Query(q): Query<Reason>,
+    query: Result<Query<Reason>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let q = super::query(query, "invalid_request")?;
     platform.modules().delete(&caller, &id, q.reason).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -275,9 +274,8 @@ pub async fn shares<const SHARE: bool>(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<ShareRequest>, JsonRejection>,
+    JsonObject(req): JsonObject<ShareRequest>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
-    let Json(req) = body?;
     let grantee = grantee(req)?;
     let modules = platform.modules();
     let info = if SHARE {
@@ -299,9 +297,8 @@ pub async fn review<const QUARANTINE: bool>(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<ReviewRequest>, JsonRejection>,
+    JsonObject(req): JsonObject<ReviewRequest>,
 ) -> Result<Json<ModuleInfo>, ApiError> {
-    let Json(req) = body?;
     Ok(Json(
         platform
             .modules()
@@ -314,9 +311,8 @@ pub async fn execute(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<platform::modules::execute::ExecuteRequest>, JsonRejection>,
+    JsonObject(req): JsonObject<platform::modules::execute::ExecuteRequest>,
 ) -> Result<Json<platform::modules::execute::RunResult>, ApiError> {
-    let Json(req) = body?;
     Ok(Json(platform.modules().execute(&caller, &id, req).await?))
 }
 
@@ -330,12 +326,9 @@ pub async fn runs(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    Query(q): Query<RunsQuery>,
+    query: Result<Query<RunsQuery>, QueryRejection>,
 ) -> Result<Json<Vec<platform::modules::execute::RunSummary>>, ApiError> {
-    Ok(Json(
-        platform
-            .modules()
-            .runs(&caller, &id, q.limit.unwrap_or(50))
-            .await?,
-    ))
+    let q = super::query(query, "invalid_request")?;
+    let limit = super::paging("limit", q.limit, 50, 1..=500, "invalid_request")?;
+    Ok(Json(platform.modules().runs(&caller, &id, limit).await?))
 }

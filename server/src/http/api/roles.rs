@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     http::StatusCode,
 };
 use platform::{
@@ -14,7 +14,7 @@ use platform::{
 };
 use serde::Deserialize;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, JsonObject};
 
 pub async fn list(
     State(platform): State<Platform>,
@@ -35,9 +35,8 @@ pub struct CreateRole {
 pub async fn create(
     State(platform): State<Platform>,
     Caller(caller): Caller,
-    body: Result<Json<CreateRole>, JsonRejection>,
+    JsonObject(req): JsonObject<CreateRole>,
 ) -> Result<(StatusCode, Json<Role>), ApiError> {
-    let Json(req) = body?;
     let new = NewRole {
         name: req.name,
         description: req.description,
@@ -60,9 +59,8 @@ pub async fn update(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(name): Path<String>,
-    body: Result<Json<UpdateRole>, JsonRejection>,
+    JsonObject(req): JsonObject<UpdateRole>,
 ) -> Result<Json<Role>, ApiError> {
-    let Json(req) = body?;
     let changes = RoleChanges {
         description: req.description,
         permissions: req.permissions,

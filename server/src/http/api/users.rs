@@ -2,7 +2,7 @@
 
 use axum::{
     Json,
-    extract::{Path, State, rejection::JsonRejection},
+    extract::{Path, State},
     http::StatusCode,
 };
 use platform::{
@@ -12,7 +12,7 @@ use platform::{
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{ApiError, Caller};
+use super::{ApiError, Caller, JsonObject};
 
 pub async fn list(
     State(platform): State<Platform>,
@@ -33,9 +33,8 @@ pub struct CreateUser {
 pub async fn create(
     State(platform): State<Platform>,
     Caller(caller): Caller,
-    body: Result<Json<CreateUser>, JsonRejection>,
+    JsonObject(req): JsonObject<CreateUser>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let Json(req) = body?;
     let new = NewUser {
         username: req.username,
         email: req.email,
@@ -72,9 +71,8 @@ pub async fn update(
     State(platform): State<Platform>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Result<Json<UpdateUser>, JsonRejection>,
+    JsonObject(req): JsonObject<UpdateUser>,
 ) -> Result<Json<User>, ApiError> {
-    let Json(req) = body?;
     let changes = UserChanges {
         email: req.email,
         password: req.password,
