@@ -161,7 +161,7 @@ impl Modules {
         if used.saturating_add(size) <= quota {
             return Ok(());
         }
-        let event = AuditEvent::new(EventKind::ModuleUpload, Self::actor(principal), Outcome::Denied)
+        let event = AuditEvent::new(EventKind::ModuleUpload, principal.actor(), Outcome::Denied)
             .with_details(serde_json::json!({ "name": name, "size_bytes": size, "reason": "quota_exceeded", "quota_bytes": quota, "used_bytes": used }));
         self.audit.record(event).await?;
         Err(ModuleError::QuotaExceeded { quota })

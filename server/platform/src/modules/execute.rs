@@ -390,7 +390,7 @@ impl Modules {
                     error,
                     sandbox::SandboxError::InvalidInvocation(_) | sandbox::SandboxError::Trap(_)
                 ) {
-                    let event = AuditEvent::new(EventKind::SandboxViolation, Self::actor(principal), Outcome::Denied)
+                    let event = AuditEvent::new(EventKind::SandboxViolation, principal.actor(), Outcome::Denied)
                         .with_target("module", row.id.to_string())
                         .with_details(serde_json::json!({ "module_id": row.id.to_string(), "run_id": run_id.to_string(), "violation": error.code(), "message": error.to_string() }));
                     self.audit.record(event).await.map_err(ModuleError::from)?;
@@ -411,13 +411,9 @@ impl Modules {
         module_id: uuid::Uuid,
         details: serde_json::Value,
     ) -> Result<(), ExecuteError> {
-        let event = AuditEvent::new(
-            EventKind::ModuleExecute,
-            Self::actor(principal),
-            Outcome::Denied,
-        )
-        .with_target("module", module_id.to_string())
-        .with_details(details);
+        let event = AuditEvent::new(EventKind::ModuleExecute, principal.actor(), Outcome::Denied)
+            .with_target("module", module_id.to_string())
+            .with_details(details);
         self.audit.record(event).await.map_err(ModuleError::from)?;
         Ok(())
     }
@@ -480,13 +476,9 @@ impl Modules {
             "module_id": module_id.to_string(), "run_id": run_id.to_string(), "mode": mode, "outcome": outcome,
             "duration_ms": duration.as_secs_f64() * 1000.0,
         });
-        let event = AuditEvent::new(
-            EventKind::ModuleExecute,
-            Self::actor(principal),
-            audit_outcome,
-        )
-        .with_target("module", module_id.to_string())
-        .with_details(details);
+        let event = AuditEvent::new(EventKind::ModuleExecute, principal.actor(), audit_outcome)
+            .with_target("module", module_id.to_string())
+            .with_details(details);
         self.audit.record(event).await.map_err(ModuleError::from)?;
         Ok(())
     }
