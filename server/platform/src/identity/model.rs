@@ -64,13 +64,15 @@ pub fn check_username(name: &str) -> Result<(), String> {
 
 /// A plausible email address: one `@`, a non-empty local part and a dotted domain, no spaces.
 pub fn check_email(email: &str) -> Result<(), String> {
+    // What the OpenAPI document states as `^[!-?A-~]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$`.
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     let valid = email.len() <= 255
-        && !email.contains(char::is_whitespace)
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
-                && !domain.contains('@')
+                && local.bytes().all(|b| b.is_ascii_graphic() && b != b'@')
                 && domain.split('.').count() >= 2
-                && domain.split('.').all(|p| !p.is_empty())
+                && domain.split('.').all(label)
         });
     if valid {
         Ok(())
@@ -88,5 +90,36 @@ pub(super) fn to_user(r: user::Model, roles: Vec<String>) -> User {
         disabled: r.disabled,
         created_at: r.created_at,
         last_login_at: r.last_login_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_email;
+
+    #[test]
+    fn emails_follow_the_documented_pattern() {
+        for good in [
+            "admin@company.com",
+            "a.b+tag@mail.example.org",
+            "x@a-b.c",
+            "o'neil@x.io",
+        ] {
+            assert!(check_email(good).is_ok(), "{good} should pass");
+        }
+        for bad in [
+            "not-an-email",
+            "@company.com",
+            "a@company",
+            "a@b..c",
+            "a b@c.d",
+            "a@b@c.d",
+            "wg@ly.7p0hxj{m0sl,;u",
+            "a@b;c.d",
+            "é@b.cd",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad} should fail");
+        }
+        assert!(check_email(&format!("a@{}.com", "b".repeat(260))).is_err());
     }
 }
