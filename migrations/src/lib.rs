@@ -9,6 +9,7 @@ mod m20261128_000004_sessions;
 mod m20261128_000005_modules;
 mod m20261128_000010_audit_chain;
 mod m20261130_000020_identity_session_hashes;
+mod m20261201_000030_api_tokens;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000005_modules::Migration),
             Box::new(m20261128_000010_audit_chain::Migration),
             Box::new(m20261130_000020_identity_session_hashes::Migration),
+            Box::new(m20261201_000030_api_tokens::Migration),
         ]
     }
 }

@@ -34,6 +34,13 @@ wait_addr() { # file → base URL from its "listening on" line
   echo "error: no address in $1" >&2; cat "$work"/*.log >&2; exit 1
 }
 
+# The repository's config, with room for every connection to run at once: the per-user and
+# per-module run slots (16 and 32 by default) would answer most of 64 concurrent requests from one
+# user with 429 sandbox.busy, which measures the quota and not the path.
+cp -r config "$work/config"
+sed -i 's/^  resource_limits:$/  resource_limits:\n    max_concurrent_runs_per_user: 128\n    max_concurrent_runs_per_module: 128/' "$work/config/sandbox.yml"
+grep -q 'max_concurrent_runs_per_user: 128' "$work/config/sandbox.yml"
+export WASM_AS_OS_CONFIG_DIR="$work/config"
 "$bin" --data-dir "$work/data" admin create-user --username bench --password 'SecurePassword123!' \
   --email bench@example.com --roles admin >/dev/null
 RUST_LOG=warn "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.log" &

@@ -68,6 +68,15 @@ impl PermissionSet {
     }
 }
 
+impl PermissionSet {
+    /// What both sets grant: `modules:*` here and `modules:read` there give `modules:read`.
+    pub fn intersect(&self, other: &Self) -> Self {
+        let from_self = self.0.iter().filter(|p| other.covers(p));
+        let from_other = other.0.iter().filter(|p| self.covers(p));
+        Self(from_self.chain(from_other).cloned().collect())
+    }
+}
+
 impl FromIterator<Permission> for PermissionSet {
     fn from_iter<I: IntoIterator<Item = Permission>>(iter: I) -> Self {
         Self(iter.into_iter().collect())

@@ -10,6 +10,7 @@
 //! `tokens.rs`), browser sessions (`sessions.rs`) and the first-admin link (`setup.rs`).
 
 mod accounts;
+pub mod api_tokens;
 pub mod auth;
 mod directory;
 pub(crate) mod entities;

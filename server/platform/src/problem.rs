@@ -151,7 +151,7 @@ impl Describe for IdentityError {
         let message = self.to_string();
         match self {
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
-            Self::UnknownUser(_) | Self::UnknownRole(_) => {
+            Self::UnknownUser(_) | Self::UnknownRole(_) | Self::UnknownToken(_) => {
                 Problem::new(Kind::NotFound, "not_found", message)
             }
             Self::Invalid(fields) => Problem::invalid(fields),

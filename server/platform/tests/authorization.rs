@@ -9,13 +9,13 @@ mod support;
 use platform::{
     Platform,
     access::Principal,
-    identity::{NewUser, auth::Client},
+    identity::auth::Client,
     modules::{Grantee, ModuleError, UploadMeta, execute::ExecuteError, execute::ExecuteRequest},
 };
 use secrecy::SecretString;
 
 const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
-const PASSWORD: &str = "Matrix-Password-42!";
+use support::PASSWORD;
 const ROLES: [&str; 4] = ["admin", "developer", "operator", "viewer"];
 
 /// How a principal relates to the module under test.
@@ -80,24 +80,7 @@ impl World {
 
     /// Creates a user through the service and returns their principal, as a request would see it.
     async fn user(&self, name: &str, role: &str) -> Principal {
-        let identity = self.platform.identity();
-        identity
-            .create_user(
-                &Principal::System,
-                NewUser {
-                    username: name.into(),
-                    email: format!("{name}@matrix.example"),
-                    password: SecretString::from(PASSWORD),
-                    roles: vec![role.into()],
-                },
-            )
-            .await
-            .unwrap();
-        let pair = identity
-            .login(name, &SecretString::from(PASSWORD), &Client::default())
-            .await
-            .unwrap();
-        identity.authenticate(&pair.access_token).await.unwrap()
+        support::signed_in(&self.platform, name, role, "matrix.example").await
     }
 
     async fn upload(&self, owner: &Principal, name: &str) -> Result<String, ModuleError> {

@@ -6,6 +6,7 @@ mod auth;
 mod error;
 pub mod modules;
 mod roles;
+mod tokens;
 mod users;
 
 use axum::{
@@ -43,6 +44,8 @@ api_routes! {
     "/auth/refresh" => post(auth::refresh),
     "/auth/logout" => post(auth::logout),
     "/me" => get(auth::me),
+    "/me/tokens" => get(tokens::list).post(tokens::create),
+    "/me/tokens/{id}" => delete(tokens::revoke),
     "/users" => get(users::list).post(users::create),
     "/users/{id}" => get(users::get).patch(users::update).delete(users::delete),
     "/roles" => get(roles::list).post(roles::create),

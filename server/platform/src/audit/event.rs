@@ -31,11 +31,13 @@ pub enum EventKind {
     DataExport,
     DataErasure,
     IpBlocked,
+    ApiTokenCreate,
+    ApiTokenRevoke,
 }
 
 impl EventKind {
     /// Every kind, the spec's first.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 28] = [
         Self::LoginSuccess,
         Self::LoginFailure,
         Self::Logout,
@@ -62,6 +64,8 @@ impl EventKind {
         Self::DataExport,
         Self::DataErasure,
         Self::IpBlocked,
+        Self::ApiTokenCreate,
+        Self::ApiTokenRevoke,
     ];
 
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
@@ -97,6 +101,8 @@ impl EventKind {
             Self::DataExport => "data_export",
             Self::DataErasure => "data_erasure",
             Self::IpBlocked => "ip_blocked",
+            Self::ApiTokenCreate => "api_token_create",
+            Self::ApiTokenRevoke => "api_token_revoke",
         }
     }
 

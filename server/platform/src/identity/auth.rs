@@ -370,7 +370,11 @@ impl Identity {
     /// The principal behind a bearer access token: the user must exist, be enabled, the token
     /// must predate no disable or password change, and its sign-in (refresh family) must not have
     /// ended by logout or refresh-token reuse.
+    /// A personal API token (`wao_…`, see [`super::api_tokens`]) is taken here too.
     pub async fn authenticate(&self, access_token: &str) -> Result<Principal, AuthError> {
+        if access_token.starts_with(super::api_tokens::TOKEN_PREFIX) {
+            return self.authenticate_api_token(access_token).await;
+        }
         let claims = self
             .keys
             .verify_access(access_token, self.clock.now())
@@ -384,31 +388,33 @@ impl Identity {
         if !self.family_stands(family).await? {
             return Err(AuthError::InvalidToken);
         }
-        self.live_principal(id, claims.ver)
+        self.live_principal(id, Some(claims.ver))
             .await?
             .ok_or(AuthError::InvalidToken)
     }
 
-    /// The principal of an enabled account whose token version is still `version`; `None` when
-    /// the account is gone, disabled or its credentials changed since. The account is read with
+    /// The principal of an enabled account whose token version is still `version` (when one is
+    /// given); `None` when the account is gone, disabled or its credentials changed since. The account is read with
     /// one query and then reused until an account or role changes anywhere (see
     /// [`crate::generation`]), as every authenticated request needs it.
     pub(super) async fn live_principal(
         &self,
         id: uuid::Uuid,
-        version: i32,
+        version: Option<i32>,
     ) -> Result<Option<Principal>, sea_orm::DbErr> {
         let account = self
             .accounts
             .get_or_load(&id, self.load_account(id))
             .await?;
         Ok(match account.as_ref() {
-            Some(a) if !a.disabled && a.token_version == version => Some(Principal::User {
-                id: id.to_string(),
-                username: a.username.clone(),
-                roles: a.roles.clone(),
-                permissions: a.permissions.clone(),
-            }),
+            Some(a) if !a.disabled && version.is_none_or(|v| a.token_version == v) => {
+                Some(Principal::User {
+                    id: id.to_string(),
+                    username: a.username.clone(),
+                    roles: a.roles.clone(),
+                    permissions: a.permissions.clone(),
+                })
+            }
             _ => None,
         })
     }

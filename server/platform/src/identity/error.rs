@@ -14,6 +14,9 @@ pub enum IdentityError {
     /// No user by that name.
     #[error("no user named \"{0}\"")]
     UnknownUser(String),
+    /// No API token with that id (or not one the caller may see).
+    #[error("no API token with id \"{0}\"")]
+    UnknownToken(String),
     /// No role by that name.
     #[error("no role named \"{0}\"")]
     UnknownRole(String),

@@ -196,6 +196,6 @@ impl Identity {
         let Ok(id) = uuid::Uuid::parse_str(&user.user_id) else {
             return Ok(None);
         };
-        self.live_principal(id, user.version).await
+        self.live_principal(id, Some(user.version)).await
     }
 }
