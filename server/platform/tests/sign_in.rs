@@ -228,3 +228,32 @@ async fn tokens_expire_and_sessions_end_at_their_absolute_timeout_on_postgres() 
     expiry_and_absolute_timeout(Some(db.url.clone())).await;
     db.drop_db().await;
 }
+
+/// `login_success` and `login_failure` name the provider that checked the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_events_name_the_provider() {
+    use platform::audit::{AuditQuery, EventKind};
+    let (platform, _clock, _dir) = start(None).await;
+    let identity = platform.identity();
+    identity
+        .login("alice", &password(), &Client::default())
+        .await
+        .unwrap();
+    let wrong = SecretString::from("Not-Her-Password-1!");
+    assert!(matches!(
+        identity.login("alice", &wrong, &Client::default()).await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    let audit = platform.audit();
+    assert!(audit.flush(Duration::from_secs(10)).await);
+    let query = AuditQuery {
+        events: vec![EventKind::LoginSuccess, EventKind::LoginFailure],
+        ..AuditQuery::default()
+    };
+    let page = audit.search(&Principal::System, &query).await.unwrap();
+    assert_eq!(page.events.len(), 2);
+    for e in &page.events {
+        assert_eq!(e.event.details["provider"], "local", "{:?}", e.event);
+    }
+    platform.close().await;
+}

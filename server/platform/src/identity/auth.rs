@@ -56,6 +56,10 @@ impl From<sea_orm::DbErr> for AuthError {
     }
 }
 
+/// The `provider` that `login_success` and `login_failure` name for a local password (security.yml
+/// `auth.providers.local`).
+pub const LOCAL_PROVIDER: &str = "local";
+
 impl Identity {
     async fn audit_auth(
         &self,
@@ -137,8 +141,11 @@ impl Identity {
                 id: None,
                 name: name.chars().take(64).collect(),
             };
-            let details =
-                serde_json::json!({ "reason": "local sign-in disabled", "method": method });
+            let details = serde_json::json!({
+                "reason": "local sign-in disabled",
+                "method": method,
+                "provider": LOCAL_PROVIDER,
+            });
             self.audit_auth(
                 EventKind::LoginFailure,
                 Outcome::Failure,
@@ -173,7 +180,7 @@ impl Identity {
                     Outcome::Failure,
                     actor,
                     client,
-                    serde_json::json!({ "reason": reason }),
+                    serde_json::json!({ "reason": reason, "method": method, "provider": LOCAL_PROVIDER }),
                 )
                 .await?;
                 return Err(AuthError::InvalidCredentials);
@@ -188,7 +195,7 @@ impl Identity {
             Outcome::Success,
             actor,
             client,
-            serde_json::json!({ "method": method }),
+            serde_json::json!({ "method": method, "provider": LOCAL_PROVIDER }),
         )
         .await?;
         Ok(row)
