@@ -9,6 +9,7 @@ pub mod security;
 #[cfg(feature = "ssr")]
 pub mod session;
 pub mod system;
+pub mod tokens;
 pub mod users;
 
 pub use error::AppError;

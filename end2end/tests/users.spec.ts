@@ -55,6 +55,10 @@ test("an admin signs in, creates a user, assigns a role and signs out", async ({
   await expect(roles.getByLabel("viewer", { exact: true })).toBeChecked();
   await roles.getByLabel("operator", { exact: true }).check();
   await roles.getByRole("button", { name: "Save roles" }).click();
+  // Hydrated, the box was checked before the save: wait for the save itself, not the box.
+  if (javaScriptEnabled) {
+    await expect(page.getByRole("status").filter({ hasText: "Roles saved." })).toBeVisible();
+  }
   await expect(page.getByTestId("roles-form").getByLabel("operator", { exact: true })).toBeChecked();
   await page.goto(`/users?q=${name}`);
   await expect(page.getByTestId("users-table")).toContainText("operator, viewer");

@@ -1,13 +1,16 @@
-//! The account page: who you are, your roles, and changing your password.
+//! The account page: who you are, your roles, changing your password, and personal API tokens.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::auth::{ChangePassword, current_user},
+    api::{
+        auth::{ChangePassword, current_user},
+        tokens::{CreateToken, RevokeToken, TokenRow, list_tokens, take_new_token},
+    },
     ui::{
-        components::PageHeader,
+        components::{EmptyState, PageHeader},
         forms::{FieldErrors, FormError, page_error},
     },
 };
@@ -23,7 +26,7 @@ pub fn AccountPage() -> impl IntoView {
     };
     view! {
         <Title text="Your account" />
-        <PageHeader title="Your account" summary="Your roles and your password." />
+        <PageHeader title="Your account" summary="Your roles, your password and your API tokens." />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match me.await {
@@ -59,11 +62,130 @@ pub fn AccountPage() -> impl IntoView {
                                 </ActionForm>
                             </section>
                         </div>
+                        <TokensSection />
                     }.into_any(),
                     Ok(None) => page_error(crate::api::AppError::unauthorized()),
                     Err(e) => page_error(e),
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Lifetimes offered for a new token, in days (the service takes 1–365).
+const LIFETIMES: [(u32, &str); 5] = [
+    (7, "7 days"),
+    (30, "30 days"),
+    (90, "90 days"),
+    (180, "180 days"),
+    (365, "1 year"),
+];
+
+/// Personal API tokens: the one just made (shown once), a form to make one, and the list.
+#[component]
+fn TokensSection() -> impl IntoView {
+    let query = use_query_map();
+    let tokens = Resource::new(move || query.get(), |_| list_tokens());
+    let new_token = Resource::new(move || query.get(), |_| take_new_token());
+    let create = ServerAction::<CreateToken>::new();
+    let revoke = ServerAction::<RevokeToken>::new();
+    let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    let revoke_error = Signal::derive(move || revoke.value().get().and_then(Result::err));
+    let revoked = move || query.read().get("revoked").is_some();
+    view! {
+        <section class="card" id="tokens" aria-labelledby="tokens-title">
+            <h2 id="tokens-title">"API tokens"</h2>
+            <p class="muted">"A token lets a script use the REST API as you (send it as "<code>"Authorization: Bearer …"</code>"). It can do at most what you can do now, narrowed to the permissions you name, and stops working when it expires, when you revoke it, or if your account is disabled."</p>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    new_token.await.ok().flatten().map(|token| view! {
+                        <div class="alert alert-ok" role="status">
+                            <p>"Your new token. Copy it now: it is not shown again."</p>
+                            <p><code class="secret" data-testid="new-token">{token}</code></p>
+                        </div>
+                    })
+                })}
+            </Suspense>
+            <Show when=revoked>
+                <div class="alert alert-ok" role="status">"The token was revoked. It stops working at its next use."</div>
+            </Show>
+            <FormError error=revoke_error />
+            <FormError error fields=&["name", "expires_in_days", "permissions"] />
+            <ActionForm action=create attr:class="form form-grid" attr:data-testid="create-token-form">
+                <div class="field">
+                    <label for="token-name">"Token name"</label>
+                    <input id="token-name" name="name" type="text" required maxlength="64" placeholder="ci deploy" aria-describedby="token-name-errors" />
+                    <FieldErrors error field="name" id="token-name-errors" />
+                </div>
+                <div class="field">
+                    <label for="token-expiry">"Expires after"</label>
+                    <select id="token-expiry" name="expires_in_days" aria-describedby="token-expiry-errors">
+                        {LIFETIMES.into_iter().map(|(days, label)| view! { <option value=days.to_string() selected=days == 90>{label}</option> }).collect_view()}
+                    </select>
+                    <FieldErrors error field="expires_in_days" id="token-expiry-errors" />
+                </div>
+                <div class="field">
+                    <label for="token-permissions">"Only these permissions (optional)"</label>
+                    <input id="token-permissions" name="permissions" type="text" placeholder="modules:read, modules:execute" aria-describedby="token-permissions-hint token-permissions-errors" />
+                    <p class="hint" id="token-permissions-hint">"Separated by commas. Leave empty for all of yours."</p>
+                    <FieldErrors error field="permissions" id="token-permissions-errors" />
+                </div>
+                <button class="button button-primary" type="submit">"Create token"</button>
+            </ActionForm>
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match tokens.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <EmptyState icon="" title="No tokens yet".to_string()>
+                                <p>"Create one above for a script or a CI job."</p>
+                            </EmptyState>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <div class="table-wrap">
+                                <table class="table" data-testid="tokens-table">
+                                    <thead><tr><th scope="col">"Name"</th><th scope="col">"Token"</th><th scope="col">"Permissions"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col">"State"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|t| token_row(t, revoke)).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                        Err(e) => page_error(e),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+fn token_row(t: TokenRow, revoke: ServerAction<RevokeToken>) -> impl IntoView {
+    let permissions = if t.permissions.is_empty() {
+        "all of yours".to_string()
+    } else {
+        t.permissions.join(", ")
+    };
+    let pill = match t.state.as_str() {
+        "active" => "pill pill-ok",
+        _ => "pill pill-bad",
+    };
+    let active = t.state == "active";
+    let label = format!("Revoke {}", t.name);
+    view! {
+        <tr>
+            <td>{t.name.clone()}</td>
+            <td><code>{format!("wao_…{}", t.hint)}</code></td>
+            <td>{permissions}</td>
+            <td>{t.expires_at}</td>
+            <td class="muted">{t.last_used_at.unwrap_or_else(|| "never".to_string())}</td>
+            <td><span class=pill>{t.state.clone()}</span></td>
+            <td>
+                {active.then(|| view! {
+                    <ActionForm action=revoke attr:class="form-inline">
+                        <input type="hidden" name="id" value=t.id.clone() />
+                        <button class="button button-danger" type="submit" aria-label=label>"Revoke"</button>
+                    </ActionForm>
+                })}
+            </td>
+        </tr>
     }
 }

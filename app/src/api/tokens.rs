@@ -1,0 +1,161 @@
+//! Server functions of the account page's personal API tokens (see
+//! `platform::identity::api_tokens`).
+//!
+//! A new token is shown once. Between the form's POST and the page that shows it, it travels in a
+//! short-lived cookie (`HttpOnly`, `SameSite=Strict`, one minute, `Secure` under TLS; its path is `/`
+//! because the hydrated page reads it through this module's server function) that the page clears as it reads it: so it is never stored on the server, works with and
+//! without JavaScript, and is not in any URL.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::AppError;
+#[cfg(feature = "ssr")]
+use super::session as ssr;
+
+/// The cookie that carries a new token to the page that shows it.
+#[cfg(feature = "ssr")]
+const NEW_TOKEN_COOKIE: &str = "wao_new_token";
+
+/// A token as the account page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    /// Empty: everything the owner holds.
+    pub permissions: Vec<String>,
+    pub created_at: String,
+    pub expires_at: String,
+    pub last_used_at: Option<String>,
+    /// `active`, `revoked` or `expired`.
+    pub state: String,
+}
+
+/// The caller's tokens, newest first.
+#[server(endpoint = "tokens/list", input = leptos::server_fn::codec::GetUrl)]
+pub async fn list_tokens() -> Result<Vec<TokenRow>, AppError> {
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    let now = platform.clock().now();
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let tokens = platform.identity().list_api_tokens(&principal).await?;
+    Ok(tokens
+        .into_iter()
+        .map(|t| TokenRow {
+            state: if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.expires_at <= now {
+                "expired"
+            } else {
+                "active"
+            }
+            .into(),
+            id: t.id,
+            name: t.name,
+            hint: t.hint,
+            permissions: t.permissions.unwrap_or_default(),
+            created_at: when(t.created_at),
+            expires_at: when(t.expires_at),
+            last_used_at: t.last_used_at.map(when),
+        })
+        .collect())
+}
+
+/// Makes a token: `expires_in_days` as the form sends it, `permissions` separated by commas or
+/// spaces (empty: everything the caller holds).
+#[server(endpoint = "tokens/create")]
+pub async fn create_token(
+    name: String,
+    expires_in_days: String,
+    #[server(default)] permissions: String,
+) -> Result<(), AppError> {
+    use secrecy::ExposeSecret;
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    let days = expires_in_days
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| AppError::invalid("expires_in_days", "must be a number of days"))?;
+    let list: Vec<String> = permissions
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    let new = platform::identity::api_tokens::NewApiToken {
+        name,
+        expires_in_days: Some(days),
+        permissions: (!list.is_empty()).then_some(list),
+    };
+    let issued = platform
+        .identity()
+        .create_api_token(&principal, new)
+        .await?;
+    let secure = if platform.config().tls.tls.enabled {
+        "; Secure"
+    } else {
+        ""
+    };
+    set_cookie(&format!(
+        "{NEW_TOKEN_COOKIE}={}; Path=/; Max-Age=60; HttpOnly; SameSite=Strict{secure}",
+        issued.token.expose_secret()
+    ));
+    leptos_axum::redirect("/account?token=new#tokens");
+    Ok(())
+}
+
+/// The token made a moment ago in this browser, once: the cookie that carried it is cleared.
+#[server(endpoint = "tokens/take_new", input = leptos::server_fn::codec::GetUrl)]
+pub async fn take_new_token() -> Result<Option<String>, AppError> {
+    use platform::identity::api_tokens::TOKEN_PREFIX;
+    ssr::principal().await?;
+    let headers: http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let token = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == NEW_TOKEN_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|t| t.starts_with(TOKEN_PREFIX) && t.len() <= 128);
+    if token.is_some() {
+        set_cookie(&format!(
+            "{NEW_TOKEN_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        ));
+        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+            response.insert_header(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+        }
+    }
+    Ok(token)
+}
+
+/// Revokes one of the caller's tokens.
+#[server(endpoint = "tokens/revoke")]
+pub async fn revoke_token(id: String) -> Result<(), AppError> {
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    platform
+        .identity()
+        .revoke_api_token(&principal, &id)
+        .await?;
+    leptos_axum::redirect("/account?revoked=1#tokens");
+    Ok(())
+}
+
+#[cfg(feature = "ssr")]
+fn set_cookie(value: &str) {
+    match (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(value),
+    ) {
+        (Some(response), Ok(value)) => response.append_header(http::header::SET_COOKIE, value),
+        _ => tracing::error!("could not set the new-token cookie"),
+    }
+}
