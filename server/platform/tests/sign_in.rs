@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step should panic
 
-use std::{sync::Arc, time::Duration};
+mod support;
 
-use chrono::{TimeZone, Utc};
+use std::time::Duration;
+
+use chrono::Utc;
 use platform::{
-    Platform, StartOptions,
+    Platform,
     access::Principal,
     clock::{Clock, ManualClock},
     identity::{
@@ -23,18 +25,7 @@ use secrecy::SecretString;
 const PASSWORD: &str = "Sessions-Password-42!";
 
 async fn start(database_url: Option<String>) -> (Platform, ManualClock, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
-    let options = StartOptions {
-        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"),
-        data_dir: dir.path().join("data"),
-        database_url,
-        clock: Arc::new(clock.clone()),
-        sessions: Default::default(),
-        max_upload: platform::DEFAULT_MAX_UPLOAD,
-        run_modules: false,
-    };
-    let (platform, _) = Platform::start(options).await.unwrap();
+    let (platform, clock, dir) = support::start_with_clock(database_url, false).await;
     platform
         .identity()
         .create_user(
