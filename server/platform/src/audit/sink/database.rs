@@ -16,6 +16,9 @@ use sea_orm::sea_query::ExprTrait;
 use super::SinkError;
 use crate::audit::{RecordedEvent, entity, line};
 
+/// Events stored per transaction (also the rows of one `INSERT`, under SQLite's bind limit).
+const EVENTS_PER_TRANSACTION: usize = 500;
+
 #[derive(Debug)]
 pub struct DatabaseSink {
     db: DatabaseConnection,
@@ -43,7 +46,19 @@ impl DatabaseSink {
         Self { db, key }
     }
 
+    /// Stores a batch, [`EVENTS_PER_TRANSACTION`] events per transaction: on SQLite a transaction
+    /// holds the database's one write lock, and a batch of thousands of events in one transaction
+    /// held it long enough for the run history's writer, and the requests queueing rows behind
+    /// it, to wait (the execute p99, `docs/benchmarks.md`). A crash between two transactions
+    /// replays the batch, and the events already stored are skipped.
     pub async fn write(&self, events: &[RecordedEvent]) -> Result<(), SinkError> {
+        for chunk in events.chunks(EVENTS_PER_TRANSACTION) {
+            self.write_chunk(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(&self, events: &[RecordedEvent]) -> Result<(), SinkError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -75,12 +90,9 @@ impl DatabaseSink {
             prev = hash;
         }
         if !rows.is_empty() {
-            // Bounded batches keep the bind parameters under SQLite's limit.
-            for chunk in rows.chunks(500) {
-                entity::Entity::insert_many(chunk.to_vec())
-                    .exec_without_returning(&txn)
-                    .await?;
-            }
+            entity::Entity::insert_many(rows)
+                .exec_without_returning(&txn)
+                .await?;
             let update = sea_orm::sea_query::Query::update()
                 .table("audit_chain")
                 .values([("seq", seq.into()), ("hash", prev.clone().into())])
