@@ -23,8 +23,8 @@ pub struct TokenRow {
     pub id: String,
     pub name: String,
     pub hint: String,
-    /// Empty: everything the owner holds.
-    pub permissions: Vec<String>,
+    /// `None`: everything the owner holds.
+    pub permissions: Option<Vec<String>>,
     pub created_at: String,
     pub expires_at: String,
     pub last_used_at: Option<String>,
@@ -37,24 +37,16 @@ pub struct TokenRow {
 pub async fn list_tokens() -> Result<Vec<TokenRow>, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let now = platform.clock().now();
     let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let tokens = platform.identity().list_api_tokens(&principal).await?;
     Ok(tokens
         .into_iter()
         .map(|t| TokenRow {
-            state: if t.revoked_at.is_some() {
-                "revoked"
-            } else if t.expires_at <= now {
-                "expired"
-            } else {
-                "active"
-            }
-            .into(),
+            state: t.state.to_string(),
             id: t.id,
             name: t.name,
             hint: t.hint,
-            permissions: t.permissions.unwrap_or_default(),
+            permissions: t.permissions,
             created_at: when(t.created_at),
             expires_at: when(t.expires_at),
             last_used_at: t.last_used_at.map(when),

@@ -79,6 +79,25 @@ async fn lifecycle(database_url: Option<String>) {
     assert!(reader.can("modules", "read"));
     assert!(!reader.can("modules", "create"), "narrowed to modules:read");
 
+    // A stored list that does not read as one grants nothing, never everything.
+    let damaged = identity
+        .create_api_token(&ada, new_token("damaged", Some(&["modules:read"])))
+        .await
+        .unwrap();
+    let sql = r#"UPDATE api_tokens SET permissions = '{"not": "a list"}' WHERE name = 'damaged'"#;
+    db.execute_raw(Statement::from_string(db.get_database_backend(), sql))
+        .await
+        .unwrap();
+    let nothing = identity
+        .authenticate(damaged.token.expose_secret())
+        .await
+        .unwrap();
+    assert!(!nothing.can("modules", "read") && !nothing.can("modules", "create"));
+    identity
+        .revoke_api_token(&ada, &damaged.info.id)
+        .await
+        .unwrap();
+
     // Nobody gives a token what they lack: a developer has no users:create.
     let err = identity
         .create_api_token(&ada, new_token("too much", Some(&["users:create"])))
@@ -140,9 +159,10 @@ async fn lifecycle(database_url: Option<String>) {
         Err(AuthError::InvalidToken)
     ));
     let listed = identity.list_api_tokens(&ada).await.unwrap();
-    assert_eq!(listed.len(), 2);
+    assert_eq!(listed.len(), 3);
     let revoked = listed.iter().find(|t| t.id == full.info.id).unwrap();
     assert!(revoked.revoked_at.is_some());
+    assert_eq!(revoked.state, "revoked");
     assert!(revoked.last_used_at.is_some(), "use is recorded");
     identity
         .revoke_api_token(&ada, &full.info.id)
@@ -169,6 +189,9 @@ async fn lifecycle(database_url: Option<String>) {
         identity.authenticate(narrow.token.expose_secret()).await,
         Err(AuthError::InvalidToken)
     ));
+    let listed = identity.list_api_tokens(&ada).await.unwrap();
+    let expired = listed.iter().find(|t| t.id == narrow.info.id).unwrap();
+    assert_eq!(expired.state, "expired");
     // An unknown token of the right shape is refused like any bad token.
     assert!(matches!(
         identity

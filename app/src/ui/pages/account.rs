@@ -159,10 +159,10 @@ fn TokensSection() -> impl IntoView {
 }
 
 fn token_row(t: TokenRow, revoke: ServerAction<RevokeToken>) -> impl IntoView {
-    let permissions = if t.permissions.is_empty() {
-        "all of yours".to_string()
-    } else {
-        t.permissions.join(", ")
+    let permissions = match &t.permissions {
+        None => "all of yours".to_string(),
+        Some(list) if list.is_empty() => "none".to_string(),
+        Some(list) => list.join(", "),
     };
     let pill = match t.state.as_str() {
         "active" => "pill pill-ok",

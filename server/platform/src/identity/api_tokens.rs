@@ -51,6 +51,8 @@ pub struct ApiToken {
     pub expires_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `active`, `revoked` or `expired`, when it was read.
+    pub state: &'static str,
 }
 
 /// A new token: its name, lifetime in days and optional narrower permissions.
@@ -86,20 +88,31 @@ fn digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-impl From<api_token::Model> for ApiToken {
-    fn from(row: api_token::Model) -> Self {
-        let permissions = row
-            .permissions
-            .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok());
+/// The permissions a token is narrowed to; `None`: everything its owner holds. A stored list that
+/// does not read as one grants nothing (fail closed), never everything.
+fn narrowed_to(stored: Option<serde_json::Value>) -> Option<Vec<String>> {
+    stored.map(|p| serde_json::from_value::<Vec<String>>(p).unwrap_or_default())
+}
+
+impl ApiToken {
+    fn from_row(row: api_token::Model, now: DateTime<Utc>) -> Self {
+        let state = if row.revoked_at.is_some() {
+            "revoked"
+        } else if row.expires_at <= now {
+            "expired"
+        } else {
+            "active"
+        };
         Self {
             id: row.id.to_string(),
             name: row.name,
             hint: row.hint,
-            permissions,
+            permissions: narrowed_to(row.permissions),
             created_at: row.created_at,
             expires_at: row.expires_at,
             last_used_at: row.last_used_at,
             revoked_at: row.revoked_at,
+            state,
         }
     }
 }
@@ -208,7 +221,7 @@ impl Identity {
         }
         .insert(&self.db)
         .await?;
-        let info = ApiToken::from(row);
+        let info = ApiToken::from_row(row, now);
         self.record_token(principal, EventKind::ApiTokenCreate, &info, user_id)
             .await?;
         Ok(IssuedApiToken {
@@ -230,7 +243,11 @@ impl Identity {
             .order_by_desc(api_token::Column::CreatedAt)
             .all(&self.db)
             .await?;
-        Ok(rows.into_iter().map(ApiToken::from).collect())
+        let now = self.clock.now();
+        Ok(rows
+            .into_iter()
+            .map(|r| ApiToken::from_row(r, now))
+            .collect())
     }
 
     /// Revokes one of the principal's own tokens, or anyone's with `users:update`; it stops working
@@ -261,12 +278,12 @@ impl Identity {
             );
         }
         if row.revoked_at.is_some() {
-            return Ok(row.into());
+            return Ok(ApiToken::from_row(row, self.clock.now()));
         }
         let owner = row.user_id;
         let mut active: api_token::ActiveModel = row.into();
         active.revoked_at = Set(Some(self.clock.now()));
-        let info = ApiToken::from(active.update(&self.db).await?);
+        let info = ApiToken::from_row(active.update(&self.db).await?, self.clock.now());
         self.record_token(principal, EventKind::ApiTokenRevoke, &info, owner)
             .await?;
         Ok(info)
@@ -300,10 +317,7 @@ impl Identity {
                 .exec(&self.db)
                 .await?;
         }
-        let Some(names) = row
-            .permissions
-            .and_then(|p| serde_json::from_value::<Vec<String>>(p).ok())
-        else {
+        let Some(names) = narrowed_to(row.permissions) else {
             return Ok(principal);
         };
         let narrowed: PermissionSet = names.iter().filter_map(|p| p.parse().ok()).collect();
