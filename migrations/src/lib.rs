@@ -10,6 +10,7 @@ mod m20261128_000005_modules;
 mod m20261128_000010_audit_chain;
 mod m20261130_000020_identity_session_hashes;
 mod m20261201_000030_api_tokens;
+mod m20261201_000040_federated_identities;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000010_audit_chain::Migration),
             Box::new(m20261130_000020_identity_session_hashes::Migration),
             Box::new(m20261201_000030_api_tokens::Migration),
+            Box::new(m20261201_000040_federated_identities::Migration),
         ]
     }
 }

@@ -37,6 +37,9 @@ pub enum CommandError {
     Modules(#[from] platform::modules::ModuleError),
     #[error("{0}")]
     Usage(String),
+    /// An enabled identity provider cannot be used (e.g. its discovery document is unreachable).
+    #[error("{0}")]
+    Provider(String),
 }
 
 impl CommandError {
@@ -74,7 +77,7 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
     match cli.command {
         Command::Serve(args) => crate::serve::run(options, args).await,
         Command::Migrate => migrate(&options).await,
-        Command::Config(ConfigCommand::Check) => config_check(&options),
+        Command::Config(ConfigCommand::Check) => config_check(&options).await,
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => {
             crate::admin::verify_files(&options.data_dir, args.file.as_deref())
         }
@@ -104,10 +107,34 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
     result
 }
 
-fn config_check(options: &StartOptions) -> Result<(), CommandError> {
+async fn config_check(options: &StartOptions) -> Result<(), CommandError> {
     let config = config::load(&options.config_dir)?;
     config::sandbox::check_allowed_paths(&config.sandbox, &options.data_dir)?;
+    check_providers(&config).await?;
     println!("configuration in {} is valid", options.config_dir.display());
+    Ok(())
+}
+
+/// Reaches every enabled outside identity provider, as sign-in would.
+async fn check_providers(config: &config::Config) -> Result<(), CommandError> {
+    use platform::config::security::Provider;
+    for (i, provider) in config.security.auth.providers.iter().enumerate() {
+        if let Provider::Oauth2 {
+            enabled: true,
+            config: oauth,
+        } = provider
+        {
+            let at = format!("config/security.yml: auth.providers[{i}].config.google");
+            // The flow key is not used by discovery; any secret will do here.
+            let secret = secrecy::SecretString::from("config check".to_string());
+            let client = platform::identity::oidc::OidcClient::new(&oauth.google, &secret)
+                .map_err(|e| CommandError::Provider(format!("{at}: {e}")))?;
+            client
+                .discover()
+                .await
+                .map_err(|e| CommandError::Provider(format!("{at}: {e}")))?;
+        }
+    }
     Ok(())
 }
 

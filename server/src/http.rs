@@ -6,6 +6,7 @@ pub mod csrf;
 mod dashboard;
 mod health;
 pub mod metrics;
+mod oidc;
 mod request_log;
 mod server_fn_status;
 pub mod slow_body;
@@ -68,6 +69,11 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/audit/export", get(dashboard::audit_export))
+        .route("/auth/google", axum::routing::post(oidc::start))
+        .route(
+            platform::config::security::CALLBACK_PATH,
+            get(oidc::callback),
+        )
         .merge(metrics::router(options.metrics_allow))
         .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(

@@ -41,6 +41,19 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
         }
     }
     spawn_reanalysis(platform.clone());
+    if let Some(google) = platform.identity().google().cloned() {
+        // Named at start when it fails; sign-in tries again, and other methods keep working.
+        tokio::spawn(async move {
+            match google.discover().await {
+                Ok(()) => tracing::info!(provider = "google", "OpenID provider reachable"),
+                Err(e) => tracing::error!(
+                    provider = "google",
+                    error = %e,
+                    "auth.providers (oauth2): Sign in with Google is unavailable until the provider can be reached; other sign-in methods keep working"
+                ),
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CommandError::Listen {

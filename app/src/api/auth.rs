@@ -59,8 +59,13 @@ pub async fn sign_in(
         .identity()
         .sign_in(&username, &password, &ssr::client())
         .await?;
+    let linked = ssr::finish_pending_link(&user).await?;
     ssr::start_session(user).await?;
-    leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    if linked {
+        leptos_axum::redirect("/account?linked=google#linked");
+    } else {
+        leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
+    }
     Ok(())
 }
 

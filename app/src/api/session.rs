@@ -89,6 +89,28 @@ pub async fn start_session(user: SessionUser) -> Result<(), AppError> {
         .map_err(|e| AppError::internal(&e))
 }
 
+/// After a password sign-in: links the Google identity that waited in this session for this
+/// account's password (see `platform::identity::federation`); the wait ends either way. Returns
+/// whether it linked. A link that cannot be made does not stop the sign-in.
+pub async fn finish_pending_link(user: &SessionUser) -> Result<bool, AppError> {
+    use platform::identity::federation::{PENDING_LINK_KEY, PendingLink};
+    let session = session().await?;
+    let Ok(Some(pending)) = session.remove::<PendingLink>(PENDING_LINK_KEY).await else {
+        return Ok(false);
+    };
+    match platform()?
+        .identity()
+        .finish_pending_link(user, &pending)
+        .await
+    {
+        Ok(linked) => Ok(linked),
+        Err(e) => {
+            tracing::warn!(error = %e, "the waiting Google identity was not linked");
+            Ok(false)
+        }
+    }
+}
+
 /// Only paths of this site are followed after sign-in: `next` is resolved the way a browser
 /// resolves a `Location` (tabs and newlines dropped, `\\` read as `/`, dot segments applied)
 /// against this site, and kept only if the result is on this site. The answer is that result's

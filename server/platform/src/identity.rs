@@ -15,9 +15,13 @@ pub mod auth;
 mod directory;
 pub(crate) mod entities;
 mod error;
+pub mod federation;
 pub mod grants;
+pub mod ldap;
+mod ldap_sign_in;
 mod lifecycle;
 mod model;
+pub mod oidc;
 pub mod password;
 pub mod roles;
 pub mod sessions;
@@ -58,6 +62,10 @@ pub struct Identity {
     /// Whether each refresh family (a sign-in) still stands, reused while the generation stands;
     /// revoking a family moves the generation.
     families: Arc<crate::generation::Fresh<uuid::Uuid, bool>>,
+    /// "Sign in with Google", when security.yml enables it.
+    oidc: Option<oidc::OidcClient>,
+    /// The LDAP directory as a password provider, when security.yml enables it.
+    ldap: Option<ldap::LdapClient>,
 }
 
 /// Most accounts kept in memory for authentication.
@@ -71,7 +79,7 @@ impl Identity {
         audit: AuditService,
         secret: &SecretString,
         generation: crate::generation::AccessGeneration,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
         let keys = tokens::TokenKeys::new(secret, &config.security.auth.jwt);
         let accounts = Arc::new(crate::generation::Fresh::new(
@@ -82,7 +90,15 @@ impl Identity {
             generation.clone(),
             ACCOUNT_CACHE,
         ));
-        Self {
+        let oidc = match config.security.google() {
+            Some(google) => Some(oidc::OidcClient::new(google, secret)?),
+            None => None,
+        };
+        let ldap = match config.security.ldap() {
+            Some(ldap) => Some(ldap::LdapClient::new(ldap)?),
+            None => None,
+        };
+        Ok(Self {
             writes: AccessWrites::new(db.clone(), generation),
             db,
             clock,
@@ -92,7 +108,9 @@ impl Identity {
             keys,
             accounts,
             families,
-        }
+            oidc,
+            ldap,
+        })
     }
 
     async fn authorize(

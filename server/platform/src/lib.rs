@@ -82,6 +82,9 @@ pub enum StartError {
     /// The audit journal cannot be opened.
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    /// An identity provider cannot be set up.
+    #[error("identity provider: {0}")]
+    Identity(String),
 }
 
 /// Something start-up wants the operator to know.
@@ -186,7 +189,8 @@ impl Platform {
             audit.clone(),
             &jwt_secret,
             generation.clone(),
-        );
+        )
+        .map_err(StartError::Identity)?;
         identity.sync_builtin_roles().await?;
         let (key, generated) = secrets::storage_key(&options.data_dir)?;
         if let Some(path) = generated {

@@ -40,6 +40,8 @@ pub enum Kind {
     Unprocessable,
     /// Too much in progress; try again shortly.
     TooManyRequests,
+    /// Something this depends on (an identity provider) cannot be reached; try again later.
+    Unavailable,
     /// Something failed underneath; logged, never shown.
     Internal,
 }
@@ -57,6 +59,7 @@ impl Kind {
             Self::Unprocessable => 422,
             Self::TooManyRequests => 429,
             Self::Internal => 500,
+            Self::Unavailable => 503,
         }
     }
 }
@@ -141,6 +144,10 @@ impl Describe for AuthError {
                 Problem::new(Kind::Forbidden, "local_login_disabled", self.to_string())
                     .on_field("password")
             }
+            Self::ProviderUnavailable(_) => {
+                Problem::new(Kind::Unavailable, "provider_unavailable", self.to_string())
+                    .on_field("password")
+            }
             Self::Internal(inner) => inner.problem(),
         }
     }
@@ -151,9 +158,10 @@ impl Describe for IdentityError {
         let message = self.to_string();
         match self {
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
-            Self::UnknownUser(_) | Self::UnknownRole(_) | Self::UnknownToken(_) => {
-                Problem::new(Kind::NotFound, "not_found", message)
-            }
+            Self::UnknownUser(_)
+            | Self::UnknownRole(_)
+            | Self::UnknownToken(_)
+            | Self::UnknownIdentity(_) => Problem::new(Kind::NotFound, "not_found", message),
             Self::Invalid(fields) => Problem::invalid(fields),
             Self::Conflict(_) => Problem::new(Kind::Conflict, "conflict", message),
             Self::LastAdmin => Problem::new(Kind::Conflict, "last_admin", message),

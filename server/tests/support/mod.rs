@@ -204,7 +204,19 @@ pub fn run_cli_in(
     database_url: Option<&str>,
     args: &[&str],
 ) -> std::process::Output {
+    run_cli_env(config_dir, data_dir, database_url, &[], args)
+}
+
+/// The CLI on `config_dir` with extra environment variables (the `${VAR}`s a config reads).
+pub fn run_cli_env(
+    config_dir: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    envs: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(BIN);
+    cmd.envs(envs.iter().copied());
     cmd.arg("--config-dir")
         .arg(config_dir)
         .arg("--data-dir")
@@ -318,4 +330,45 @@ pub fn session_cookie(r: &reqwest::Response) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_string())
         .find(|c| c.starts_with("wasm_as_os_session="))
         .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// `admin` / `SecurePassword123!` created through the CLI on `config_dir`, with `envs`.
+pub fn create_admin_env(
+    config_dir: &Path,
+    data_dir: &Path,
+    database_url: Option<&str>,
+    envs: &[(&str, &str)],
+) {
+    let args = [
+        "admin",
+        "create-user",
+        "--username",
+        "admin",
+        "--password",
+        "SecurePassword123!",
+        "--email",
+        "admin@company.com",
+        "--roles",
+        "admin",
+    ];
+    let out = run_cli_env(config_dir, data_dir, database_url, envs, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Audit events named `event` (newest first, up to 200), read over the API with `token`.
+pub async fn audit_events(server: &Server, token: &str, event: &str) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = reqwest::Client::new()
+        .get(server.url(&format!("/api/v1/audit/events?event={event}&limit=200")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["events"].as_array().cloned().unwrap_or_default()
 }

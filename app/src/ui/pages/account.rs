@@ -1,4 +1,5 @@
-//! The account page: who you are, your roles, changing your password, and personal API tokens.
+//! The account page: who you are, your roles, changing your password, linked sign-ins (Google)
+//! and personal API tokens.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -7,6 +8,7 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{
         auth::{ChangePassword, current_user},
+        linked::{LinkedRow, UnlinkIdentity, linked_identities, sign_in_options},
         tokens::{CreateToken, RevokeToken, TokenRow, list_tokens, take_new_token},
     },
     ui::{
@@ -26,7 +28,7 @@ pub fn AccountPage() -> impl IntoView {
     };
     view! {
         <Title text="Your account" />
-        <PageHeader title="Your account" summary="Your roles, your password and your API tokens." />
+        <PageHeader title="Your account" summary="Your roles, your password, your linked sign-ins and your API tokens." />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match me.await {
@@ -62,6 +64,7 @@ pub fn AccountPage() -> impl IntoView {
                                 </ActionForm>
                             </section>
                         </div>
+                        <LinkedSection />
                         <TokensSection />
                     }.into_any(),
                     Ok(None) => page_error(crate::api::AppError::unauthorized()),
@@ -69,6 +72,86 @@ pub fn AccountPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Sign-ins linked to the account: listed, unlinkable (not the last one), and "Link Google".
+#[component]
+fn LinkedSection() -> impl IntoView {
+    let query = use_query_map();
+    let linked = Resource::new(move || query.get(), |_| linked_identities());
+    let options = Resource::new(|| (), |()| sign_in_options());
+    let unlink = ServerAction::<UnlinkIdentity>::new();
+    let error = Signal::derive(move || unlink.value().get().and_then(Result::err));
+    let notice = move || {
+        let q = query.read();
+        if q.get("linked").is_some() {
+            Some("Google is linked: you can now sign in with it.")
+        } else if q.get("unlinked").is_some() {
+            Some("The sign-in was unlinked.")
+        } else {
+            None
+        }
+    };
+    view! {
+        <section class="card" id="linked" aria-labelledby="linked-title">
+            <h2 id="linked-title">"Linked sign-ins"</h2>
+            <p class="muted">"Other ways to sign in to this account. Each one can be unlinked, except the last way you have to sign in."</p>
+            {move || notice().map(|n| view! { <div class="alert alert-ok" role="status">{n}</div> })}
+            <FormError error />
+            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match linked.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <EmptyState icon="" title="Nothing linked".to_string()>
+                                <p>"You sign in with your password only."</p>
+                            </EmptyState>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <div class="table-wrap">
+                                <table class="table" data-testid="linked-table">
+                                    <thead><tr><th scope="col">"Provider"</th><th scope="col">"Email"</th><th scope="col">"Linked"</th><th scope="col">"Last used"</th><th scope="col"><span class="visually-hidden">"Actions"</span></th></tr></thead>
+                                    <tbody>{list.into_iter().map(|l| linked_row(l, unlink)).collect_view()}</tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                        Err(e) => page_error(e),
+                    }
+                })}
+            </Suspense>
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    options.await.ok().filter(|o| o.google).map(|_| view! {
+                        <form method="post" action="/auth/google" class="form-inline" data-testid="link-google-form">
+                            <input type="hidden" name="link" value="1" />
+                            <button class="button button-secondary" type="submit">"Link Google"</button>
+                        </form>
+                    })
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+fn linked_row(l: LinkedRow, unlink: ServerAction<UnlinkIdentity>) -> impl IntoView {
+    let provider = match l.provider.as_str() {
+        "google" => "Google".to_string(),
+        other => other.to_string(),
+    };
+    let label = format!("Unlink {provider}");
+    view! {
+        <tr>
+            <td>{provider}</td>
+            <td>{l.email.unwrap_or_default()}</td>
+            <td>{l.linked_at}</td>
+            <td class="muted">{l.last_used_at.unwrap_or_else(|| "never".to_string())}</td>
+            <td>
+                <ActionForm action=unlink attr:class="form-inline">
+                    <input type="hidden" name="id" value=l.id />
+                    <button class="button button-danger" type="submit" aria-label=label>"Unlink"</button>
+                </ActionForm>
+            </td>
+        </tr>
     }
 }
 

@@ -33,11 +33,13 @@ pub enum EventKind {
     IpBlocked,
     ApiTokenCreate,
     ApiTokenRevoke,
+    IdentityLink,
+    IdentityUnlink,
 }
 
 impl EventKind {
     /// Every kind, the spec's first.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 30] = [
         Self::LoginSuccess,
         Self::LoginFailure,
         Self::Logout,
@@ -66,6 +68,8 @@ impl EventKind {
         Self::IpBlocked,
         Self::ApiTokenCreate,
         Self::ApiTokenRevoke,
+        Self::IdentityLink,
+        Self::IdentityUnlink,
     ];
 
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
@@ -103,6 +107,8 @@ impl EventKind {
             Self::IpBlocked => "ip_blocked",
             Self::ApiTokenCreate => "api_token_create",
             Self::ApiTokenRevoke => "api_token_revoke",
+            Self::IdentityLink => "identity_link",
+            Self::IdentityUnlink => "identity_unlink",
         }
     }
 

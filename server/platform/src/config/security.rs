@@ -67,6 +67,33 @@ pub struct GoogleConfig {
     pub client_id: String,
     pub client_secret: SecretString,
     pub redirect_url: url::Url,
+    /// Addition to the spec: the OpenID provider whose discovery document
+    /// (`<issuer>/.well-known/openid-configuration`) is read. Google's by default; any OpenID
+    /// provider works (the tests point it at a local one).
+    #[serde(default = "google_issuer")]
+    pub issuer: url::Url,
+    /// Addition to the spec: whether a first sign-in by someone with no account creates one (with
+    /// `default_role`). Off by default: an administrator creates the account, or the person links
+    /// Google from an existing one.
+    #[serde(default)]
+    pub auto_provision: bool,
+    /// Addition to the spec: the role of accounts created by `auto_provision`.
+    #[serde(default = "default_federated_role")]
+    pub default_role: String,
+}
+
+/// Google's OpenID issuer, whose discovery document is the default.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// The path the server answers OpenID callbacks on; `redirect_url` must point at it.
+pub const CALLBACK_PATH: &str = "/auth/callback";
+
+fn google_issuer() -> url::Url {
+    url::Url::parse(GOOGLE_ISSUER).unwrap_or_else(|_| unreachable!("a valid constant URL"))
+}
+
+fn default_federated_role() -> String {
+    "viewer".to_string()
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +104,33 @@ pub struct LdapConfig {
     pub bind_password: SecretString,
     pub user_base: String,
     pub user_filter: String,
+    /// Addition to the spec: upgrade an `ldap://` connection with StartTLS (`ldaps://` is TLS
+    /// from the start). Off by default, as the guide's `ldap://` URL is plain.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Addition to the spec: a PEM file of the CA certificates that sign the directory's
+    /// certificate (for ldaps and StartTLS); the system's roots when absent.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Addition to the spec: where groups are searched for the signed-in entry (groups that list
+    /// it as `member`); `user_base`'s parent when absent.
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// Addition to the spec: directory group → role. A group is named by its `cn` or its full
+    /// DN; the person gets every mapped role of their groups, set again at each sign-in.
+    #[serde(default)]
+    pub group_roles: std::collections::BTreeMap<String, String>,
+    /// Addition to the spec: the role of a person none of whose groups is mapped (`none` refuses
+    /// them).
+    #[serde(default = "default_federated_role")]
+    pub default_role: String,
+    /// Addition to the spec: how long one directory operation may take.
+    #[serde(default = "ldap_timeout")]
+    pub timeout: Span,
+}
+
+fn ldap_timeout() -> Span {
+    Span(std::time::Duration::from_secs(5))
 }
 
 impl SecurityFile {
@@ -86,6 +140,28 @@ impl SecurityFile {
                 enabled: true,
                 config,
             } => Some(&config.password_policy),
+            _ => None,
+        })
+    }
+
+    /// The LDAP provider, when it is enabled.
+    pub fn ldap(&self) -> Option<&LdapConfig> {
+        self.auth.providers.iter().find_map(|p| match p {
+            Provider::Ldap {
+                enabled: true,
+                config,
+            } => Some(config),
+            _ => None,
+        })
+    }
+
+    /// The Google (OpenID) provider, when it is enabled.
+    pub fn google(&self) -> Option<&GoogleConfig> {
+        self.auth.providers.iter().find_map(|p| match p {
+            Provider::Oauth2 {
+                enabled: true,
+                config,
+            } => Some(&config.google),
             _ => None,
         })
     }
@@ -128,8 +204,20 @@ impl SecurityFile {
                     }
                     "local"
                 }
-                Provider::Oauth2 { .. } => "oauth2",
-                Provider::Ldap { config, .. } => {
+                Provider::Oauth2 { enabled, config } => {
+                    if *enabled {
+                        validate_google(
+                            &config.google,
+                            &format!("auth.providers[{i}].config.google"),
+                            p,
+                        );
+                    }
+                    "oauth2"
+                }
+                Provider::Ldap { config, enabled } => {
+                    if *enabled {
+                        validate_ldap(config, &format!("auth.providers[{i}].config"), p);
+                    }
                     if !matches!(config.server.scheme(), "ldap" | "ldaps") {
                         p.push(
                             format!("auth.providers[{i}].config.server"),
@@ -152,5 +240,82 @@ impl SecurityFile {
                 );
             }
         }
+    }
+}
+
+fn validate_google(google: &GoogleConfig, at: &str, p: &mut Problems) {
+    use secrecy::ExposeSecret;
+    if google.client_id.trim().is_empty() {
+        p.push(
+            format!("{at}.client_id"),
+            "must not be empty: the OAuth client id from the Google Cloud console",
+        );
+    }
+    if google.client_secret.expose_secret().trim().is_empty() {
+        p.push(
+            format!("{at}.client_secret"),
+            "must not be empty: set it from the environment, e.g. \"${GOOGLE_CLIENT_SECRET}\"",
+        );
+    }
+    if google.redirect_url.path() != CALLBACK_PATH
+        || !matches!(google.redirect_url.scheme(), "http" | "https")
+    {
+        p.push(
+            format!("{at}.redirect_url"),
+            format!("must be this server's address followed by {CALLBACK_PATH}, e.g. https://wasm.example.com{CALLBACK_PATH}"),
+        );
+    }
+    let loopback = match google.issuer.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if !(google.issuer.scheme() == "https" || (google.issuer.scheme() == "http" && loopback))
+        || google.issuer.query().is_some()
+    {
+        p.push(
+            format!("{at}.issuer"),
+            "must be an https:// URL (http:// only on this machine, for testing)",
+        );
+    }
+    if crate::identity::roles::check_role_name(&google.default_role).is_err() {
+        p.push(format!("{at}.default_role"), "must name a role");
+    }
+}
+
+fn validate_ldap(ldap: &LdapConfig, at: &str, p: &mut Problems) {
+    if ldap.starttls && ldap.server.scheme() == "ldaps" {
+        p.push(
+            format!("{at}.starttls"),
+            "is for ldap:// URLs; an ldaps:// connection is TLS from the start",
+        );
+    }
+    if let Some(ca) = &ldap.ca_file
+        && !ca.is_file()
+    {
+        p.push(
+            format!("{at}.ca_file"),
+            format!("{} is not a readable file", ca.display()),
+        );
+    }
+    for (group, role) in &ldap.group_roles {
+        if crate::identity::roles::check_role_name(role).is_err() {
+            p.push(
+                format!("{at}.group_roles.{group}"),
+                format!("\"{role}\" is not a role name"),
+            );
+        }
+    }
+    if ldap.default_role != "none"
+        && crate::identity::roles::check_role_name(&ldap.default_role).is_err()
+    {
+        p.push(
+            format!("{at}.default_role"),
+            "must name a role, or be \"none\"",
+        );
+    }
+    if ldap.timeout.duration().is_zero() {
+        p.push(format!("{at}.timeout"), "must be longer than zero");
     }
 }

@@ -1,5 +1,6 @@
-//! Sign-in with a local password, access and refresh tokens, refresh rotation with reuse detection,
-//! sign-out, and turning a bearer token into a [`Principal`].
+//! Sign-in with a password (local, or the LDAP directory's: see `ldap_sign_in.rs`), access and
+//! refresh tokens, refresh rotation with reuse detection, sign-out, and turning a bearer token
+//! into a [`Principal`].
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr,
@@ -45,6 +46,12 @@ pub enum AuthError {
     /// security.yml's local provider is disabled: nobody signs in with a local password.
     #[error("signing in with a password is turned off on this server")]
     LocalDisabled,
+    /// A password provider (the LDAP directory) cannot be reached; accounts of other providers
+    /// still sign in.
+    #[error(
+        "the {0} directory cannot be reached right now; try again later (accounts of this server can still sign in)"
+    )]
+    ProviderUnavailable(&'static str),
     /// Something failed underneath.
     #[error(transparent)]
     Internal(#[from] IdentityError),
@@ -61,7 +68,7 @@ impl From<sea_orm::DbErr> for AuthError {
 pub const LOCAL_PROVIDER: &str = "local";
 
 impl Identity {
-    async fn audit_auth(
+    pub(super) async fn audit_auth(
         &self,
         kind: EventKind,
         outcome: Outcome,
@@ -136,6 +143,14 @@ impl Identity {
         method: &str,
     ) -> Result<user::Model, AuthError> {
         let name = username.trim().to_lowercase();
+        let row = self.find_row(&name).await?;
+        if let Some(ldap) = &self.ldap
+            && self.directory_managed(row.as_ref()).await?
+        {
+            return self
+                .directory_sign_in(ldap, &name, password, row, client, method)
+                .await;
+        }
         if self.config.security.local_password_policy().is_none() {
             let actor = Actor {
                 id: None,
@@ -156,7 +171,6 @@ impl Identity {
             .await?;
             return Err(AuthError::LocalDisabled);
         }
-        let row = self.find_row(&name).await?;
         let hash = row.as_ref().and_then(|r| r.password_hash.clone());
         let verified = self
             .hasher

@@ -1,4 +1,4 @@
-//! The `users`, `roles` and `user_roles` tables.
+//! The identity tables: users, roles, user roles, sessions, tokens and federated identities.
 
 pub mod user {
     use sea_orm::entity::prelude::*;
@@ -142,6 +142,28 @@ pub mod api_token {
         pub expires_at: DateTimeUtc,
         pub last_used_at: Option<DateTimeUtc>,
         pub revoked_at: Option<DateTimeUtc>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod federated_identity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "federated_identities")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub user_id: Uuid,
+        pub provider: String,
+        pub subject: String,
+        pub email: Option<String>,
+        pub created_at: DateTimeUtc,
+        pub last_login_at: Option<DateTimeUtc>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

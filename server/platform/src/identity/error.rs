@@ -17,6 +17,9 @@ pub enum IdentityError {
     /// No API token with that id (or not one the caller may see).
     #[error("no API token with id \"{0}\"")]
     UnknownToken(String),
+    /// No linked identity with that id (or not one the caller may see).
+    #[error("no linked sign-in with id \"{0}\"")]
+    UnknownIdentity(String),
     /// No role by that name.
     #[error("no role named \"{0}\"")]
     UnknownRole(String),
