@@ -64,7 +64,7 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=NotFound>
                     // Pages with data render whole on the server, so they work without JavaScript.
                     <Route path=path!("/") view=Home ssr=SsrMode::Async />
-                    <Route path=path!("/login") view=SignInPage />
+                    <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async />
                     <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
                     <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
