@@ -214,6 +214,33 @@ impl Browser {
         body["username"].as_str().map(str::to_string)
     }
 
+    /// The account page's linked sign-ins (the `identities/list` server function).
+    async fn linked(&self, server: &Server) -> Value {
+        self.http
+            .get(server.url("/api/identities/list"))
+            .header(COOKIE, self.cookie.clone().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Presses "Unlink" on a linked sign-in: as the hydrated page does (the error as it is), or
+    /// as the form without JavaScript does (`accept: text/html`, answered with a redirect).
+    async fn unlink(&self, server: &Server, id: &str, html: bool) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(server.url("/api/identities/unlink"))
+            .header(ORIGIN, server.url("").trim_end_matches('/'))
+            .header(COOKIE, self.cookie.clone().unwrap());
+        if html {
+            request = request.header("accept", "text/html");
+        }
+        request.form(&[("id", id)]).send().await.unwrap()
+    }
+
     /// Signs in with a password through the sign-in form.
     async fn sign_in_with_password(&mut self, server: &Server, user: &str, pw: &str) -> String {
         let request = self
@@ -397,27 +424,10 @@ async fn google_sign_in_creates_the_account_and_refuses_every_forged_answer() {
     provider.control(json!({"mode": "normal"})).await;
 
     // A Google-only account cannot unlink its only way to sign in.
-    let list: Value = alice
-        .http
-        .get(server.url("/api/identities/list"))
-        .header(COOKIE, alice.cookie.clone().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = alice.linked(&server).await;
     let id = list[0]["id"].as_str().unwrap().to_string();
     assert_eq!(list[0]["provider"], "google");
-    let r = alice
-        .http
-        .post(server.url("/api/identities/unlink"))
-        .header(ORIGIN, server.url("").trim_end_matches('/'))
-        .header(COOKIE, alice.cookie.clone().unwrap())
-        .form(&[("id", id.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = alice.unlink(&server, &id, false).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
     assert!(r.text().await.unwrap().contains("only way to sign in"));
 
@@ -504,27 +514,9 @@ async fn a_google_identity_with_an_existing_accounts_email_is_linked_only_after_
 
     // alice has a password, so she may unlink Google; it is audited, and Google no longer works.
     provider.control(json!({"reset": true})).await;
-    let list: Value = c
-        .http
-        .get(server.url("/api/identities/list"))
-        .header(COOKIE, c.cookie.clone().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = c.linked(&server).await;
     let id = list[0]["id"].as_str().unwrap().to_string();
-    let r = c
-        .http
-        .post(server.url("/api/identities/unlink"))
-        .header(ORIGIN, server.url("").trim_end_matches('/'))
-        .header(COOKIE, c.cookie.clone().unwrap())
-        .header("accept", "text/html")
-        .form(&[("id", id.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = c.unlink(&server, &id, true).await;
     assert!(r.status().is_redirection(), "{}", r.status());
     let unlinked = events(&server, &admin, "identity_unlink").await;
     assert_eq!(unlinked.len(), 1);
