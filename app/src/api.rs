@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod error;
+pub mod exports;
 pub mod linked;
 pub mod modules;
 pub mod roles;

@@ -11,6 +11,7 @@ mod m20261128_000010_audit_chain;
 mod m20261130_000020_identity_session_hashes;
 mod m20261201_000030_api_tokens;
 mod m20261201_000040_federated_identities;
+mod m20261201_000050_data_exports;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000020_identity_session_hashes::Migration),
             Box::new(m20261201_000030_api_tokens::Migration),
             Box::new(m20261201_000040_federated_identities::Migration),
+            Box::new(m20261201_000050_data_exports::Migration),
         ]
     }
 }

@@ -69,6 +69,10 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
                 .layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route("/audit/export", get(dashboard::audit_export))
+        .route(
+            "/account/exports/{id}/download",
+            get(dashboard::export_download),
+        )
         .route("/auth/google", axum::routing::post(oidc::start))
         .route(
             platform::config::security::CALLBACK_PATH,

@@ -111,6 +111,7 @@ from_problem!(
     platform::modules::execute::ExecuteError,
     platform::audit::AuditError,
     platform::security::SecurityError,
+    platform::compliance::ComplianceError,
 );
 
 impl FromServerFnError for AppError {

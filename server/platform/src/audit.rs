@@ -8,7 +8,7 @@
 //! the next start. The file and the database carry a hash chain (`admin audit verify`). See
 //! docs/audit.md.
 
-mod entity;
+pub(crate) mod entity;
 mod event;
 mod journal;
 pub mod line;

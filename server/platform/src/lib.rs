@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod clock;
+pub mod compliance;
 pub mod config;
 pub mod csv;
 pub mod denial;
@@ -109,6 +110,7 @@ struct Inner {
     metrics: metrics::Metrics,
     identity: identity::Identity,
     modules: modules::Modules,
+    compliance: compliance::Compliance,
     /// Moved by every access-changing write (see [`generation`]).
     generation: generation::AccessGeneration,
     /// Set once the schema was seen current; migrations only move forward, so it stays true.
@@ -217,6 +219,14 @@ impl Platform {
             executor,
             generation.clone(),
         );
+        let compliance = compliance::Compliance::new(
+            db.clone(),
+            options.clock.clone(),
+            config.clone(),
+            audit.clone(),
+            modules.clone(),
+            options.data_dir.clone(),
+        );
         let inner = Inner {
             config,
             data_dir: options.data_dir,
@@ -227,6 +237,7 @@ impl Platform {
             metrics,
             identity,
             modules,
+            compliance,
             generation,
             schema_current: false.into(),
             jwt_secret,
@@ -270,6 +281,11 @@ impl Platform {
 
     pub fn modules(&self) -> &modules::Modules {
         &self.0.modules
+    }
+
+    /// Exports, erasure and retention (privacy.yml).
+    pub fn compliance(&self) -> &compliance::Compliance {
+        &self.0.compliance
     }
 
     /// The access generation, to read: only the services' access writes move it.
@@ -359,6 +375,12 @@ impl Platform {
             .modules
             .finish_runs(std::time::Duration::from_secs(30))
             .await;
+        // An export being prepared is given a moment; one cut short is failed at the next start.
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            self.0.compliance.exports_idle(),
+        )
+        .await;
         self.0.audit.shutdown().await;
         if let Err(e) = self.0.db.clone().close().await {
             tracing::warn!(error = %e, "closing the database pool failed");

@@ -14,7 +14,7 @@
 
 pub mod analysis_rules;
 mod catalog;
-mod entities;
+pub(crate) mod entities;
 mod error;
 pub mod execute;
 mod model;
@@ -138,6 +138,11 @@ impl Modules {
             quota_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
             access,
         }
+    }
+
+    /// The encrypted module files (exports read them).
+    pub(crate) fn store(&self) -> &ModuleStore {
+        &self.store
     }
 
     /// The upload size cap, in bytes.

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     audit::AuditError,
+    compliance::ComplianceError,
     identity::{IdentityError, auth::AuthError},
     modules::{ModuleError, execute::ExecuteError},
     security::SecurityError,
@@ -34,6 +35,8 @@ pub enum Kind {
     NotFound,
     /// The change conflicts with the current state.
     Conflict,
+    /// It existed once and is gone for good (a used or expired download link).
+    Gone,
     /// The upload is over a size or quota limit.
     TooLarge,
     /// Well-formed input that was refused (per-field messages, or a module the sandbox refused).
@@ -55,6 +58,7 @@ impl Kind {
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
+            Self::Gone => 410,
             Self::TooLarge => 413,
             Self::Unprocessable => 422,
             Self::TooManyRequests => 429,
@@ -241,6 +245,26 @@ impl Describe for SecurityError {
         match self {
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", self.to_string()),
             Self::Db(_) | Self::Audit(_) => Problem::internal(),
+        }
+    }
+}
+
+impl Describe for ComplianceError {
+    fn problem(&self) -> Problem {
+        let message = self.to_string();
+        match self {
+            Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
+            Self::Disabled(_) => Problem::new(Kind::Forbidden, "feature_disabled", message),
+            Self::UnknownUser(_) | Self::UnknownExport(_) => {
+                Problem::new(Kind::NotFound, "not_found", message)
+            }
+            Self::Invalid(fields) => Problem::invalid(fields),
+            Self::Busy(_) => Problem::new(Kind::TooManyRequests, "export_in_progress", message),
+            Self::NotReady(_) => Problem::new(Kind::Conflict, "export_not_ready", message),
+            Self::Failed => Problem::new(Kind::Conflict, "export_failed", message),
+            Self::Downloaded => Problem::new(Kind::Gone, "export_downloaded", message),
+            Self::Expired => Problem::new(Kind::Gone, "export_expired", message),
+            Self::Db(_) | Self::Audit(_) | Self::Io(_) => Problem::internal(),
         }
     }
 }

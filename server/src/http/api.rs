@@ -4,6 +4,7 @@
 pub mod audit;
 mod auth;
 mod error;
+pub mod exports;
 pub mod modules;
 mod roles;
 mod tokens;
@@ -46,8 +47,13 @@ api_routes! {
     "/me" => get(auth::me),
     "/me/tokens" => get(tokens::list).post(tokens::create),
     "/me/tokens/{id}" => delete(tokens::revoke),
+    "/me/export" => post(exports::request_own),
+    "/me/exports" => get(exports::list),
+    "/me/exports/{id}" => get(exports::status),
+    "/me/exports/{id}/download" => get(exports::download),
     "/users" => get(users::list).post(users::create),
     "/users/{id}" => get(users::get).patch(users::update).delete(users::delete),
+    "/users/{id}/export" => post(exports::request_for),
     "/roles" => get(roles::list).post(roles::create),
     "/roles/{name}" => patch(roles::update),
     "/modules" => get(modules::list).post(modules::upload); layer DefaultBodyLimit::disable(),

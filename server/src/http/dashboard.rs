@@ -1,6 +1,7 @@
-//! The dashboard's one plain HTTP endpoint: module upload from the browser. A multipart form works
-//! without JavaScript (answered with a redirect); the hydrated page sends the same form with
-//! `XMLHttpRequest` to show upload progress and gets JSON back.
+//! The dashboard's plain HTTP endpoints, for what a server function cannot carry: module upload
+//! from the browser (a multipart form works without JavaScript, answered with a redirect; the
+//! hydrated page sends the same form with `XMLHttpRequest` to show upload progress and gets JSON
+//! back), and the file downloads (the audit export, a personal-data export).
 
 use axum::{
     Json,
@@ -111,4 +112,26 @@ pub async fn audit_export(
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /account/exports/{id}/download`: the account page's download link. It works once; a
+/// refusal (used, expired, not ready, not yours) goes back to the page, which says why.
+pub async fn export_download(
+    State(platform): State<Platform>,
+    session: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let Some(principal) = session_principal(&platform, &session).await else {
+        return Redirect::to("/login?next=/account%23exports").into_response();
+    };
+    match platform.compliance().take_export(&principal, &id).await {
+        Ok(file) => super::api::exports::file_response(file),
+        Err(e) => {
+            let problem = platform::problem::Describe::problem(&e);
+            if problem.kind == platform::problem::Kind::Internal {
+                tracing::error!(error = %platform::error_chain(&e), "an export download failed");
+            }
+            Redirect::to(&format!("/account?export_error={}#exports", problem.code)).into_response()
+        }
+    }
 }

@@ -1,5 +1,7 @@
-//! The account page: who you are, your roles, changing your password, linked sign-ins (Google)
-//! and personal API tokens.
+//! The account page: who you are, your roles, changing your password, linked sign-ins (Google),
+//! personal API tokens and your data (exports, in `account/exports.rs`).
+
+mod exports;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -28,7 +30,7 @@ pub fn AccountPage() -> impl IntoView {
     };
     view! {
         <Title text="Your account" />
-        <PageHeader title="Your account" summary="Your roles, your password, your linked sign-ins and your API tokens." />
+        <PageHeader title="Your account" summary="Your roles, your password, your linked sign-ins, your API tokens and a copy of your data." />
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match me.await {
@@ -66,6 +68,7 @@ pub fn AccountPage() -> impl IntoView {
                         </div>
                         <LinkedSection />
                         <TokensSection />
+                        <exports::ExportsSection />
                     }.into_any(),
                     Ok(None) => page_error(crate::api::AppError::unauthorized()),
                     Err(e) => page_error(e),

@@ -112,4 +112,5 @@ from_problem!(
     platform::modules::execute::ExecuteError,
     platform::audit::AuditError,
     platform::security::SecurityError,
+    platform::compliance::ComplianceError,
 );
