@@ -213,7 +213,7 @@ async fn one_persons_data(database_url: Option<String>) {
     assert_eq!(doc["linked_identities"], serde_json::json!([]));
     assert_eq!(column(&doc["sessions"], "kind"), ["api"], "one API sign-in");
     assert_eq!(column(&doc["api_tokens"], "name"), ["alice-ci"]);
-    assert_eq!(column(&doc["modules"], "id"), [alice_tool.clone()]);
+    assert_eq!(column(&doc["modules"], "id"), [alice_tool.as_str()]);
     let binary = doc["modules"][0]["binary"].as_str().unwrap();
     use base64::Engine;
     assert_eq!(
@@ -240,7 +240,7 @@ async fn one_persons_data(database_url: Option<String>) {
     );
     assert_eq!(
         column(&doc["runs"], "module_id"),
-        [alice_tool.clone()],
+        [alice_tool.as_str()],
         "alice's run only, not bob's run of her module"
     );
     let events = doc["audit_events"].as_array().unwrap();

@@ -22,7 +22,7 @@ pub(super) enum Archive<W: Write + Seek> {
         rows: usize,
     },
     Csv {
-        zip: zip::ZipWriter<W>,
+        zip: Box<zip::ZipWriter<W>>,
     },
 }
 
@@ -67,7 +67,7 @@ impl<W: Write + Seek> Archive<W> {
                 Self::Json { out, rows: 0 }
             }
             ExportFormat::Csv => Self::Csv {
-                zip: zip::ZipWriter::new(out),
+                zip: Box::new(zip::ZipWriter::new(out)),
             },
         };
         archive.single(about, values, true)?;
@@ -176,7 +176,7 @@ impl<W: Write + Seek> Archive<W> {
                 out.write_all(b"\n}\n")?;
                 out.into_inner().map_err(|e| e.into_error())
             }
-            Self::Csv { zip } => zip.finish().map_err(zip_error),
+            Self::Csv { zip } => (*zip).finish().map_err(zip_error),
         }
     }
 }
