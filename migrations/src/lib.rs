@@ -12,6 +12,8 @@ mod m20261130_000020_identity_session_hashes;
 mod m20261201_000030_api_tokens;
 mod m20261201_000040_federated_identities;
 mod m20261201_000050_data_exports;
+mod m20261202_000060_erasure;
+mod m20261202_000070_audit_checkpoints;
 
 pub struct Migrator;
 
@@ -29,6 +31,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000030_api_tokens::Migration),
             Box::new(m20261201_000040_federated_identities::Migration),
             Box::new(m20261201_000050_data_exports::Migration),
+            Box::new(m20261202_000060_erasure::Migration),
+            Box::new(m20261202_000070_audit_checkpoints::Migration),
         ]
     }
 }

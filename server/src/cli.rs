@@ -144,6 +144,43 @@ pub enum AdminCommand {
     /// Summarise the audit log over a date range: events by kind and outcome, failed sign-ins,
     /// denials, module executions and sandbox violations.
     SecurityReport(SecurityReportArgs),
+    /// Erasure requests (privacy.yml right_to_be_forgotten).
+    #[command(subcommand)]
+    Erasure(ErasureCommand),
+    /// Data retention (privacy.yml data_retention).
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Remove what is past its retention period now (the server does it once a day).
+    Run {
+        /// Only print what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ErasureCommand {
+    /// List erasure requests (the open ones unless --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a request: it runs at the server's next pass (or with `admin erasure run`).
+    Approve { id: String },
+    /// Reject a request, saying why (the person sees the reason).
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Erase a user's account and personal data now.
+    User { username: String },
+    /// Run the due erasures to the end here (the server also runs them every few seconds).
+    Run,
 }
 
 #[derive(Debug, Args)]

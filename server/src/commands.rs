@@ -35,6 +35,8 @@ pub enum CommandError {
     },
     #[error(transparent)]
     Modules(#[from] platform::modules::ModuleError),
+    #[error(transparent)]
+    Compliance(#[from] platform::compliance::ComplianceError),
     #[error("{0}")]
     Usage(String),
     /// An enabled identity provider cannot be used (e.g. its discovery document is unreachable).
@@ -51,6 +53,7 @@ impl CommandError {
             Self::Identity(e) => e,
             Self::Audit(e) => e,
             Self::Modules(e) => e,
+            Self::Compliance(e) => e,
             _ => return self.to_string(),
         };
         let problem = service.problem();
@@ -79,7 +82,7 @@ pub async fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Migrate => migrate(&options).await,
         Command::Config(ConfigCommand::Check) => config_check(&options).await,
         Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) if args.file.is_some() => {
-            crate::admin::verify_files(&options.data_dir, args.file.as_deref())
+            crate::admin::verify_files(options, args.file.as_deref()).await
         }
         Command::Admin(command) => admin(options, command).await,
     }
@@ -102,6 +105,10 @@ async fn admin(options: StartOptions, command: AdminCommand) -> Result<(), Comma
             crate::admin::verify_database(&platform).await
         }
         AdminCommand::SecurityReport(args) => crate::report::security_report(&platform, args).await,
+        AdminCommand::Erasure(command) => crate::admin::erasure(&platform, command).await,
+        AdminCommand::Retention(crate::cli::RetentionCommand::Run { dry_run }) => {
+            crate::admin::retention(&platform, dry_run).await
+        }
     };
     platform.close().await;
     result

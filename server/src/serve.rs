@@ -115,6 +115,8 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     println!("listening on http://{addr}");
     offer_setup_link(&platform, &origins).await;
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
+    let eraser = tokio::spawn(run_erasures(platform.clone()));
+    let retention = tokio::spawn(run_retention(platform.clone()));
 
     let connections = connections::ConnectionOptions {
         header_timeout: args.header_timeout.duration(),
@@ -122,6 +124,8 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     connections::serve(listener, router, connections, shutdown).await;
     tracing::info!("shutting down");
     sweeper.abort();
+    eraser.abort();
+    retention.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
     // Delivers every buffered audit event (service_stop included) before the pool closes.
     platform.close().await;
@@ -160,6 +164,56 @@ async fn sweep_sessions(platform: Platform) {
         tick.tick().await;
         if let Err(e) = store.delete_expired(platform.clock().now()).await {
             tracing::warn!(error = %e, "could not delete expired sessions");
+        }
+    }
+}
+
+/// Runs due erasures (privacy.yml `right_to_be_forgotten`): right after start, which resumes one
+/// an earlier process left half-done, then every five seconds, step after step while there is work.
+async fn run_erasures(platform: Platform) {
+    use platform::compliance::erasure::RunOutcome;
+    // Lease holder name of this process: it takes its own unfinished work back at once.
+    let owner = format!("serve-{}", uuid::Uuid::new_v4().simple());
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        loop {
+            match platform.compliance().run_erasures(&owner).await {
+                Ok(RunOutcome::Progressed { .. }) => continue,
+                Ok(RunOutcome::Done { id }) => {
+                    tracing::info!(erasure = %id, "an erasure finished");
+                    continue;
+                }
+                Ok(RunOutcome::Idle | RunOutcome::Waiting { .. } | RunOutcome::Failed { .. }) => {
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %platform::error_chain(&e), "could not run erasures");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Applies privacy.yml `data_retention` a minute after start and then once a day; replicas may
+/// all do it (the job is idempotent).
+async fn run_retention(platform: Platform) {
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(86_400));
+    loop {
+        tick.tick().await;
+        match platform.compliance().run_retention(false).await {
+            Ok(report) => tracing::info!(
+                accounts = report.accounts.len(),
+                modules = report.modules.len(),
+                audit_events = report.audit_events,
+                "retention applied"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %platform::error_chain(&e), "could not apply retention")
+            }
         }
     }
 }

@@ -269,3 +269,26 @@ fn config_check_refuses_a_preopen_owned_by_another_user() {
     assert!(err.contains(PREOPEN_KEY), "{err}");
     assert!(err.contains("is owned by uid 65534"), "{err}");
 }
+
+#[test]
+fn config_check_names_a_retention_period_that_does_not_parse() {
+    let config = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/privacy.yml"),
+    )
+    .unwrap();
+    assert!(spec.contains("audit_logs: \"7y\""));
+    std::fs::write(
+        config.path().join("privacy.yml"),
+        spec.replace("audit_logs: \"7y\"", "audit_logs: \"7 years\""),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = run(config.path(), data.path(), &["config", "check"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration:");
+    let err = stderr(&out);
+    assert!(
+        err.contains("privacy.yml") && err.contains("audit_logs") && err.contains("7 years"),
+        "{err}"
+    );
+}

@@ -8,14 +8,18 @@
 //! the next start. The file and the database carry a hash chain (`admin audit verify`). See
 //! docs/audit.md.
 
+pub mod checkpoint;
 pub(crate) mod entity;
+pub mod erase;
 mod event;
 mod journal;
 pub mod line;
+pub mod personal;
 mod pipeline;
 pub mod query;
 pub mod redact;
 pub mod sink;
+pub mod subjects;
 pub mod verify;
 
 use std::{path::Path, sync::Arc, time::Duration};
@@ -76,6 +80,9 @@ pub struct RecordedEvent {
     pub timestamp: chrono::DateTime<chrono::Utc>,
     #[serde(flatten)]
     pub event: AuditEvent,
+    /// Chain v2: the digests of the personal values (`personal.rs`); `None` on v1 events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<personal::Pii>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,8 +97,12 @@ struct Inner {
     metrics: Metrics,
     /// The key of the hash chains (kept outside the database).
     chain_key: line::ChainKey,
+    /// The pseudonyms and keys personal values are sealed with.
+    subjects: Arc<subjects::Subjects>,
     /// `None` when auditing is off.
     pipeline: Option<pipeline::Pipeline>,
+    /// The audit files of audit.yml (absolute paths).
+    files: Vec<std::path::PathBuf>,
 }
 
 impl AuditService {
@@ -110,11 +121,27 @@ impl AuditService {
             tracing::info!(path = %path.display(), "generated the audit chain key");
         }
         let chain_key = line::ChainKey::new(key);
+        let (wrap, generated) = crate::secrets::audit_subject_key(data_dir, true)?;
+        if let Some(path) = generated {
+            tracing::info!(path = %path.display(), "generated the audit subject key");
+        }
+        let subjects = Arc::new(subjects::Subjects::new(db.clone(), &wrap));
+        let files = settings
+            .destinations
+            .iter()
+            .filter_map(|d| match d {
+                crate::config::audit::Destination::File { path, .. } if path.is_absolute() => {
+                    Some(path.clone())
+                }
+                crate::config::audit::Destination::File { path, .. } => Some(data_dir.join(path)),
+                _ => None,
+            })
+            .collect();
         let pipeline = if settings.enabled {
             let root = data_dir.join("audit-journal");
             let sinks = sink::Sink::from_config(&settings.destinations, &db, data_dir, &chain_key);
             Some(
-                pipeline::Pipeline::start(&root, sinks, &metrics)
+                pipeline::Pipeline::start(&root, sinks, &metrics, subjects.clone())
                     .map_err(|source| AuditError::Open { path: root, source })?,
             )
         } else {
@@ -127,7 +154,9 @@ impl AuditService {
             redactor,
             metrics,
             chain_key,
+            subjects,
             pipeline,
+            files,
         })))
     }
 
@@ -148,11 +177,13 @@ impl AuditService {
         // Both databases keep microseconds; the chain hashes what they keep.
         let timestamp =
             chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-        let recorded = RecordedEvent {
+        let mut recorded = RecordedEvent {
             id: uuid::Uuid::now_v7(),
             timestamp,
             event,
+            pii: None,
         };
+        self.seal(&mut recorded).await?;
         let mut line = serde_json::to_vec(&recorded).map_err(|e| AuditError::Journal(e.into()))?;
         line.push(b'\n');
         if let Err(e) = pipeline.append(&line) {
@@ -161,6 +192,128 @@ impl AuditService {
             return Err(AuditError::Journal(e));
         }
         Ok(Some(recorded))
+    }
+
+    /// Chain v2: replaces each personal value's place in the hash by its keyed digest under its
+    /// subject's key, and drops the plaintext of subjects being erased.
+    async fn seal(&self, r: &mut RecordedEvent) -> Result<(), AuditError> {
+        let fields = personal::fields(r);
+        let mut pii = personal::Pii::new();
+        let mut clear = Vec::new();
+        for (pointer, value, owner) in fields {
+            let user_key = match owner {
+                personal::Owner::Account(id) => id,
+                personal::Owner::Username(name) => match self.account_named(&name).await? {
+                    Some(id) => id,
+                    None => match &r.event.actor.id {
+                        Some(id) => id.clone(),
+                        None => subjects::epoch_key(r.timestamp),
+                    },
+                },
+                personal::Owner::Nobody => subjects::epoch_key(r.timestamp),
+            };
+            let subject = self.0.subjects.resolve(&user_key, r.timestamp).await?;
+            let d = subject
+                .key()
+                .map(|k| personal::digest(k, &r.id, &pointer, &value))
+                .unwrap_or_default();
+            if !subject.writes_plaintext() {
+                clear.push(pointer.clone());
+            }
+            pii.insert(
+                pointer,
+                personal::Sealed {
+                    s: subject.pseudonym,
+                    d,
+                },
+            );
+        }
+        for pointer in clear {
+            personal::clear(r, &pointer);
+        }
+        r.pii = Some(pii);
+        Ok(())
+    }
+
+    /// The id of the account a detail names: by its id, or by its username.
+    async fn account_named(&self, name: &str) -> Result<Option<String>, AuditError> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.0.db.get_database_backend();
+        let (column, value): (&str, sea_orm::Value) = match uuid::Uuid::parse_str(name) {
+            Ok(id) => ("id", id.into()),
+            Err(_) => ("username", name.to_lowercase().into()),
+        };
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Postgres => {
+                format!("SELECT id FROM users WHERE {column} = $1")
+            }
+            _ => format!("SELECT id FROM users WHERE {column} = ?"),
+        };
+        let row = self
+            .0
+            .db
+            .query_one_raw(Statement::from_sql_and_values(backend, sql, [value]))
+            .await?;
+        Ok(row
+            .and_then(|r| r.try_get::<uuid::Uuid>("", "id").ok())
+            .map(|id| id.to_string()))
+    }
+
+    /// Drops the plaintext of `pseudonym` from up to `limit` database rows after `seq`; see
+    /// [`erase::database_page`].
+    pub async fn erase_rows(
+        &self,
+        pseudonym: &str,
+        after: i64,
+        limit: u64,
+    ) -> Result<(u64, Option<i64>), AuditError> {
+        self.caught_up().await;
+        erase::database_page(&self.0.db, pseudonym, after, limit).await
+    }
+
+    /// Drops the plaintext of `pseudonym` from every audit file; returns the lines changed.
+    pub async fn erase_files(&self, pseudonym: &str) -> Result<u64, AuditError> {
+        self.flush(SHUTDOWN_TIMEOUT).await;
+        let mut changed = 0;
+        for log in self.0.files.clone() {
+            let p = pseudonym.to_string();
+            changed += tokio::task::spawn_blocking(move || erase::files(&log, &p))
+                .await
+                .map_err(|e| AuditError::Journal(std::io::Error::other(e)))?
+                .map_err(AuditError::Journal)?;
+        }
+        Ok(changed)
+    }
+
+    /// Retention: prunes the events recorded before `cutoff` behind a signed checkpoint (see
+    /// [`checkpoint::prune`]); with `dry_run`, only counts them.
+    pub async fn prune(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        dry_run: bool,
+    ) -> Result<checkpoint::Pruned, AuditError> {
+        self.caught_up().await;
+        checkpoint::prune(
+            &self.0.db,
+            &self.0.chain_key,
+            cutoff,
+            self.0.clock.now(),
+            dry_run,
+        )
+        .await
+    }
+
+    /// Starts a new journal segment, so the older ones are deleted once delivered.
+    pub fn roll_journal(&self) -> Result<(), AuditError> {
+        match &self.0.pipeline {
+            Some(p) => p.roll().map_err(AuditError::Journal),
+            None => Ok(()),
+        }
+    }
+
+    /// The audit subjects (erasure marks and destroys them).
+    pub fn subjects(&self) -> &subjects::Subjects {
+        &self.0.subjects
     }
 
     /// Whether audit.yml asks for this kind of event. Events the spec names are recorded only when
@@ -271,6 +424,6 @@ impl AuditService {
     /// Checks the database's hash chain.
     pub async fn verify_database(&self) -> Result<verify::Verification, AuditError> {
         self.caught_up().await;
-        verify::database(&self.0.db, &self.0.chain_key).await
+        verify::database(&self.0.db, &self.0.chain_key, &self.0.subjects).await
     }
 }

@@ -5,11 +5,16 @@
 //!   it is written (JSON, or a zip of CSV files) in `export/archive.rs`, the encryption in
 //!   `export/seal.rs`.
 //!
+//! - `erasure.rs`: the right to be forgotten: requests, decisions and the resumable erasure.
+//! - `retention.rs`: privacy.yml `data_retention`, applied by a daily job and the CLI.
+//!
 //! Every operation takes the acting [`Principal`], decides access here and records its audit event
 //! here, so the dashboard, the REST API and the CLI behave the same.
 
 pub(crate) mod entities;
+pub mod erasure;
 pub mod export;
+pub mod retention;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
@@ -32,6 +37,15 @@ pub enum ComplianceError {
     /// No such export, or not one the caller asked for.
     #[error("no export {0}")]
     UnknownExport(String),
+    /// No such erasure request.
+    #[error("no erasure request {0}")]
+    UnknownErasure(String),
+    /// The erasure request was decided already or is running; it cannot change now.
+    #[error("this erasure request is {0} and can no longer be changed")]
+    ErasureStarted(String),
+    /// A step of an erasure failed (it is retried).
+    #[error("{0}")]
+    Step(String),
     /// The request is refused, with a message per field.
     #[error("{}", crate::problem::format_fields(.0))]
     Invalid(BTreeMap<String, Vec<String>>),
@@ -85,8 +99,10 @@ pub struct Compliance {
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
     audit: AuditService,
+    identity: crate::identity::Identity,
     modules: crate::modules::Modules,
     exports: export::Preparer,
+    data_dir: PathBuf,
 }
 
 impl Compliance {
@@ -95,6 +111,7 @@ impl Compliance {
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
         audit: AuditService,
+        identity: crate::identity::Identity,
         modules: crate::modules::Modules,
         data_dir: PathBuf,
     ) -> Self {
@@ -103,8 +120,10 @@ impl Compliance {
             clock,
             config,
             audit,
+            identity,
             modules,
             exports: export::Preparer::new(data_dir.join("exports")),
+            data_dir,
         }
     }
 

@@ -224,6 +224,7 @@ impl Platform {
             options.clock.clone(),
             config.clone(),
             audit.clone(),
+            identity.clone(),
             modules.clone(),
             options.data_dir.clone(),
         );

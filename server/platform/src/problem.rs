@@ -255,16 +255,17 @@ impl Describe for ComplianceError {
         match self {
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
             Self::Disabled(_) => Problem::new(Kind::Forbidden, "feature_disabled", message),
-            Self::UnknownUser(_) | Self::UnknownExport(_) => {
+            Self::UnknownUser(_) | Self::UnknownExport(_) | Self::UnknownErasure(_) => {
                 Problem::new(Kind::NotFound, "not_found", message)
             }
+            Self::ErasureStarted(_) => Problem::new(Kind::Conflict, "erasure_started", message),
             Self::Invalid(fields) => Problem::invalid(fields),
             Self::Busy(_) => Problem::new(Kind::TooManyRequests, "export_in_progress", message),
             Self::NotReady(_) => Problem::new(Kind::Conflict, "export_not_ready", message),
             Self::Failed => Problem::new(Kind::Conflict, "export_failed", message),
             Self::Downloaded => Problem::new(Kind::Gone, "export_downloaded", message),
             Self::Expired => Problem::new(Kind::Gone, "export_expired", message),
-            Self::Db(_) | Self::Audit(_) | Self::Io(_) => Problem::internal(),
+            Self::Db(_) | Self::Audit(_) | Self::Io(_) | Self::Step(_) => Problem::internal(),
         }
     }
 }

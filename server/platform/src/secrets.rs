@@ -90,6 +90,44 @@ pub fn audit_chain_key(
     data_dir_key(data_dir, AUDIT_CHAIN_KEY_FILE, AUDIT_CHAIN_KEY_ENV, create)
 }
 
+/// The file holding the generated key that wraps the audit subjects' keys.
+pub const AUDIT_SUBJECT_KEY_FILE: &str = "audit_subject_key";
+/// The environment variable that supplies it (64 hex characters); replicas must share it.
+pub const AUDIT_SUBJECT_KEY_ENV: &str = "WASM_AS_OS_AUDIT_SUBJECT_KEY";
+
+/// The 256-bit key (AES-256-GCM) that wraps each audit subject's key in `audit_subjects`: from
+/// `WASM_AS_OS_AUDIT_SUBJECT_KEY`, else `<data dir>/audit_subject_key` (0600), generated when
+/// missing if `create`. Outside the database, so a dump cannot test guesses against the digests
+/// of personal values.
+pub fn audit_subject_key(
+    data_dir: &Path,
+    create: bool,
+) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
+    data_dir_key(
+        data_dir,
+        AUDIT_SUBJECT_KEY_FILE,
+        AUDIT_SUBJECT_KEY_ENV,
+        create,
+    )
+}
+
+/// The file holding the key of the erased-email hashes.
+pub const ANONYMISATION_KEY_FILE: &str = "anonymisation_key";
+/// The environment variable that supplies it (64 hex characters); replicas must share it.
+pub const ANONYMISATION_KEY_ENV: &str = "WASM_AS_OS_ANONYMISATION_KEY";
+
+/// The 256-bit HMAC key of `erased_emails` (privacy.yml: email "keep hash for uniqueness"):
+/// from `WASM_AS_OS_ANONYMISATION_KEY`, else `<data dir>/anonymisation_key`, generated when
+/// missing. Outside the database, so the hashes cannot be tested against guessed addresses.
+pub fn anonymisation_key(data_dir: &Path) -> Result<([u8; 32], Option<PathBuf>), SecretError> {
+    data_dir_key(
+        data_dir,
+        ANONYMISATION_KEY_FILE,
+        ANONYMISATION_KEY_ENV,
+        true,
+    )
+}
+
 /// A 256-bit key from the environment variable `env`, else from `file` in the data dir
 /// (generated when missing and `create`; returned path when new).
 fn data_dir_key(

@@ -279,6 +279,11 @@ async fn an_edited_line_is_named_by_verify() {
             .await
             .unwrap();
     }
+    platform
+        .audit()
+        .flush(std::time::Duration::from_secs(10))
+        .await;
+    let subjects = platform.audit().subjects().all().await.unwrap();
     platform.close().await;
     assert_eq!(
         verify::files(std::slice::from_ref(&log), &chain_key(dir.path()))
@@ -300,11 +305,42 @@ async fn an_edited_line_is_named_by_verify() {
         })
         .collect();
     std::fs::write(&log, edited.join("\n") + "\n").unwrap();
-    let result = verify::files(std::slice::from_ref(&log), &chain_key(dir.path())).unwrap();
+    // The name is a personal value: the chain hashes its keyed digest, which the subject's key
+    // checks (chain v2). Without the keys only the chain is checked, and the values are counted
+    // as unchecked.
+    let result = verify::files_with_subjects(
+        std::slice::from_ref(&log),
+        &chain_key(dir.path()),
+        Some(&subjects),
+    )
+    .unwrap();
     assert_eq!(result.verified, 6);
     assert!(
-        matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })),
+        matches!(&result.broken, Some(verify::Broken::Line { line: 7, reason, .. }) if reason.contains("does not match its keyed digest")),
         "{:?}",
+        result.broken
+    );
+    let chain_only = verify::files(std::slice::from_ref(&log), &chain_key(dir.path())).unwrap();
+    assert_eq!((chain_only.broken, chain_only.unchecked), (None, 30));
+    let mut altered: serde_json::Value =
+        serde_json::from_str(text.lines().nth(6).unwrap()).unwrap();
+    altered["outcome"] = "success".into();
+    let edited: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 6 {
+                altered.to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(&log, edited.join("\n") + "\n").unwrap();
+    let result = verify::files(std::slice::from_ref(&log), &chain_key(dir.path())).unwrap();
+    assert!(
+        matches!(result.broken, Some(verify::Broken::Line { line: 7, .. })),
+        "a hashed field altered breaks the chain: {:?}",
         result.broken
     );
 

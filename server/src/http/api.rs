@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod auth;
+pub mod erasures;
 mod error;
 pub mod exports;
 pub mod modules;
@@ -51,9 +52,14 @@ api_routes! {
     "/me/exports" => get(exports::list),
     "/me/exports/{id}" => get(exports::status),
     "/me/exports/{id}/download" => get(exports::download),
+    "/me/erasure" => get(erasures::own).post(erasures::request_own).delete(erasures::cancel_own),
+    "/erasures" => get(erasures::list),
+    "/erasures/{id}/approve" => post(erasures::approve),
+    "/erasures/{id}/reject" => post(erasures::reject),
     "/users" => get(users::list).post(users::create),
     "/users/{id}" => get(users::get).patch(users::update).delete(users::delete),
     "/users/{id}/export" => post(exports::request_for),
+    "/users/{id}/erasure" => post(erasures::erase_user),
     "/roles" => get(roles::list).post(roles::create),
     "/roles/{name}" => patch(roles::update),
     "/modules" => get(modules::list).post(modules::upload); layer DefaultBodyLimit::disable(),

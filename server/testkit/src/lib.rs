@@ -102,3 +102,46 @@ impl Drop for FreshDb {
         .join();
     }
 }
+
+/// The files under `dir` (recursively) whose bytes hold `needle`, gzip files decompressed: where
+/// an erased person's values could still be.
+pub fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, bytes) in file_bytes(dir) {
+        if bytes
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+        {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Every file under `dir` (recursively) with its bytes, gzip files decompressed.
+pub fn file_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(file_bytes(&path));
+            continue;
+        }
+        let Ok(mut bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if path.extension().is_some_and(|e| e == "gz") {
+            let mut plain = Vec::new();
+            if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+                .is_ok()
+            {
+                bytes = plain;
+            }
+        }
+        out.push((path.display().to_string(), bytes));
+    }
+    out
+}

@@ -164,6 +164,21 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// Waits for the process to end by itself (a failpoint's abort); its exit status.
+    pub fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = Command::new("kill")

@@ -1,6 +1,7 @@
 //! The account page: who you are, your roles, changing your password, linked sign-ins (Google),
 //! personal API tokens and your data (exports, in `account/exports.rs`).
 
+mod erasure;
 mod exports;
 
 use leptos::prelude::*;
@@ -69,6 +70,7 @@ pub fn AccountPage() -> impl IntoView {
                         <LinkedSection />
                         <TokensSection />
                         <exports::ExportsSection />
+                        <erasure::ErasureSection />
                     }.into_any(),
                     Ok(None) => page_error(crate::api::AppError::unauthorized()),
                     Err(e) => page_error(e),

@@ -23,6 +23,10 @@ pub struct Model {
     pub seq: Option<i64>,
     pub prev_hash: Option<String>,
     pub hash: Option<String>,
+    /// Chain v2: the digests of the personal values (`personal.rs`); `None` on v1 rows.
+    pub pii: Option<Json>,
+    /// Chain v2: the pseudonyms the row names, space-separated with a space at each end.
+    pub subjects: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -38,16 +42,25 @@ impl From<&RecordedEvent> for ActiveModel {
             occurred_at: Set(r.timestamp),
             event: Set(e.kind.as_str().to_string()),
             actor_id: Set(e.actor.id.clone()),
-            actor_name: Set(Some(e.actor.name.clone())),
+            // An erased name is stored as NULL (v1 rows always had one).
+            actor_name: Set(
+                (r.pii.is_none() || !e.actor.name.is_empty()).then(|| e.actor.name.clone())
+            ),
             source_ip: Set(e.ip.clone()),
             user_agent: Set(e.user_agent.clone()),
             target_type: Set(e.target.as_ref().map(|t| t.kind.clone())),
-            target_id: Set(e.target.as_ref().map(|t| t.id.clone())),
+            target_id: Set(e
+                .target
+                .as_ref()
+                .map(|t| t.id.clone())
+                .filter(|id| r.pii.is_none() || !id.is_empty())),
             outcome: Set(e.outcome.as_str().to_string()),
             details: Set(e.details.clone()),
             seq: Set(None),
             prev_hash: Set(None),
             hash: Set(None),
+            pii: Set(r.pii.as_ref().and_then(|p| serde_json::to_value(p).ok())),
+            subjects: Set(r.pii.as_ref().map(super::personal::subjects_column)),
         }
     }
 }
@@ -65,8 +78,20 @@ impl TryFrom<Model> for RecordedEvent {
             "denied" => Outcome::Denied,
             other => return Err(malformed(format!("unknown outcome {other}"))),
         };
+        let pii = match m.pii {
+            Some(value) => Some(
+                serde_json::from_value(value)
+                    .map_err(|e| malformed(format!("unreadable pii: {e}")))?,
+            ),
+            None => None,
+        };
         let target = match (m.target_type, m.target_id) {
             (Some(kind), Some(id)) => Some(Target { kind, id }),
+            // A v2 row whose target account was erased keeps the type.
+            (Some(kind), None) if pii.is_some() => Some(Target {
+                kind,
+                id: String::new(),
+            }),
             _ => None,
         };
         Ok(RecordedEvent {
@@ -84,6 +109,7 @@ impl TryFrom<Model> for RecordedEvent {
                 outcome,
                 details: m.details,
             },
+            pii,
         })
     }
 }

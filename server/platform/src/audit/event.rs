@@ -35,11 +35,12 @@ pub enum EventKind {
     ApiTokenRevoke,
     IdentityLink,
     IdentityUnlink,
+    RetentionRun,
 }
 
 impl EventKind {
     /// Every kind, the spec's first.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::LoginSuccess,
         Self::LoginFailure,
         Self::Logout,
@@ -70,6 +71,7 @@ impl EventKind {
         Self::ApiTokenRevoke,
         Self::IdentityLink,
         Self::IdentityUnlink,
+        Self::RetentionRun,
     ];
 
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
@@ -109,6 +111,7 @@ impl EventKind {
             Self::ApiTokenRevoke => "api_token_revoke",
             Self::IdentityLink => "identity_link",
             Self::IdentityUnlink => "identity_unlink",
+            Self::RetentionRun => "retention_run",
         }
     }
 

@@ -150,16 +150,7 @@ impl Journal {
         a.at.offset += line.len() as u64;
         let mut end = a.at;
         if a.at.offset >= SEGMENT_BYTES {
-            let next = Position {
-                segment: a.at.segment + 1,
-                offset: 0,
-            };
-            a.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(segment_path(&self.dir, next.segment))?;
-            a.at = next;
-            end = next;
+            end = self.next_segment(&mut a)?;
         }
         drop(a);
         self.end.send_if_modified(|e| {
@@ -170,6 +161,33 @@ impl Journal {
             newer
         });
         Ok(end)
+    }
+
+    /// Starts a new segment, so the current one is deleted once every destination has passed it
+    /// (an erasure leaves no plaintext behind in the journal).
+    pub fn roll(&self) -> io::Result<()> {
+        let mut a = self
+            .appender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if a.at.offset > 0 {
+            self.next_segment(&mut a)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the current segment and appends to the next one from now on.
+    fn next_segment(&self, a: &mut Appender) -> io::Result<Position> {
+        let next = Position {
+            segment: a.at.segment + 1,
+            offset: 0,
+        };
+        a.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(&self.dir, next.segment))?;
+        a.at = next;
+        Ok(next)
     }
 
     /// The position after the last appended line.
@@ -331,6 +349,7 @@ mod tests {
                 Actor::user(n.to_string(), "a"),
                 Outcome::Failure,
             ),
+            pii: None,
         };
         let mut l = serde_json::to_vec(&e).unwrap();
         l.push(b'\n');

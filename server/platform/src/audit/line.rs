@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::Sha256;
 
-use super::RecordedEvent;
+use super::{RecordedEvent, personal};
 
 /// The key of the hash chains; its value never appears in logs or `Debug` output.
 #[derive(Clone)]
@@ -26,6 +26,10 @@ pub struct ChainKey([u8; 32]);
 impl ChainKey {
     pub fn new(bytes: [u8; 32]) -> Self {
         Self(bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 
@@ -68,7 +72,7 @@ struct Chained<'a> {
 }
 
 /// The top-level name of a target's id: `user` → `user_id`; other characters become `_`.
-fn resource_key(kind: &str) -> String {
+pub(crate) fn resource_key(kind: &str) -> String {
     let mut key: String = kind
         .chars()
         .take(48)
@@ -115,10 +119,24 @@ fn shape(r: &RecordedEvent) -> Shape<'_> {
     }
 }
 
+/// The event's shape with its plaintext, as a JSON value (chain v1 hashes exactly this).
+pub fn plain_value(event: &RecordedEvent) -> Value {
+    serde_json::to_value(shape(event)).unwrap_or(Value::Null)
+}
+
+/// What the chain hashes for `event`: the plain shape (v1), or the sealed shape (v2, when the
+/// event carries `pii`).
+pub fn hashed_value(event: &RecordedEvent) -> Value {
+    let plain = plain_value(event);
+    match &event.pii {
+        Some(pii) => personal::sealed(&plain, pii),
+        None => plain,
+    }
+}
+
 /// The hash of `event` linked to `prev`.
 pub fn link(key: &ChainKey, prev: &str, event: &RecordedEvent) -> String {
-    let value = serde_json::to_value(shape(event)).unwrap_or(Value::Null);
-    hash_value(key, prev, &value)
+    hash_value(key, prev, &hashed_value(event))
 }
 
 /// The hash of a line's object (without its chain fields) linked to `prev`.
@@ -137,6 +155,22 @@ pub fn hash_value(key: &ChainKey, prev: &str, value: &Value) -> String {
 
 /// The line for `event` linked to `prev`, ending in `\n`; returns it and its hash.
 pub fn render(key: &ChainKey, prev: &str, event: &RecordedEvent) -> (String, String) {
+    let Some(pii) = &event.pii else {
+        return render_v1(key, prev, event);
+    };
+    let plain = plain_value(event);
+    let hash = hash_value(key, prev, &personal::sealed(&plain, pii));
+    let mut value = personal::line_value(&plain, pii);
+    if let Value::Object(map) = &mut value {
+        map.insert("prev_hash".into(), Value::from(prev));
+        map.insert("hash".into(), Value::from(hash.as_str()));
+    }
+    let mut line = escape_separators(&ordered(&value));
+    line.push('\n');
+    (line, hash)
+}
+
+fn render_v1(key: &ChainKey, prev: &str, event: &RecordedEvent) -> (String, String) {
     let shape = shape(event);
     let value = serde_json::to_value(&shape).unwrap_or(Value::Null);
     let hash = hash_value(key, prev, &value);
@@ -151,9 +185,44 @@ pub fn render(key: &ChainKey, prev: &str, event: &RecordedEvent) -> (String, Str
     (line, hash)
 }
 
+/// A line's object with `timestamp` and `event` first and the chain fields last, as v1 writes it.
+pub(crate) fn ordered(value: &Value) -> String {
+    let Value::Object(map) = value else {
+        return value.to_string();
+    };
+    let first = ["timestamp", "event", "id", "v"];
+    let last = ["prev_hash", "hash"];
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort_by_key(|k| {
+        let k = k.as_str();
+        match (
+            first.iter().position(|f| *f == k),
+            last.iter().position(|l| *l == k),
+        ) {
+            (Some(i), _) => (0, i),
+            (_, Some(i)) => (2, i),
+            _ => (1, 0),
+        }
+    });
+    let mut out = String::from("{");
+    for (i, key) in keys.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).unwrap_or_default());
+        out.push(':');
+        out.push_str(&serde_json::to_string(&map[key]).unwrap_or_default());
+    }
+    out.push('}');
+    out
+}
+
 /// The line of `event` without chain fields (syslog messages), on one line.
 pub fn render_unchained(event: &RecordedEvent) -> String {
-    escape_separators(&serde_json::to_string(&shape(event)).unwrap_or_default())
+    match &event.pii {
+        Some(pii) => escape_separators(&ordered(&personal::line_value(&plain_value(event), pii))),
+        None => escape_separators(&serde_json::to_string(&shape(event)).unwrap_or_default()),
+    }
 }
 
 /// JSON already escapes C0 controls, `"` and `\`; this also escapes DEL, the C1 controls (NEL
@@ -231,6 +300,7 @@ mod tests {
             .with_target("module", "m-7")
             .with_client(Some("10.0.0.1".into()), Some("curl/8".into()))
             .with_details(serde_json::json!({"b": 1, "a": [true, null]})),
+            pii: None,
         }
     }
 

@@ -18,6 +18,7 @@ use super::{
     journal::{self, Fetched, Journal, Orphan, Position, Reader},
     sink::Sink,
 };
+use super::{personal, subjects::Subjects};
 use crate::metrics::Metrics;
 
 /// Bytes of journal read per batch (a few thousand events).
@@ -65,6 +66,7 @@ struct Context {
     delivered: watch::Sender<Position>,
     shutdown: watch::Receiver<bool>,
     metrics: Metrics,
+    subjects: Arc<Subjects>,
 }
 
 impl Pipeline {
@@ -74,6 +76,7 @@ impl Pipeline {
         root: &Path,
         sinks: Vec<(String, Sink)>,
         metrics: &Metrics,
+        subjects: Arc<Subjects>,
     ) -> std::io::Result<Self> {
         let (journal, orphans) = Journal::open(root)?;
         let journal = Arc::new(journal);
@@ -104,6 +107,7 @@ impl Pipeline {
                 delivered,
                 shutdown: shutdown.subscribe(),
                 metrics: metrics.clone(),
+                subjects: subjects.clone(),
             };
             tasks.push(tokio::spawn(run(cx)));
         }
@@ -114,6 +118,11 @@ impl Pipeline {
             tasks: Mutex::new(tasks),
             closed: AtomicBool::new(false),
         })
+    }
+
+    /// Starts a new journal segment (see [`Journal::roll`]).
+    pub fn roll(&self) -> std::io::Result<()> {
+        self.journal.roll()
     }
 
     /// Appends one journal line; the event is durable once this returns.
@@ -294,12 +303,53 @@ fn progress(cx: &Context, dir: &Path, at: Position, warned_at: &mut Option<Insta
     journal::delete_segments_before(dir, min);
 }
 
+/// The batch without the plaintext of subjects being erased or erased: an event recorded before
+/// an erasure began, still in a journal, reaches no destination with the person's values.
+async fn without_erased(
+    subjects: &Subjects,
+    events: &Arc<Vec<RecordedEvent>>,
+) -> Result<Arc<Vec<RecordedEvent>>, super::AuditError> {
+    let mut names: Vec<String> = events
+        .iter()
+        .filter_map(|e| e.pii.as_ref())
+        .flat_map(|p| p.values().map(|s| s.s.clone()))
+        .collect();
+    if names.is_empty() {
+        return Ok(events.clone());
+    }
+    names.sort_unstable();
+    names.dedup();
+    let known = subjects
+        .by_pseudonyms(&names, super::subjects::STATE_TTL)
+        .await?;
+    let gone = |name: &str| known.get(name).is_none_or(|s| !s.writes_plaintext());
+    if !names.iter().any(|n| gone(n)) {
+        return Ok(events.clone());
+    }
+    let mut out = events.as_ref().clone();
+    for event in &mut out {
+        let Some(pii) = event.pii.clone() else {
+            continue;
+        };
+        for (pointer, sealed) in &pii {
+            if gone(&sealed.s) {
+                personal::clear(event, pointer);
+            }
+        }
+    }
+    Ok(Arc::new(out))
+}
+
 /// Writes one batch, retrying with exponential backoff until it is taken. At shutdown a failing
 /// destination gives up after its second attempt (false): the batch stays in the journal.
 async fn deliver(cx: &Context, events: Arc<Vec<RecordedEvent>>) -> bool {
     let mut attempt: u32 = 0;
     loop {
-        match cx.sink.write(events.clone()).await {
+        let written = match without_erased(&cx.subjects, &events).await {
+            Ok(events) => cx.sink.write(events).await,
+            Err(e) => Err(super::sink::SinkError::Subjects(e.to_string())),
+        };
+        match written {
             Ok(()) => {
                 if attempt > 0 {
                     tracing::info!(destination = %cx.name, attempts = attempt + 1, "audit destination recovered");

@@ -378,6 +378,7 @@ mod tests {
             id: uuid::Uuid::nil(),
             timestamp: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             event,
+            pii: None,
         };
         let row = csv_row(&e);
         assert!(

@@ -23,6 +23,9 @@ pub enum SinkError {
     /// The database chain head is missing or malformed.
     #[error("the audit chain head is missing from the database (are the migrations applied?)")]
     NoChainHead,
+    /// The states of the audit subjects a batch names could not be read.
+    #[error("cannot read the audit subjects: {0}")]
+    Subjects(String),
 }
 
 /// One configured destination.

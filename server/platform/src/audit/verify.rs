@@ -11,9 +11,12 @@ use sea_orm::{
 };
 use serde_json::Value;
 
+use std::collections::HashMap;
+
 use super::{
-    AuditError, RecordedEvent, entity, line,
+    AuditError, RecordedEvent, entity, line, personal,
     sink::{database::chain_head, file},
+    subjects::{State, Subject, Subjects},
 };
 
 /// Where the chain breaks.
@@ -52,7 +55,78 @@ pub struct Verification {
     pub verified: u64,
     /// Rows from before the chain existed (not covered).
     pub unchained: u64,
+    /// Personal values (chain v2) whose plaintext is gone because their person was erased.
+    pub erased: u64,
+    /// Personal values of file lines not checked against their digests (no subject keys given).
+    pub unchecked: u64,
     pub broken: Option<Broken>,
+}
+
+/// Checks the personal values of a v2 event against their digests; returns how many are erased.
+pub fn check_personal(
+    event: &RecordedEvent,
+    subjects: &HashMap<String, Subject>,
+) -> Result<u64, String> {
+    match &event.pii {
+        Some(pii) => check_values(&event.id, &line::plain_value(event), pii, subjects, false)
+            .map(|(erased, _)| erased),
+        None => Ok(0),
+    }
+}
+
+/// Plaintext that is there must match its digest under its subject's key, and must not belong to
+/// an erased subject. Plaintext that is gone is fine only for a subject being or already erased,
+/// or one that holds values of no account. `plain` holds the plaintext at the pointers of `pii`.
+/// Returns the values erased and, with `unknown_unchecked` (a file checked against a database
+/// that does not hold its subjects), those left unchecked.
+fn check_values(
+    id: &uuid::Uuid,
+    plain: &Value,
+    pii: &personal::Pii,
+    subjects: &HashMap<String, Subject>,
+    unknown_unchecked: bool,
+) -> Result<(u64, u64), String> {
+    let mut erased = 0;
+    let mut unchecked = 0;
+    for (pointer, sealed) in pii {
+        let Some(subject) = subjects.get(&sealed.s) else {
+            if unknown_unchecked {
+                unchecked += 1;
+                continue;
+            }
+            return Err(format!(
+                "personal field {pointer} names audit subject {} which does not exist",
+                sealed.s
+            ));
+        };
+        match plain
+            .pointer(pointer)
+            .filter(|v| personal::present(Some(v)))
+        {
+            Some(value) => match subject.key() {
+                None => {
+                    return Err(format!(
+                        "personal field {pointer} still holds plaintext of erased subject {}",
+                        sealed.s
+                    ));
+                }
+                Some(key) if personal::digest(key, id, pointer, value) != sealed.d => {
+                    return Err(format!(
+                        "personal field {pointer} does not match its keyed digest (altered)"
+                    ));
+                }
+                Some(_) => {}
+            },
+            None if subject.state == State::Active && !subject.epoch => {
+                return Err(format!(
+                    "personal field {pointer} was removed, but its subject {} was not erased",
+                    sealed.s
+                ));
+            }
+            None => erased += 1,
+        }
+    }
+    Ok((erased, unchecked))
 }
 
 const PAGE: u64 = 1000;
@@ -61,14 +135,28 @@ const PAGE: u64 = 1000;
 pub async fn database(
     db: &DatabaseConnection,
     key: &line::ChainKey,
+    subjects: &Subjects,
 ) -> Result<Verification, AuditError> {
     let unchained = entity::Entity::find()
         .filter(entity::Column::Seq.is_null())
         .count(db)
         .await?;
     let mut verified = 0;
-    let mut expected_seq = 1i64;
-    let mut prev = line::GENESIS.to_string();
+    let mut erased = 0;
+    // Retention may have pruned the front of the chain behind a signed checkpoint.
+    let (mut expected_seq, mut prev) = match super::checkpoint::start(db, key).await? {
+        Ok(Some(start)) => (start.seq + 1, start.hash),
+        Ok(None) => (1i64, line::GENESIS.to_string()),
+        Err(reason) => {
+            return Ok(Verification {
+                verified,
+                unchained,
+                erased,
+                unchecked: 0,
+                broken: Some(Broken::Head { reason }),
+            });
+        }
+    };
     loop {
         let rows = entity::Entity::find()
             .filter(entity::Column::Seq.gte(expected_seq))
@@ -77,11 +165,21 @@ pub async fn database(
             .all(db)
             .await?;
         let done = (rows.len() as u64) < PAGE;
+        let names: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.subjects.as_deref())
+            .flat_map(|s| s.split_whitespace().map(str::to_string))
+            .collect();
+        let known = subjects
+            .by_pseudonyms(&names, std::time::Duration::ZERO)
+            .await?;
         for row in rows {
             let (id, seq) = (row.id, row.seq.unwrap_or_default());
             let broken = |reason: String| Verification {
                 verified,
                 unchained,
+                erased,
+                unchecked: 0,
                 broken: Some(Broken::Row { id, seq, reason }),
             };
             if seq != expected_seq {
@@ -104,6 +202,10 @@ pub async fn database(
                     "the event's content does not match its keyed hash (altered, or re-chained without the key)".into(),
                 ));
             }
+            match check_personal(&event, &known) {
+                Ok(n) => erased += n,
+                Err(reason) => return Ok(broken(reason)),
+            }
             prev = stored;
             expected_seq += 1;
             verified += 1;
@@ -123,12 +225,16 @@ pub async fn database(
         return Ok(Verification {
             verified,
             unchained,
+            erased,
+            unchecked: 0,
             broken: Some(Broken::Head { reason }),
         });
     }
     Ok(Verification {
         verified,
         unchained,
+        erased,
+        unchecked: 0,
         broken: None,
     })
 }
@@ -151,7 +257,18 @@ pub fn rotated_set(path: &Path) -> Vec<PathBuf> {
 /// Verifies files as one chain, in the given order (see [`rotated_set`]). The first line's
 /// `prev_hash` is taken as given: older files may have been deleted by rotation.
 pub fn files(paths: &[PathBuf], key: &line::ChainKey) -> Result<Verification, AuditError> {
+    files_with_subjects(paths, key, None)
+}
+
+/// [`files`], also checking each v2 line's personal values against `subjects` when given.
+pub fn files_with_subjects(
+    paths: &[PathBuf],
+    key: &line::ChainKey,
+    subjects: Option<&HashMap<String, Subject>>,
+) -> Result<Verification, AuditError> {
     let mut verified = 0;
+    let mut erased = 0;
+    let mut unchecked = 0;
     let mut prev: Option<String> = None;
     for path in paths {
         let io =
@@ -162,6 +279,8 @@ pub fn files(paths: &[PathBuf], key: &line::ChainKey) -> Result<Verification, Au
             let broken = |reason: &str| Verification {
                 verified,
                 unchained: 0,
+                erased,
+                unchecked,
                 broken: Some(Broken::Line {
                     file: path.clone(),
                     line: i + 1,
@@ -181,10 +300,40 @@ pub fn files(paths: &[PathBuf], key: &line::ChainKey) -> Result<Verification, Au
                     "prev_hash does not match the hash of the previous line (a line was removed or inserted)",
                 ));
             }
-            if line::hash_value(key, &prev_hash, &Value::Object(map)) != stored {
+            let mut value = Value::Object(map);
+            let line_pii: Option<personal::Pii> = match value.get("v") {
+                Some(v) if v == 2 => match value
+                    .get("pii")
+                    .cloned()
+                    .map(serde_json::from_value::<personal::Pii>)
+                {
+                    Some(Ok(pii)) => Some(pii),
+                    _ => return Ok(broken("a v2 line without a readable pii map")),
+                },
+                _ => None,
+            };
+            let plain = value.clone();
+            if let Some(pii) = &line_pii {
+                for pointer in pii.keys() {
+                    personal::remove(&mut value, pointer);
+                }
+            }
+            if line::hash_value(key, &prev_hash, &value) != stored {
                 return Ok(broken(
                     "the line's content does not match its keyed hash (altered, or re-chained without the key)",
                 ));
+            }
+            if let Some(pii) = line_pii {
+                match subjects {
+                    Some(known) => match check_line(&plain, pii, known) {
+                        Ok((e, u)) => {
+                            erased += e;
+                            unchecked += u;
+                        }
+                        Err(reason) => return Ok(broken(&reason)),
+                    },
+                    None => unchecked += pii.len() as u64,
+                }
             }
             prev = Some(stored);
             verified += 1;
@@ -193,6 +342,22 @@ pub fn files(paths: &[PathBuf], key: &line::ChainKey) -> Result<Verification, Au
     Ok(Verification {
         verified,
         unchained: 0,
+        erased,
+        unchecked,
         broken: None,
     })
+}
+
+/// [`check_values`] for a file line, whose plaintext sits at the pointers themselves.
+fn check_line(
+    line: &Value,
+    pii: personal::Pii,
+    subjects: &HashMap<String, Subject>,
+) -> Result<(u64, u64), String> {
+    let id = line
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(|s| uuid::Uuid::parse_str(s).ok())
+        .ok_or("a v2 line without an event id")?;
+    check_values(&id, line, &pii, subjects, true)
 }

@@ -126,7 +126,7 @@ impl Preparer {
         self.dir.join(format!("{id}.export"))
     }
 
-    fn discard(&self, id: uuid::Uuid) {
+    pub(super) fn discard(&self, id: uuid::Uuid) {
         for path in [self.building(id), self.ready(id)] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -717,5 +717,29 @@ impl Compliance {
             collect::CollectError::Store(e) => ComplianceError::Io(std::io::Error::other(e)),
         })?;
         Ok(archive.finish()?)
+    }
+}
+
+impl Compliance {
+    /// Erasure: the exports of an account (its own and those it asked for), rows and files.
+    pub(super) async fn erase_exports(&self, user_id: uuid::Uuid) -> Result<u64, ComplianceError> {
+        use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
+        let rows = data_export::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(data_export::Column::UserId.eq(user_id))
+                    .add(data_export::Column::RequestedBy.eq(user_id)),
+            )
+            .all(&self.db)
+            .await?;
+        for row in &rows {
+            self.exports.discard(row.id);
+        }
+        let ids: Vec<uuid::Uuid> = rows.iter().map(|r| r.id).collect();
+        Ok(data_export::Entity::delete_many()
+            .filter(data_export::Column::Id.is_in(ids))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
     }
 }

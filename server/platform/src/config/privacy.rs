@@ -49,6 +49,14 @@ pub enum AnonymizedField {
 pub struct RightToBeForgotten {
     pub enabled: bool,
     pub automated_deletion: bool,
+    /// Documented addition: with `automated_deletion`, how long a request waits (and can be
+    /// cancelled) before the erasure runs by itself. Default 7 days.
+    #[serde(default = "default_grace_period")]
+    pub grace_period: Span,
+}
+
+fn default_grace_period() -> Span {
+    Span(std::time::Duration::from_secs(7 * 86_400))
 }
 
 #[derive(Debug, Deserialize)]

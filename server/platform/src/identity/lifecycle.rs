@@ -110,6 +110,42 @@ impl Identity {
         Ok(gone)
     }
 
+    /// Checks the principal's own password again before an irreversible request (erasure).
+    /// A wrong password is refused like a wrong current password, and recorded as a
+    /// `login_failure` with the reason.
+    pub async fn confirm_own_password(
+        &self,
+        principal: &Principal,
+        password: &SecretString,
+    ) -> Result<(), IdentityError> {
+        let Some(id) = principal.id() else {
+            return Err(IdentityError::Forbidden("a user account".into()));
+        };
+        let row = self.row_by_id(id).await?;
+        if row.password_hash.is_none() {
+            return Err(invalid(
+                "password",
+                "this account signs in without a password here; ask an administrator to erase it",
+            ));
+        }
+        if !self
+            .hasher
+            .verify(password, row.password_hash.clone())
+            .await?
+        {
+            let event = crate::audit::AuditEvent::new(
+                EventKind::LoginFailure,
+                principal.actor(),
+                crate::audit::Outcome::Failure,
+            )
+            .with_target("user", id)
+            .with_details(serde_json::json!({ "reason": "wrong password when confirming an erasure request" }));
+            self.audit.record(event).await?;
+            return Err(invalid("password", "is not your password"));
+        }
+        Ok(())
+    }
+
     /// Changes the principal's own password after checking the current one (no permission needed
     /// beyond being signed in). Every other session and token of the user ends; the returned
     /// [`sessions::SessionUser`] lets the caller keep the current session.

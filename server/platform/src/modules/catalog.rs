@@ -293,8 +293,7 @@ impl Modules {
         module::Entity::delete_by_id(row.id).exec(&*txn).await?;
         txn.commit().await?;
         self.remove_unused(&row.sha256).await?;
-        let details =
-            serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason });
+        let details = serde_json::json!({ "name": row.name, "sha256": row.sha256, "reason": reason, "owner_id": row.owner_id.to_string() });
         self.record(
             principal,
             EventKind::ModuleDelete,

@@ -221,6 +221,7 @@ mod tests {
                 Actor::user("1", "eve\nforged <13>1 line"),
                 Outcome::Failure,
             ),
+            pii: None,
         };
         let m = sink.format(&e);
         assert!(
