@@ -19,31 +19,10 @@ use platform::{
         export::{ExportRequest, ExportStatus},
     },
     identity::api_tokens::NewApiToken,
-    modules::{Grantee, UploadMeta, execute::ExecuteRequest},
+    modules::Grantee,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-
-const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
-
-async fn upload(platform: &Platform, owner: &Principal, name: &str) -> String {
-    let modules = platform.modules();
-    let bytes = wat::parse_str(ADD).unwrap();
-    let staged = modules.stage(&bytes[..]).await.unwrap();
-    let meta = UploadMeta {
-        name: name.into(),
-        description: format!("{name} description"),
-    };
-    modules.upload(owner, meta, staged).await.unwrap().id
-}
-
-async fn run(platform: &Platform, who: &Principal, id: &str) {
-    let request = ExecuteRequest::Call {
-        function: "add".into(),
-        args: vec![sandbox::Value::I32(2), sandbox::Value::I32(3)],
-    };
-    platform.modules().execute(who, id, request).await.unwrap();
-}
 
 fn request(format: &str, recipient: Option<String>, passphrase: Option<&str>) -> ExportRequest {
     ExportRequest {
@@ -141,8 +120,8 @@ async fn one_persons_data(database_url: Option<String>) {
     let (platform, clock, _dir) = support::start_with_clock(database_url, true).await;
     let alice = support::signed_in(&platform, "alice", "developer", "alice.example").await;
     let bob = support::signed_in(&platform, "bob", "developer", "bob.example").await;
-    let alice_tool = upload(&platform, &alice, "alice-tool").await;
-    let bob_tool = upload(&platform, &bob, "bob-tool").await;
+    let alice_tool = support::upload_wat(&platform, &alice, "alice-tool", support::ADD).await;
+    let bob_tool = support::upload_wat(&platform, &bob, "bob-tool", support::ADD).await;
     platform
         .modules()
         .share(&alice, &alice_tool, Grantee::User("bob".into()))
@@ -153,9 +132,9 @@ async fn one_persons_data(database_url: Option<String>) {
         .share(&bob, &bob_tool, Grantee::User("alice".into()))
         .await
         .unwrap();
-    run(&platform, &alice, &alice_tool).await;
-    run(&platform, &bob, &bob_tool).await;
-    run(&platform, &bob, &alice_tool).await;
+    support::run_add(&platform, &alice, &alice_tool).await;
+    support::run_add(&platform, &bob, &bob_tool).await;
+    support::run_add(&platform, &bob, &alice_tool).await;
     let new_token = |name: &str| NewApiToken {
         name: name.into(),
         expires_in_days: Some(30),
@@ -220,7 +199,7 @@ async fn one_persons_data(database_url: Option<String>) {
         base64::engine::general_purpose::STANDARD
             .decode(binary)
             .unwrap(),
-        wat::parse_str(ADD).unwrap()
+        wat::parse_str(support::ADD).unwrap()
     );
     assert_eq!(
         doc["shares"]
@@ -315,7 +294,7 @@ async fn passphrase_csv_expiry_and_refusals(database_url: Option<String>) {
     let carol = support::signed_in(&platform, "carol", "developer", "carol.example").await;
     let dave = support::signed_in(&platform, "dave", "viewer", "dave.example").await;
     let admin = support::signed_in(&platform, "root", "admin", "admin.example").await;
-    let tool = upload(&platform, &carol, "carol-tool").await;
+    let tool = support::upload_wat(&platform, &carol, "carol-tool", support::ADD).await;
     let compliance = platform.compliance();
 
     // A passphrase-sealed CSV zip, opened by `age -d` with the passphrase.
@@ -356,7 +335,7 @@ async fn passphrase_csv_expiry_and_refusals(database_url: Option<String>) {
     );
     let mut wasm = Vec::new();
     std::io::Read::read_to_end(&mut zip.by_name(&binary).unwrap(), &mut wasm).unwrap();
-    assert_eq!(wasm, wat::parse_str(ADD).unwrap());
+    assert_eq!(wasm, wat::parse_str(support::ADD).unwrap());
 
     // Bad recipients and short passphrases name their field and store nothing.
     for (recipient, passphrase, field) in [

@@ -20,12 +20,11 @@ use platform::{
     audit::{line::ChainKey, verify},
     compliance::{ComplianceError, erasure::RunOutcome},
     identity::{api_tokens::NewApiToken, auth::Client},
-    modules::{Grantee, UploadMeta, execute::ExecuteRequest},
+    modules::Grantee,
 };
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
 
-const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
 const OTHER: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 1 local.get 0 i32.add))"#;
 
 /// The erased person's values, each distinctive enough that finding it anywhere is a leak.
@@ -33,25 +32,6 @@ const NAME: &str = "quillonmarsh";
 const EMAIL: &str = "quillonmarsh@wrenfield.example";
 const IP: &str = "203.0.113.77";
 const AGENT: &str = "QuillonAgent/7.3 (X11; Linux x86_64)";
-
-async fn upload(platform: &Platform, owner: &Principal, name: &str, wat: &str) -> String {
-    let modules = platform.modules();
-    let bytes = wat::parse_str(wat).unwrap();
-    let staged = modules.stage(&bytes[..]).await.unwrap();
-    let meta = UploadMeta {
-        name: name.into(),
-        description: "a tool".into(),
-    };
-    modules.upload(owner, meta, staged).await.unwrap().id
-}
-
-async fn run(platform: &Platform, who: &Principal, id: &str) {
-    let request = ExecuteRequest::Call {
-        function: "add".into(),
-        args: vec![sandbox::Value::I32(2), sandbox::Value::I32(3)],
-    };
-    platform.modules().execute(who, id, request).await.unwrap();
-}
 
 fn holds(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -119,20 +99,6 @@ async fn table_dump(platform: &Platform) -> String {
     dump
 }
 
-/// Runs erasures until `Done`, moving the clock on while one settles.
-async fn run_to_end(platform: &Platform, clock: &platform::clock::ManualClock) -> Vec<String> {
-    let mut steps = Vec::new();
-    for _ in 0..200 {
-        match platform.compliance().run_erasures("test").await.unwrap() {
-            RunOutcome::Done { .. } => return steps,
-            RunOutcome::Progressed { step, .. } => steps.push(step),
-            RunOutcome::Waiting { .. } => clock.advance(chrono::Duration::seconds(11)),
-            other => panic!("unexpected {other:?} after {steps:?}"),
-        }
-    }
-    panic!("the erasure did not finish: {steps:?}");
-}
-
 async fn erasure_leaves_nothing(database_url: Option<String>) {
     let (platform, clock, dir) = support::start_with_clock(database_url.clone(), true).await;
     let data = dir.path().join("data");
@@ -155,9 +121,9 @@ async fn erasure_leaves_nothing(database_url: Option<String>) {
     let person = identity.authenticate(&pair.access_token).await.unwrap();
     let person_id = person.id().unwrap().to_string();
 
-    let own = upload(&platform, &person, "ledger", ADD).await;
-    let shared_bytes = upload(&platform, &person, "ledger-copy", OTHER).await;
-    let bobs = upload(&platform, &bob, "bobs-tool", OTHER).await;
+    let own = support::upload_wat(&platform, &person, "ledger", support::ADD).await;
+    let shared_bytes = support::upload_wat(&platform, &person, "ledger-copy", OTHER).await;
+    let bobs = support::upload_wat(&platform, &bob, "bobs-tool", OTHER).await;
     platform
         .modules()
         .share(&person, &own, Grantee::User("bertrand".into()))
@@ -168,9 +134,9 @@ async fn erasure_leaves_nothing(database_url: Option<String>) {
         .share(&bob, &bobs, Grantee::User(NAME.into()))
         .await
         .unwrap();
-    run(&platform, &person, &own).await;
-    run(&platform, &bob, &own).await;
-    run(&platform, &person, &bobs).await;
+    support::run_add(&platform, &person, &own).await;
+    support::run_add(&platform, &bob, &own).await;
+    support::run_add(&platform, &person, &bobs).await;
     identity
         .create_api_token(
             &person,
@@ -251,7 +217,7 @@ async fn erasure_leaves_nothing(database_url: Option<String>) {
         RunOutcome::Idle
     );
     clock.advance(chrono::Duration::days(7) + chrono::Duration::minutes(1));
-    let steps = run_to_end(&platform, &clock).await;
+    let steps = support::run_erasure_to_end(&platform, &clock).await;
     assert_eq!(
         steps,
         [

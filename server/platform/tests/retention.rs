@@ -9,36 +9,9 @@
 
 mod support;
 
-use platform::{
-    Platform,
-    access::Principal,
-    compliance::erasure::RunOutcome,
-    identity::auth::Client,
-    modules::{UploadMeta, execute::ExecuteRequest},
-};
+use platform::{Platform, access::Principal, identity::auth::Client};
 use sea_orm::{ConnectionTrait, Statement};
 use secrecy::SecretString;
-
-const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
-
-async fn upload(platform: &Platform, owner: &Principal, name: &str) -> String {
-    let modules = platform.modules();
-    let bytes = wat::parse_str(ADD).unwrap();
-    let staged = modules.stage(&bytes[..]).await.unwrap();
-    let meta = UploadMeta {
-        name: name.into(),
-        description: String::new(),
-    };
-    modules.upload(owner, meta, staged).await.unwrap().id
-}
-
-async fn run(platform: &Platform, who: &Principal, id: &str) {
-    let request = ExecuteRequest::Call {
-        function: "add".into(),
-        args: vec![sandbox::Value::I32(2), sandbox::Value::I32(3)],
-    };
-    platform.modules().execute(who, id, request).await.unwrap();
-}
 
 async fn audit_rows(platform: &Platform) -> i64 {
     platform
@@ -64,8 +37,8 @@ async fn retention(database_url: Option<String>) {
     let _admin = support::signed_in(&platform, "root", "admin", "admin.example").await;
     let stale = support::signed_in(&platform, "stale", "developer", "stale.example").await;
     let active = support::signed_in(&platform, "active", "developer", "active.example").await;
-    let old_tool = upload(&platform, &stale, "old-tool").await;
-    let used_tool = upload(&platform, &active, "used-tool").await;
+    let old_tool = support::upload_wat(&platform, &stale, "old-tool", support::ADD).await;
+    let used_tool = support::upload_wat(&platform, &active, "used-tool", support::ADD).await;
     let events_at_start = audit_rows(&platform).await;
 
     // Two years and a day on: "active" signs in again and runs "used-tool"; the rest is stale.
@@ -86,7 +59,7 @@ async fn retention(database_url: Option<String>) {
         )
         .await
         .unwrap();
-    run(&platform, &active, &used_tool).await;
+    support::run_add(&platform, &active, &used_tool).await;
 
     let before = audit_rows(&platform).await;
     let dry = compliance.run_retention(true).await.unwrap();
@@ -142,14 +115,7 @@ async fn retention(database_url: Option<String>) {
         (erasures[0].origin.as_str(), erasures[0].status.as_str()),
         ("retention", "scheduled")
     );
-    for _ in 0..100 {
-        match compliance.run_erasures("test").await.unwrap() {
-            RunOutcome::Done { .. } => break,
-            RunOutcome::Waiting { .. } => clock.advance(chrono::Duration::seconds(11)),
-            RunOutcome::Progressed { .. } => {}
-            other => panic!("{other:?}"),
-        }
-    }
+    support::run_erasure_to_end(&platform, &clock).await;
     let mut users: Vec<String> = identity
         .list_users(&Principal::System)
         .await
@@ -178,7 +144,7 @@ async fn retention(database_url: Option<String>) {
         )
         .await
         .unwrap();
-    run(&platform, &active, &used_tool).await;
+    support::run_add(&platform, &active, &used_tool).await;
     let total = audit_rows(&platform).await;
     let dry = compliance.run_retention(true).await.unwrap();
     assert_eq!(dry.audit_events as i64, events_at_start);

@@ -70,3 +70,43 @@ pub async fn signed_in(platform: &Platform, name: &str, role: &str, domain: &str
         .unwrap();
     identity.authenticate(&pair.access_token).await.unwrap()
 }
+
+/// A module exporting `add(i32, i32) -> i32`.
+pub const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
+
+/// Uploads the module `wat` as `owner`, named `name`; its id.
+pub async fn upload_wat(platform: &Platform, owner: &Principal, name: &str, wat: &str) -> String {
+    let modules = platform.modules();
+    let bytes = wat::parse_str(wat).unwrap();
+    let staged = modules.stage(&bytes[..]).await.unwrap();
+    let meta = platform::modules::UploadMeta {
+        name: name.into(),
+        description: format!("{name} description"),
+    };
+    modules.upload(owner, meta, staged).await.unwrap().id
+}
+
+/// Calls `add(2, 3)` of module `id` as `who`.
+pub async fn run_add(platform: &Platform, who: &Principal, id: &str) {
+    let request = platform::modules::execute::ExecuteRequest::Call {
+        function: "add".into(),
+        args: vec![sandbox::Value::I32(2), sandbox::Value::I32(3)],
+    };
+    platform.modules().execute(who, id, request).await.unwrap();
+}
+
+/// Runs due erasures until one is done, moving `clock` on while it settles; the steps it went
+/// through.
+pub async fn run_erasure_to_end(platform: &Platform, clock: &ManualClock) -> Vec<String> {
+    use platform::compliance::erasure::RunOutcome;
+    let mut steps = Vec::new();
+    for _ in 0..200 {
+        match platform.compliance().run_erasures("test").await.unwrap() {
+            RunOutcome::Done { .. } => return steps,
+            RunOutcome::Progressed { step, .. } => steps.push(step),
+            RunOutcome::Waiting { .. } => clock.advance(chrono::Duration::seconds(11)),
+            other => panic!("unexpected {other:?} after {steps:?}"),
+        }
+    }
+    panic!("the erasure did not finish: {steps:?}");
+}
