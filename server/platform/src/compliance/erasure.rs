@@ -334,6 +334,16 @@ impl Compliance {
         principal: &Principal,
         user_id: &str,
     ) -> Result<Erasure, ComplianceError> {
+        self.erase_now(principal, user_id, "admin").await
+    }
+
+    /// An erasure that runs at once (`origin` `admin`, or `retention` from the retention job).
+    pub(super) async fn erase_now(
+        &self,
+        principal: &Principal,
+        user_id: &str,
+        origin: &str,
+    ) -> Result<Erasure, ComplianceError> {
         self.erasure_settings()?;
         principal
             .require(&self.audit, "users", "delete", user_id)
@@ -362,7 +372,7 @@ impl Compliance {
         }
         self.keeps_an_admin(uuid).await?;
         let row = self
-            .new_erasure(uuid, "admin", Some(self.clock.now()))
+            .new_erasure(uuid, origin, Some(self.clock.now()))
             .await?;
         self.record_erasure(
             principal.actor(),

@@ -120,25 +120,12 @@ impl Compliance {
                 continue;
             }
             if !dry_run {
-                self.request_erasure_for(&Principal::System, &account.id.to_string())
+                self.erase_now(&Principal::System, &account.id.to_string(), "retention")
                     .await?;
-                self.mark_origin_retention(account.id).await?;
             }
             names.push(account.username);
         }
         Ok(names)
-    }
-
-    async fn mark_origin_retention(&self, user_id: uuid::Uuid) -> Result<(), ComplianceError> {
-        use super::entities::erasure;
-        use sea_orm::sea_query::Expr;
-        erasure::Entity::update_many()
-            .col_expr(erasure::Column::Origin, Expr::value("retention"))
-            .filter(erasure::Column::UserId.eq(user_id))
-            .filter(erasure::Column::Status.eq(status::SCHEDULED))
-            .exec(&self.db)
-            .await?;
-        Ok(())
     }
 
     async fn retire_modules(
