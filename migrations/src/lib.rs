@@ -14,6 +14,7 @@ mod m20261201_000040_federated_identities;
 mod m20261201_000050_data_exports;
 mod m20261202_000060_erasure;
 mod m20261202_000070_audit_checkpoints;
+mod m20261203_000080_anonymisation;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000050_data_exports::Migration),
             Box::new(m20261202_000060_erasure::Migration),
             Box::new(m20261202_000070_audit_checkpoints::Migration),
+            Box::new(m20261203_000080_anonymisation::Migration),
         ]
     }
 }

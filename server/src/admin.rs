@@ -182,6 +182,7 @@ pub async fn verify_files(
         &format!("in {} file(s)", files.len()),
         &[
             (result.erased, "personal values erased"),
+            (result.reduced, "addresses or user agents reduced"),
             (
                 result.unchecked,
                 "personal values not checked: their subject keys are not in this database",
@@ -198,6 +199,7 @@ pub async fn verify_database(platform: &Platform) -> Result<(), CommandError> {
         "in the database",
         &[
             (result.erased, "personal values erased"),
+            (result.reduced, "addresses or user agents reduced"),
             (result.unchained, "older events predate the chain"),
         ],
     );

@@ -75,7 +75,13 @@ pub async fn search_audit(
                 .as_ref()
                 .map(|t| format!("{} {}", t.kind, t.id))
                 .unwrap_or_default(),
-            ip: e.event.ip.clone().unwrap_or_default(),
+            // After the IDS window only the network is kept (privacy.yml data_anonymization).
+            ip: e
+                .event
+                .ip
+                .clone()
+                .or_else(|| e.event.ip_net.clone())
+                .unwrap_or_default(),
             json: serde_json::to_string_pretty(&e).unwrap_or_default(),
         })
         .collect();

@@ -8,6 +8,7 @@
 //! the next start. The file and the database carry a hash chain (`admin audit verify`). See
 //! docs/audit.md.
 
+pub mod anonymise;
 pub mod checkpoint;
 pub(crate) mod entity;
 pub mod erase;
@@ -173,6 +174,7 @@ impl AuditService {
             return Ok(None);
         };
         self.0.redactor.redact(&mut event.details);
+        self.reduce(&mut event);
         let now = self.0.clock.now();
         // Both databases keep microseconds; the chain hashes what they keep.
         let timestamp =
@@ -192,6 +194,47 @@ impl AuditService {
             return Err(AuditError::Journal(e));
         }
         Ok(Some(recorded))
+    }
+
+    /// privacy.yml `data_anonymization`: adds the reduced forms of the client's address and user
+    /// agent, which stay once the full values are dropped ([`Self::anonymise`]).
+    fn reduce(&self, event: &mut AuditEvent) {
+        use crate::config::privacy::AnonymizedField;
+        let settings = &self.0.config.privacy.privacy.data_anonymization;
+        if settings.reduces(AnonymizedField::IpAddress) {
+            event.ip_net = event.ip.as_deref().and_then(anonymise::reduce_ip);
+        }
+        if settings.reduces(AnonymizedField::UserAgent) {
+            event.ua_family = event.user_agent.as_deref().map(anonymise::ua_family);
+        }
+    }
+
+    /// Drops the full client address and user agent of the events older than the IDS window
+    /// (privacy.yml `data_anonymization`, `full_for`) from the database and the audit files;
+    /// the reduced forms stay. Idempotent; see [`crate::compliance::Compliance::anonymise`].
+    pub async fn anonymise(&self) -> Result<anonymise::Anonymised, AuditError> {
+        let privacy = &self.0.config.privacy.privacy.data_anonymization;
+        let window = privacy.full_for(&self.0.config.ids);
+        let cutoff = self.0.clock.now()
+            - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        // The journal segment written so far is deleted once the destinations pass the next
+        // event (the caller records one when anything changed).
+        self.roll_journal()?;
+        self.caught_up().await;
+        let (addresses, user_agents) = anonymise::database(&self.0.db, cutoff).await?;
+        self.flush(SHUTDOWN_TIMEOUT).await;
+        let mut lines = 0;
+        for log in self.0.files.clone() {
+            lines += tokio::task::spawn_blocking(move || anonymise::files(&log, cutoff))
+                .await
+                .map_err(|e| AuditError::Journal(std::io::Error::other(e)))?
+                .map_err(AuditError::Journal)?;
+        }
+        Ok(anonymise::Anonymised {
+            addresses,
+            user_agents,
+            lines,
+        })
     }
 
     /// Chain v2: replaces each personal value's place in the hash by its keyed digest under its

@@ -247,7 +247,7 @@ pub(crate) async fn report(
         total_events: events.iter().map(|e| e.count).sum(),
         events,
         failed_logins_by_actor: ranked("actor_name", "login_failure").await?,
-        failed_logins_by_address: ranked("source_ip", "login_failure").await?,
+        failed_logins_by_address: ranked("COALESCE(source_ip, ip_net)", "login_failure").await?,
         denials_by_actor: ranked("actor_name", "permission_denied").await?,
         executions_by_module: ranked("target_id", "module_execute").await?,
         sandbox_violations,

@@ -15,6 +15,9 @@ pub struct Model {
     pub actor_name: Option<String>,
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// privacy.yml `data_anonymization`: the reduced address and user agent (`anonymise.rs`).
+    pub ip_net: Option<String>,
+    pub ua_family: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
     pub outcome: String,
@@ -48,6 +51,8 @@ impl From<&RecordedEvent> for ActiveModel {
             ),
             source_ip: Set(e.ip.clone()),
             user_agent: Set(e.user_agent.clone()),
+            ip_net: Set(e.ip_net.clone()),
+            ua_family: Set(e.ua_family.clone()),
             target_type: Set(e.target.as_ref().map(|t| t.kind.clone())),
             target_id: Set(e
                 .target
@@ -105,6 +110,8 @@ impl TryFrom<Model> for RecordedEvent {
                 },
                 ip: m.source_ip,
                 user_agent: m.user_agent,
+                ip_net: m.ip_net,
+                ua_family: m.ua_family,
                 target,
                 outcome,
                 details: m.details,

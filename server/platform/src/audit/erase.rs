@@ -70,6 +70,20 @@ pub async fn database_page(
 /// Rewrites each audit file in `paths` (a file and its rotations) that holds plaintext of
 /// `pseudonym`, under the file destination's lock; returns how many lines changed.
 pub fn files(log: &Path, pseudonym: &str) -> io::Result<u64> {
+    let needle = format!("\"{pseudonym}\"");
+    rewrite_set(log, &|text: &str| {
+        if text.contains(&needle) {
+            scrub_line(text, pseudonym)
+        } else {
+            None
+        }
+    })
+}
+
+/// Rewrites the lines of `log` and its rotations that `change` returns a new text for (`None`:
+/// keep the line), under the file destination's lock; returns how many lines changed. A file is
+/// replaced whole by rename, so a reader or a crash sees the old file or the new one.
+pub(crate) fn rewrite_set(log: &Path, change: &dyn Fn(&str) -> Option<String>) -> io::Result<u64> {
     let mut lock_name = log.as_os_str().to_owned();
     lock_name.push(".lock");
     let lock = OpenOptions::new()
@@ -80,7 +94,7 @@ pub fn files(log: &Path, pseudonym: &str) -> io::Result<u64> {
     lock.lock()?;
     let mut changed = 0;
     for path in verify::rotated_set(log) {
-        changed += rewrite(&path, pseudonym)?;
+        changed += rewrite(&path, change)?;
     }
     Ok(changed)
 }
@@ -91,24 +105,20 @@ fn tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn rewrite(path: &Path, pseudonym: &str) -> io::Result<u64> {
+fn rewrite(path: &Path, change: &dyn Fn(&str) -> Option<String>) -> io::Result<u64> {
     let tmp = tmp_path(path);
     // A rewrite interrupted before its rename leaves this behind; the original is intact.
     let _ = fs::remove_file(&tmp);
-    let needle = format!("\"{pseudonym}\"");
     let mut lines = Vec::new();
     let mut changed = 0;
     for text in file::open_lines(path)?.lines() {
         let text = text?;
-        if text.contains(&needle)
-            && let Some(scrubbed) = scrub_line(&text, pseudonym)
-        {
-            if scrubbed != text {
+        match change(&text) {
+            Some(new) if new != text => {
                 changed += 1;
+                lines.push(new);
             }
-            lines.push(scrubbed);
-        } else {
-            lines.push(text);
+            _ => lines.push(text),
         }
     }
     if changed == 0 {

@@ -177,6 +177,13 @@ pub struct AuditEvent {
     pub actor: Actor,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// privacy.yml `data_anonymization`: the client's network (IPv4 /24, IPv6 /48), kept after
+    /// `ip` is dropped (`anonymise.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_net: Option<String>,
+    /// The user agent's family and major version, kept after `user_agent` is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ua_family: Option<String>,
     pub target: Option<Target>,
     pub outcome: Outcome,
     pub details: serde_json::Value,
@@ -189,6 +196,8 @@ impl AuditEvent {
             actor,
             ip: None,
             user_agent: None,
+            ip_net: None,
+            ua_family: None,
             target: None,
             outcome,
             details: serde_json::Value::Object(Default::default()),

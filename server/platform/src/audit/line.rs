@@ -57,6 +57,11 @@ struct Shape<'a> {
     actor: ActorShape<'a>,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,
+    // Absent on events recorded without anonymisation, so their hashes do not change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip_net: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua_family: Option<&'a str>,
     outcome: &'static str,
     #[serde(flatten)]
     resources: BTreeMap<String, &'a str>,
@@ -113,6 +118,8 @@ fn shape(r: &RecordedEvent) -> Shape<'_> {
         },
         ip: e.ip.as_deref(),
         user_agent: e.user_agent.as_deref(),
+        ip_net: e.ip_net.as_deref(),
+        ua_family: e.ua_family.as_deref(),
         outcome: e.outcome.as_str(),
         resources,
         details: &e.details,

@@ -169,8 +169,15 @@ pub fn csv_row(e: &RecordedEvent) -> String {
         ev.outcome.as_str(),
         ev.actor.id.as_deref().unwrap_or_default(),
         &ev.actor.name,
-        ev.ip.as_deref().unwrap_or_default(),
-        ev.user_agent.as_deref().unwrap_or_default(),
+        // Once anonymised, the reduced forms are what is kept.
+        ev.ip
+            .as_deref()
+            .or(ev.ip_net.as_deref())
+            .unwrap_or_default(),
+        ev.user_agent
+            .as_deref()
+            .or(ev.ua_family.as_deref())
+            .unwrap_or_default(),
         ev.target
             .as_ref()
             .map(|t| t.kind.as_str())
@@ -260,6 +267,8 @@ pub(super) async fn run(
             "target_id",
             "source_ip",
             "user_agent",
+            "ip_net",
+            "ua_family",
             "event",
         ] {
             any = any.add(Expr::cust(format!("LOWER({col})")).like(like_pattern(text)));

@@ -57,27 +57,55 @@ pub struct Verification {
     pub unchained: u64,
     /// Personal values (chain v2) whose plaintext is gone because their person was erased.
     pub erased: u64,
+    /// Client addresses and user agents whose full value was dropped after the IDS window
+    /// (privacy.yml `data_anonymization`); the event keeps `ip_net` / `ua_family`.
+    pub reduced: u64,
     /// Personal values of file lines not checked against their digests (no subject keys given).
     pub unchecked: u64,
     pub broken: Option<Broken>,
 }
 
-/// Checks the personal values of a v2 event against their digests; returns how many are erased.
+/// What the personal values of the events checked so far came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub erased: u64,
+    pub reduced: u64,
+    pub unchecked: u64,
+}
+
+/// Checks the personal values of a v2 event against their digests, counting into `tally`.
 pub fn check_personal(
     event: &RecordedEvent,
     subjects: &HashMap<String, Subject>,
-) -> Result<u64, String> {
+    tally: &mut Tally,
+) -> Result<(), String> {
     match &event.pii {
-        Some(pii) => check_values(&event.id, &line::plain_value(event), pii, subjects, false)
-            .map(|(erased, _)| erased),
-        None => Ok(0),
+        Some(pii) => check_values(
+            &event.id,
+            &line::plain_value(event),
+            pii,
+            subjects,
+            false,
+            tally,
+        ),
+        None => Ok(()),
+    }
+}
+
+/// The reduced form that stands in for a full value that anonymisation drops.
+fn reduced_form(pointer: &str) -> Option<&'static str> {
+    match pointer {
+        "/ip" => Some("/ip_net"),
+        "/user_agent" => Some("/ua_family"),
+        _ => None,
     }
 }
 
 /// Plaintext that is there must match its digest under its subject's key, and must not belong to
 /// an erased subject. Plaintext that is gone is fine only for a subject being or already erased,
 /// or one that holds values of no account. `plain` holds the plaintext at the pointers of `pii`.
-/// Returns the values erased and, with `unknown_unchecked` (a file checked against a database
+/// An address or user agent that is gone is fine when the event keeps its reduced form. Counts
+/// the values erased, reduced and, with `unknown_unchecked` (a file checked against a database
 /// that does not hold its subjects), those left unchecked.
 fn check_values(
     id: &uuid::Uuid,
@@ -85,13 +113,12 @@ fn check_values(
     pii: &personal::Pii,
     subjects: &HashMap<String, Subject>,
     unknown_unchecked: bool,
-) -> Result<(u64, u64), String> {
-    let mut erased = 0;
-    let mut unchecked = 0;
+    tally: &mut Tally,
+) -> Result<(), String> {
     for (pointer, sealed) in pii {
         let Some(subject) = subjects.get(&sealed.s) else {
             if unknown_unchecked {
-                unchecked += 1;
+                tally.unchecked += 1;
                 continue;
             }
             return Err(format!(
@@ -117,16 +144,19 @@ fn check_values(
                 }
                 Some(_) => {}
             },
+            None if reduced_form(pointer).is_some_and(|r| personal::present(plain.pointer(r))) => {
+                tally.reduced += 1;
+            }
             None if subject.state == State::Active && !subject.epoch => {
                 return Err(format!(
                     "personal field {pointer} was removed, but its subject {} was not erased",
                     sealed.s
                 ));
             }
-            None => erased += 1,
+            None => tally.erased += 1,
         }
     }
-    Ok((erased, unchecked))
+    Ok(())
 }
 
 const PAGE: u64 = 1000;
@@ -142,7 +172,7 @@ pub async fn database(
         .count(db)
         .await?;
     let mut verified = 0;
-    let mut erased = 0;
+    let mut tally = Tally::default();
     // Retention may have pruned the front of the chain behind a signed checkpoint.
     let (mut expected_seq, mut prev) = match super::checkpoint::start(db, key).await? {
         Ok(Some(start)) => (start.seq + 1, start.hash),
@@ -151,7 +181,8 @@ pub async fn database(
             return Ok(Verification {
                 verified,
                 unchained,
-                erased,
+                erased: tally.erased,
+                reduced: tally.reduced,
                 unchecked: 0,
                 broken: Some(Broken::Head { reason }),
             });
@@ -175,10 +206,11 @@ pub async fn database(
             .await?;
         for row in rows {
             let (id, seq) = (row.id, row.seq.unwrap_or_default());
-            let broken = |reason: String| Verification {
+            let broken = move |reason: String| Verification {
                 verified,
                 unchained,
-                erased,
+                erased: tally.erased,
+                reduced: tally.reduced,
                 unchecked: 0,
                 broken: Some(Broken::Row { id, seq, reason }),
             };
@@ -202,9 +234,8 @@ pub async fn database(
                     "the event's content does not match its keyed hash (altered, or re-chained without the key)".into(),
                 ));
             }
-            match check_personal(&event, &known) {
-                Ok(n) => erased += n,
-                Err(reason) => return Ok(broken(reason)),
+            if let Err(reason) = check_personal(&event, &known, &mut tally) {
+                return Ok(broken(reason));
             }
             prev = stored;
             expected_seq += 1;
@@ -225,7 +256,8 @@ pub async fn database(
         return Ok(Verification {
             verified,
             unchained,
-            erased,
+            erased: tally.erased,
+            reduced: tally.reduced,
             unchecked: 0,
             broken: Some(Broken::Head { reason }),
         });
@@ -233,7 +265,8 @@ pub async fn database(
     Ok(Verification {
         verified,
         unchained,
-        erased,
+        erased: tally.erased,
+        reduced: tally.reduced,
         unchecked: 0,
         broken: None,
     })
@@ -267,8 +300,7 @@ pub fn files_with_subjects(
     subjects: Option<&HashMap<String, Subject>>,
 ) -> Result<Verification, AuditError> {
     let mut verified = 0;
-    let mut erased = 0;
-    let mut unchecked = 0;
+    let mut tally = Tally::default();
     let mut prev: Option<String> = None;
     for path in paths {
         let io =
@@ -276,11 +308,12 @@ pub fn files_with_subjects(
         let reader = file::open_lines(path).map_err(io)?;
         for (i, text) in reader.lines().enumerate() {
             let text = text.map_err(io)?;
-            let broken = |reason: &str| Verification {
+            let broken = move |reason: &str| Verification {
                 verified,
                 unchained: 0,
-                erased,
-                unchecked,
+                erased: tally.erased,
+                reduced: tally.reduced,
+                unchecked: tally.unchecked,
                 broken: Some(Broken::Line {
                     file: path.clone(),
                     line: i + 1,
@@ -325,14 +358,12 @@ pub fn files_with_subjects(
             }
             if let Some(pii) = line_pii {
                 match subjects {
-                    Some(known) => match check_line(&plain, pii, known) {
-                        Ok((e, u)) => {
-                            erased += e;
-                            unchecked += u;
+                    Some(known) => {
+                        if let Err(reason) = check_line(&plain, pii, known, &mut tally) {
+                            return Ok(broken(&reason));
                         }
-                        Err(reason) => return Ok(broken(&reason)),
-                    },
-                    None => unchecked += pii.len() as u64,
+                    }
+                    None => tally.unchecked += pii.len() as u64,
                 }
             }
             prev = Some(stored);
@@ -342,8 +373,9 @@ pub fn files_with_subjects(
     Ok(Verification {
         verified,
         unchained: 0,
-        erased,
-        unchecked,
+        erased: tally.erased,
+        reduced: tally.reduced,
+        unchecked: tally.unchecked,
         broken: None,
     })
 }
@@ -353,11 +385,12 @@ fn check_line(
     line: &Value,
     pii: personal::Pii,
     subjects: &HashMap<String, Subject>,
-) -> Result<(u64, u64), String> {
+    tally: &mut Tally,
+) -> Result<(), String> {
     let id = line
         .get("id")
         .and_then(Value::as_str)
         .and_then(|s| uuid::Uuid::parse_str(s).ok())
         .ok_or("a v2 line without an event id")?;
-    check_values(&id, line, &pii, subjects, true)
+    check_values(&id, line, &pii, subjects, true, tally)
 }

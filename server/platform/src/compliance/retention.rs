@@ -71,6 +71,7 @@ impl Compliance {
         };
         if !dry_run {
             let details = serde_json::json!({
+                "job": "retention",
                 "accounts": report.accounts.len(),
                 "modules": report.modules.len(),
                 "audit_events": report.audit_events,
@@ -84,6 +85,29 @@ impl Compliance {
                 .await?;
         }
         Ok(report)
+    }
+
+    /// Applies privacy.yml `data_anonymization` as of now: the full client addresses and user
+    /// agents older than the IDS window are dropped, their reduced forms stay (see
+    /// `audit/anonymise.rs`). A pass that changed anything is a `retention_run` event with
+    /// `job: anonymisation`. The server runs it every hour.
+    pub async fn anonymise(&self) -> Result<crate::audit::anonymise::Anonymised, ComplianceError> {
+        let done = self.audit.anonymise().await?;
+        if done != crate::audit::anonymise::Anonymised::default() {
+            let details = serde_json::json!({
+                "job": "anonymisation",
+                "addresses": done.addresses,
+                "user_agents": done.user_agents,
+                "file_lines": done.lines,
+            });
+            self.audit
+                .record(
+                    AuditEvent::new(EventKind::RetentionRun, Actor::system(), Outcome::Success)
+                        .with_details(details),
+                )
+                .await?;
+        }
+        Ok(done)
     }
 
     async fn retire_accounts(

@@ -34,6 +34,38 @@ pub struct DataRetention {
 pub struct DataAnonymization {
     pub enabled: bool,
     pub fields_to_anonymize: Vec<AnonymizedField>,
+    /// Documented addition: how long the full client address and user agent are kept before
+    /// only their reduced forms stay. Left out: the IDS window (the longest `duration` or
+    /// `in <span>` of ids.yml), at least 24 hours.
+    #[serde(default)]
+    pub full_for: Option<Span>,
+}
+
+/// The shortest time full addresses and user agents are kept, whatever ids.yml says.
+pub const MIN_FULL_FOR: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+impl DataAnonymization {
+    /// Whether `field` is stored reduced.
+    pub fn reduces(&self, field: AnonymizedField) -> bool {
+        self.enabled && self.fields_to_anonymize.contains(&field)
+    }
+
+    /// How long full values are kept: `full_for`, else the IDS window with a 24-hour floor.
+    pub fn full_for(&self, ids: &super::ids::IdsFile) -> std::time::Duration {
+        if let Some(span) = self.full_for {
+            return span.duration();
+        }
+        let rules = &ids.intrusion_detection.rules;
+        let windows = rules.iter().flat_map(|r| {
+            let within = r
+                .condition
+                .split(" in ")
+                .skip(1)
+                .filter_map(|rest| rest.split_whitespace().next()?.parse::<Span>().ok());
+            r.duration.into_iter().chain(within).map(Span::duration)
+        });
+        windows.fold(MIN_FULL_FOR, std::cmp::max)
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -89,6 +121,17 @@ impl PrivacyFile {
                     "must be longer than zero",
                 );
             }
+        }
+        if self
+            .privacy
+            .data_anonymization
+            .full_for
+            .is_some_and(|s| s.duration().is_zero())
+        {
+            p.push(
+                "privacy.data_anonymization.full_for",
+                "must be longer than zero",
+            );
         }
         if self.privacy.data_export.enabled && self.privacy.data_export.formats.is_empty() {
             p.push(

@@ -121,7 +121,20 @@ impl SyslogSink {
             Outcome::Failure | Outcome::Denied => 4, // warning
         };
         let pri = u16::from(self.facility) * 8 + severity;
-        let mut msg = line::render_unchained(event);
+        // The platform cannot drop values from a remote log later: with anonymisation on, syslog
+        // only ever gets the reduced address and user agent.
+        let mut msg = if event.event.ip_net.is_some() || event.event.ua_family.is_some() {
+            let mut reduced = event.clone();
+            if reduced.event.ip_net.is_some() {
+                reduced.event.ip = None;
+            }
+            if reduced.event.ua_family.is_some() {
+                reduced.event.user_agent = None;
+            }
+            line::render_unchained(&reduced)
+        } else {
+            line::render_unchained(event)
+        };
         if msg.len() > MAX_MESSAGE {
             let mut cut = MAX_MESSAGE;
             while !msg.is_char_boundary(cut) {

@@ -604,13 +604,14 @@ async fn audit_events<W: std::io::Write + std::io::Seek>(
                     json!(e.event),
                     json!(e.actor_id),
                     json!(e.actor_name),
+                    // Past the IDS window only the reduced forms are kept (data_anonymization).
                     if theirs {
-                        json!(e.source_ip)
+                        json!(e.source_ip.or(e.ip_net))
                     } else {
                         Value::Null
                     },
                     if theirs {
-                        json!(e.user_agent)
+                        json!(e.user_agent.or(e.ua_family))
                     } else {
                         Value::Null
                     },
