@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod compliance;
 pub mod erasure;
 pub mod error;
 pub mod exports;

@@ -21,6 +21,7 @@ use crate::ui::{
     pages::{
         account::AccountPage,
         audit::AuditPage,
+        compliance::CompliancePage,
         home::Home,
         modules::{ModulesPage, ReviewQueuePage, UploadPage, detail::ModulePage},
         not_found::NotFound,
@@ -78,7 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/snapshots") view=|| view! { <SectionPage section="snapshots" /> } />
                     <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/security") view=SecurityPage ssr=SsrMode::Async />
-                    <Route path=path!("/compliance") view=|| view! { <SectionPage section="compliance" /> } />
+                    <Route path=path!("/compliance") view=CompliancePage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -87,6 +87,33 @@ async fn erasure_over_the_api(database_url: Option<&str>) {
     let (status, _) = send(other.get(server.url("/api/v1/erasures")).bearer_auth(&finn)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
+    // The compliance overview: the settings in force for system:audit, refused to others.
+    let (status, _) = send(
+        other
+            .get(server.url("/api/v1/compliance/privacy"))
+            .bearer_auth(&finn),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, overview) = send(
+        other
+            .get(server.url("/api/v1/compliance/privacy"))
+            .bearer_auth(&admin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    let settings = &overview["settings"];
+    assert_eq!(
+        settings["retention"][0],
+        serde_json::json!(["Audit events", "7 years"])
+    );
+    assert_eq!(settings["full_values_kept_for"], "1 day");
+    assert_eq!(settings["grace_period"], "7 days");
+    assert_eq!(
+        settings["anonymised_fields"],
+        serde_json::json!(["ip_address", "user_agent", "email"])
+    );
+
     // An administrator erases the account; the failpoint aborts the server mid-erasure.
     let (status, body) = send(
         other

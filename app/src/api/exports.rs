@@ -44,21 +44,13 @@ pub struct ExportSettings {
 
 #[server(endpoint = "exports/options", input = leptos::server_fn::codec::GetUrl)]
 pub async fn export_options() -> Result<ExportSettings, AppError> {
-    use platform::config::privacy::ExportFormat;
     let platform = ssr::platform()?;
     ssr::principal().await?;
-    let settings = &platform.config().privacy.privacy.data_export;
+    let settings = platform.compliance().privacy_settings();
     Ok(ExportSettings {
-        enabled: settings.enabled,
-        formats: settings
-            .formats
-            .iter()
-            .map(|f| match f {
-                ExportFormat::Json => "json".to_string(),
-                ExportFormat::Csv => "csv".to_string(),
-            })
-            .collect(),
-        encryption_required: settings.encryption,
+        enabled: settings.export,
+        formats: settings.export_formats,
+        encryption_required: settings.export_encryption,
     })
 }
 
@@ -67,25 +59,28 @@ pub async fn export_options() -> Result<ExportSettings, AppError> {
 pub async fn list_exports() -> Result<Vec<ExportRow>, AppError> {
     let platform = ssr::platform()?;
     let principal = ssr::principal().await?;
-    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     let list = platform.compliance().list_exports(&principal).await?;
-    Ok(list
-        .into_iter()
-        .map(|e| ExportRow {
-            requested_at: when(e.created_at),
-            expires_at: e.expires_at.map(when),
-            id: e.id,
-            username: e.username,
-            format: e.format,
-            encryption: e.encryption,
-            include_binaries: e.include_binaries,
-            status: e.status,
-            progress: e.progress,
-            error: e.error,
-            size_bytes: e.size_bytes,
-            file_name: e.file_name,
-        })
-        .collect())
+    Ok(list.into_iter().map(export_row).collect())
+}
+
+/// An export as a page shows it.
+#[cfg(feature = "ssr")]
+pub(crate) fn export_row(e: platform::compliance::export::ExportStatus) -> ExportRow {
+    let when = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    ExportRow {
+        requested_at: when(e.created_at),
+        expires_at: e.expires_at.map(when),
+        id: e.id,
+        username: e.username,
+        format: e.format,
+        encryption: e.encryption,
+        include_binaries: e.include_binaries,
+        status: e.status,
+        progress: e.progress,
+        error: e.error,
+        size_bytes: e.size_bytes,
+        file_name: e.file_name,
+    }
 }
 
 /// Asks for an export of the caller's data. `protection` is `recipient`, `passphrase` or `none`

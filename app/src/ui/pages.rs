@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod compliance;
 pub mod home;
 pub mod modules;
 pub mod not_found;

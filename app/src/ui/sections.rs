@@ -96,11 +96,7 @@ pub const SECTIONS: &[Section] = &[
         path: "/compliance",
         title: "Compliance",
         summary: "GDPR requests and SOC 2 controls.",
-        coming: &[
-            "Data exports and erasure requests",
-            "Retention status",
-            "SOC 2 control report",
-        ],
+        coming: &["SOC 2 control report"],
         icon: "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8zM14 2v6h6M9 15l2 2 4-4",
     },
 ];

@@ -6,7 +6,9 @@
 //!   `export/seal.rs`.
 //!
 //! - `erasure.rs`: the right to be forgotten: requests, decisions and the resumable erasure.
-//! - `retention.rs`: privacy.yml `data_retention`, applied by a daily job and the CLI.
+//! - `retention.rs`: privacy.yml `data_retention`, applied by a daily job and the CLI, and
+//!   `data_anonymization` of the audit trail, applied every hour.
+//! - `overview.rs`: what the compliance page shows.
 //!
 //! Every operation takes the acting [`Principal`], decides access here and records its audit event
 //! here, so the dashboard, the REST API and the CLI behave the same.
@@ -14,6 +16,7 @@
 pub(crate) mod entities;
 pub mod erasure;
 pub mod export;
+pub mod overview;
 pub mod retention;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};

@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod auth;
+mod compliance;
 pub mod erasures;
 mod error;
 pub mod exports;
@@ -54,6 +55,7 @@ api_routes! {
     "/me/exports/{id}/download" => get(exports::download),
     "/me/erasure" => get(erasures::own).post(erasures::request_own).delete(erasures::cancel_own),
     "/erasures" => get(erasures::list),
+    "/compliance/privacy" => get(compliance::privacy),
     "/erasures/{id}/approve" => post(erasures::approve),
     "/erasures/{id}/reject" => post(erasures::reject),
     "/users" => get(users::list).post(users::create),

@@ -426,7 +426,7 @@ impl Compliance {
         if allowed { Ok(row) } else { Err(unknown()) }
     }
 
-    async fn with_usernames(
+    pub(super) async fn with_usernames(
         &self,
         rows: Vec<data_export::Model>,
     ) -> Result<Vec<ExportStatus>, ComplianceError> {
@@ -449,7 +449,7 @@ impl Compliance {
 
     /// Expires ready exports past their lifetime (deleting their files) and fails preparations a
     /// restart interrupted. Cheap when there is nothing to do; run before every read.
-    async fn sweep(&self, now: DateTime<Utc>) -> Result<(), ComplianceError> {
+    pub(super) async fn sweep(&self, now: DateTime<Utc>) -> Result<(), ComplianceError> {
         let expired: Vec<uuid::Uuid> = data_export::Entity::find()
             .select_only()
             .column(data_export::Column::Id)

@@ -1,0 +1,184 @@
+//! Server functions of the Compliance page (see `platform::compliance::overview`): the privacy
+//! settings in force, the erasure requests an administrator decides, the last retention run and
+//! anonymisation pass, and every account's export requests.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+use super::session as ssr;
+use super::{AppError, exports::ExportRow};
+
+/// privacy.yml as the platform applies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsView {
+    pub gdpr_compliance: bool,
+    pub retention: Vec<(String, String)>,
+    pub anonymisation: bool,
+    pub anonymised_fields: Vec<String>,
+    pub full_values_kept_for: String,
+    pub erasure: bool,
+    pub automated_deletion: bool,
+    pub grace_period: String,
+    pub export: bool,
+    pub export_formats: Vec<String>,
+    pub export_encryption: bool,
+}
+
+/// An erasure request as the administrators' list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureAdminRow {
+    pub id: String,
+    /// The account while it exists; empty once erased.
+    pub username: String,
+    /// `self`, `admin` or `retention`.
+    pub origin: String,
+    pub status: String,
+    pub step: String,
+    pub requested_at: String,
+    pub run_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl ErasureAdminRow {
+    /// Not run yet: an administrator can still approve (run it now) or reject it.
+    pub fn open(&self) -> bool {
+        matches!(self.status.as_str(), "requested" | "scheduled")
+    }
+}
+
+/// A background job's last run: when, and what it counted (`(label, number)`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    pub at: String,
+    pub counts: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceView {
+    pub settings: SettingsView,
+    /// `None` when the caller may not decide erasures (`users:delete`).
+    pub erasures: Option<Vec<ErasureAdminRow>>,
+    pub last_retention: Option<JobView>,
+    pub last_anonymisation: Option<JobView>,
+    pub exports: Vec<ExportRow>,
+}
+
+#[cfg(feature = "ssr")]
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+#[cfg(feature = "ssr")]
+fn job(
+    run: Option<platform::compliance::overview::JobRun>,
+    labels: &[(&str, &str)],
+) -> Option<JobView> {
+    run.map(|r| JobView {
+        at: when(r.at),
+        counts: labels
+            .iter()
+            .map(|(key, label)| {
+                let n = r
+                    .details
+                    .get(*key)
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                (label.to_string(), n)
+            })
+            .collect(),
+    })
+}
+
+#[server(endpoint = "compliance/overview", input = leptos::server_fn::codec::GetUrl)]
+pub async fn compliance_overview() -> Result<ComplianceView, AppError> {
+    use platform::compliance::ComplianceError;
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    let compliance = platform.compliance();
+    let o = compliance.overview(&principal).await?;
+    let erasures = match compliance.list_erasures(&principal, false).await {
+        Ok(list) => Some(
+            list.into_iter()
+                .map(|e| ErasureAdminRow {
+                    id: e.id,
+                    username: e.username.unwrap_or_default(),
+                    origin: e.origin,
+                    status: e.status,
+                    step: e.step,
+                    requested_at: when(e.requested_at),
+                    run_at: e.run_at.map(when),
+                    last_error: e.last_error,
+                })
+                .collect(),
+        ),
+        Err(ComplianceError::Forbidden(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let s = o.settings;
+    Ok(ComplianceView {
+        settings: SettingsView {
+            gdpr_compliance: s.gdpr_compliance,
+            retention: s.retention,
+            anonymisation: s.anonymisation,
+            anonymised_fields: s.anonymised_fields,
+            full_values_kept_for: s.full_values_kept_for,
+            erasure: s.erasure,
+            automated_deletion: s.automated_deletion,
+            grace_period: s.grace_period,
+            export: s.export,
+            export_formats: s.export_formats,
+            export_encryption: s.export_encryption,
+        },
+        erasures,
+        last_retention: job(
+            o.last_retention,
+            &[
+                ("accounts", "accounts scheduled for erasure"),
+                ("modules", "modules deleted"),
+                ("audit_events", "audit events pruned"),
+                ("metrics", "metrics samples removed"),
+            ],
+        ),
+        last_anonymisation: job(
+            o.last_anonymisation,
+            &[
+                ("addresses", "addresses reduced"),
+                ("user_agents", "user agents reduced"),
+                ("file_lines", "audit file lines rewritten"),
+            ],
+        ),
+        exports: o
+            .exports
+            .into_iter()
+            .map(super::exports::export_row)
+            .collect(),
+    })
+}
+
+/// Approves (`decision` = `approve`) or rejects (`reject`, with a reason the person sees) an
+/// erasure request.
+#[server(endpoint = "compliance/erasure")]
+pub async fn decide_erasure(
+    id: String,
+    decision: String,
+    #[server(default)] reason: String,
+) -> Result<(), AppError> {
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    let compliance = platform.compliance();
+    match decision.as_str() {
+        "approve" => {
+            compliance.approve_erasure(&principal, &id).await?;
+            leptos_axum::redirect("/compliance?erasure=approved#erasures");
+        }
+        "reject" => {
+            compliance.reject_erasure(&principal, &id, &reason).await?;
+            leptos_axum::redirect("/compliance?erasure=rejected#erasures");
+        }
+        _ => {
+            return Err(AppError::invalid("decision", "choose approve or reject"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! The Compliance page, GDPR part (privacy.yml): the privacy settings in force, the erasure
+//! requests waiting for an administrator (approve, or reject with a reason the person sees), the
+//! last retention run and anonymisation pass, and every account's export requests.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+use crate::{
+    api::{
+        compliance::{
+            ComplianceView, DecideErasure, ErasureAdminRow, JobView, SettingsView,
+            compliance_overview,
+        },
+        exports::ExportRow,
+    },
+    ui::{
+        components::{EmptyState, PageHeader},
+        forms::{FormError, page_error},
+        sections,
+    },
+};
+
+#[component]
+pub fn CompliancePage() -> impl IntoView {
+    let query = use_query_map();
+    let decide = ServerAction::<DecideErasure>::new();
+    let data = Resource::new(
+        move || (query.get(), decide.version().get()),
+        |_| compliance_overview(),
+    );
+    let error = Signal::derive(move || decide.value().get().and_then(Result::err));
+    let notice = move || match query.read().get("erasure").as_deref() {
+        Some("approved") => Some("The erasure was approved; it runs now."),
+        Some("rejected") => Some("The request was rejected; the person sees your reason."),
+        _ => None,
+    };
+    view! {
+        <Title text="Compliance" />
+        <PageHeader title="Compliance" summary="GDPR: the privacy settings in force, erasure requests, retention and data exports." />
+        {move || notice().map(|n| view! { <div class="alert alert-ok" role="status">{n}</div> })}
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match data.await {
+                    Err(e) => page_error(e),
+                    Ok(view) => page(view, decide, error).into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+fn page(
+    v: ComplianceView,
+    decide: ServerAction<DecideErasure>,
+    error: Signal<Option<crate::api::AppError>>,
+) -> impl IntoView {
+    view! {
+        <div class="grid">
+            {settings_card(v.settings)}
+            <section class="card" aria-labelledby="retention-title" data-testid="retention-card">
+                <h2 id="retention-title">"Retention"</h2>
+                {job_view("Last retention run", v.last_retention, "Retention runs once a day, or with wasm-as-os admin retention run.")}
+                {job_view("Last anonymisation", v.last_anonymisation, "Anonymisation runs every hour once there is something to reduce.")}
+            </section>
+        </div>
+        {erasures_card(v.erasures, decide, error)}
+        {exports_card(v.exports)}
+    }
+}
+
+fn yes(on: bool) -> &'static str {
+    if on { "on" } else { "off" }
+}
+
+fn settings_card(s: SettingsView) -> impl IntoView {
+    let fields = if s.anonymised_fields.is_empty() {
+        "none".to_string()
+    } else {
+        s.anonymised_fields.join(", ")
+    };
+    let formats = s.export_formats.join(", ");
+    view! {
+        <section class="card" aria-labelledby="settings-title" data-testid="privacy-settings">
+            <h2 id="settings-title">"Privacy settings"</h2>
+            <p class="muted">"From privacy.yml, as the platform applies them."</p>
+            <dl class="facts">
+                <dt>"GDPR compliance"</dt><dd>{yes(s.gdpr_compliance)}</dd>
+                {s.retention.into_iter().map(|(what, period)| view! {
+                    <dt>{format!("Keep {}", what.to_lowercase())}</dt><dd>{period}</dd>
+                }).collect_view()}
+                <dt>"Anonymisation"</dt><dd>{format!("{} ({fields})", yes(s.anonymisation))}</dd>
+                <dt>"Full addresses and user agents kept"</dt><dd>{s.full_values_kept_for}</dd>
+                <dt>"Right to be forgotten"</dt><dd>{yes(s.erasure)}</dd>
+                <dt>"Erasure"</dt>
+                <dd>{if s.automated_deletion {
+                    format!("automatic, after a grace period of {}", s.grace_period)
+                } else {
+                    "after an administrator approves".to_string()
+                }}</dd>
+                <dt>"Data export"</dt>
+                <dd>{format!("{} ({formats}{})", yes(s.export), if s.export_encryption { ", encrypted with age" } else { "" })}</dd>
+            </dl>
+        </section>
+    }
+}
+
+fn job_view(title: &'static str, run: Option<JobView>, none: &'static str) -> impl IntoView {
+    view! {
+        <h3>{title}</h3>
+        {match run {
+            None => view! { <p class="muted">{format!("Not run yet. {none}")}</p> }.into_any(),
+            Some(j) => view! {
+                <p>{j.at}</p>
+                <ul class="plain-list">
+                    {j.counts.into_iter().map(|(label, n)| view! { <li><strong>{n}</strong>" "{label}</li> }).collect_view()}
+                </ul>
+            }.into_any(),
+        }}
+    }
+}
+
+fn erasures_card(
+    list: Option<Vec<ErasureAdminRow>>,
+    decide: ServerAction<DecideErasure>,
+    error: Signal<Option<crate::api::AppError>>,
+) -> impl IntoView {
+    let icon = sections::find("compliance").map_or("", |s| s.icon);
+    let body = match list {
+        None => view! { <p class="muted">"Deciding erasure requests needs the users:delete permission."</p> }.into_any(),
+        Some(list) if list.is_empty() => view! {
+            <EmptyState icon title="No erasure requests".to_string()>
+                <p>"When someone asks for their account to be erased, the request appears here."</p>
+            </EmptyState>
+        }.into_any(),
+        Some(list) => view! {
+            <FormError error />
+            <div class="table-wrap">
+                <table class="table" data-testid="erasures-table">
+                    <thead><tr><th scope="col">"Account"</th><th scope="col">"Asked by"</th><th scope="col">"Requested"</th><th scope="col">"Status"</th><th scope="col">"Decision"</th></tr></thead>
+                    <tbody>{list.into_iter().map(|e| erasure_row(e, decide)).collect_view()}</tbody>
+                </table>
+            </div>
+        }.into_any(),
+    };
+    view! {
+        <section class="card" id="erasures" aria-labelledby="erasures-title">
+            <h2 id="erasures-title">"Erasure requests"</h2>
+            {body}
+        </section>
+    }
+}
+
+fn erasure_row(e: ErasureAdminRow, decide: ServerAction<DecideErasure>) -> impl IntoView {
+    let origin = match e.origin.as_str() {
+        "self" => "the person",
+        "admin" => "an administrator",
+        "retention" => "retention",
+        _ => "unknown",
+    };
+    let who = if e.username.is_empty() {
+        "(erased)".to_string()
+    } else {
+        e.username.clone()
+    };
+    let status = match (e.status.as_str(), &e.run_at) {
+        ("scheduled", Some(at)) => format!("scheduled for {at}"),
+        ("running", _) => format!("running: {}", e.step),
+        (s, _) => s.to_string(),
+    };
+    let pill = match e.status.as_str() {
+        "done" => "pill pill-ok",
+        "rejected" | "cancelled" => "pill",
+        "requested" => "pill pill-warn",
+        _ => "pill",
+    };
+    let reason_id = format!("reason-{}", e.id);
+    let approve = if e.status == "scheduled" {
+        "Erase now"
+    } else {
+        "Approve"
+    };
+    let decision = e.open().then(|| {
+        let (id, id_again) = (e.id.clone(), e.id.clone());
+        let reason_for = reason_id.clone();
+        view! {
+            <ActionForm action=decide attr:class="form-inline">
+                <input type="hidden" name="id" value=id />
+                <input type="hidden" name="decision" value="approve" />
+                <button class="button button-small button-danger" type="submit" data-testid="erasure-approve">{approve}</button>
+            </ActionForm>
+            <ActionForm action=decide attr:class="form-inline-grid">
+                <input type="hidden" name="id" value=id_again />
+                <input type="hidden" name="decision" value="reject" />
+                <label class="visually-hidden" for=reason_for>"Reason for rejecting"</label>
+                <input id=reason_id.clone() name="reason" type="text" maxlength="255" required placeholder="Reason (the person sees it)" />
+                <button class="button button-small" type="submit" data-testid="erasure-reject">"Reject"</button>
+            </ActionForm>
+        }
+    });
+    view! {
+        <tr data-testid="erasure-row" data-status=e.status.clone()>
+            <td>{who}</td>
+            <td>{origin}</td>
+            <td>{e.requested_at.clone()}</td>
+            <td>
+                <span class=pill>{status}</span>
+                {e.last_error.clone().map(|err| view! { <p class="muted">{format!("last attempt: {err}")}</p> })}
+            </td>
+            <td>{decision}</td>
+        </tr>
+    }
+}
+
+fn exports_card(list: Vec<ExportRow>) -> impl IntoView {
+    let pending = list.iter().any(ExportRow::pending);
+    let body = if list.is_empty() {
+        let icon = sections::find("compliance").map_or("", |s| s.icon);
+        view! {
+            <EmptyState icon title="No export requests".to_string()>
+                <p>"People request exports of their data on their account page."</p>
+            </EmptyState>
+        }
+        .into_any()
+    } else {
+        view! {
+            {pending.then(|| view! {
+                <noscript inner_html="<meta http-equiv=\"refresh\" content=\"3\">"></noscript>
+            })}
+            <div class="table-wrap">
+                <table class="table" data-testid="compliance-exports">
+                    <thead><tr><th scope="col">"Whose data"</th><th scope="col">"Requested"</th><th scope="col">"Format"</th><th scope="col">"Encryption"</th><th scope="col">"Progress"</th><th scope="col">"Status"</th></tr></thead>
+                    <tbody>{list.into_iter().map(export_row).collect_view()}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="card" id="exports" aria-labelledby="exports-title">
+            <h2 id="exports-title">"Export requests"</h2>
+            <p class="muted">"Only the person who asked can download an export; this list shows that it happened."</p>
+            {body}
+        </section>
+    }
+}
+
+fn export_row(e: ExportRow) -> impl IntoView {
+    let label = format!("Export progress {}%", e.progress);
+    let status = match e.status.as_str() {
+        "ready" => format!("ready until {}", e.expires_at.clone().unwrap_or_default()),
+        s => s.to_string(),
+    };
+    view! {
+        <tr data-status=e.status.clone()>
+            <td>{if e.username.is_empty() { "(erased)".to_string() } else { e.username.clone() }}</td>
+            <td>{e.requested_at.clone()}</td>
+            <td>{if e.format == "csv" { "CSV (zip)" } else { "JSON" }}</td>
+            <td>{e.encryption.clone()}</td>
+            <td>
+                <div class="export-progress">
+                    <progress max="100" value=e.progress.to_string() aria-label=label></progress>
+                    <span class="muted">{format!("{}%", e.progress)}</span>
+                </div>
+            </td>
+            <td>{status}</td>
+        </tr>
+    }
+}
