@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { ADMIN, ADMIN_PASSWORD, ready } from "./helpers";
 
 // A person asks for the erasure of their account on the account page: the password again (a

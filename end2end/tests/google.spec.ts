@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { ready } from "./helpers";
 
 // .ci/test starts end2end/oidc-provider.mjs (a local OpenID provider standing in for Google) and

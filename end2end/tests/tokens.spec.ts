@@ -1,4 +1,4 @@
-import { expect, test } from "@playwright/test";
+import { expect, test } from "./fixtures";
 import { ready, signInAs } from "./helpers";
 
 test("a person makes a personal API token, sees it once, uses it and revokes it", async ({ page, javaScriptEnabled }, info) => {

@@ -1,4 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
+import { type Page } from "@playwright/test";
+import { expect, test } from "./fixtures";
 
 // .ci/test creates this administrator with the spec's CLI line before starting the server.
 const ADMIN = process.env.E2E_ADMIN_USER ?? "admin";

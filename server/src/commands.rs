@@ -37,6 +37,8 @@ pub enum CommandError {
     Modules(#[from] platform::modules::ModuleError),
     #[error(transparent)]
     Compliance(#[from] platform::compliance::ComplianceError),
+    #[error(transparent)]
+    Tls(#[from] crate::serve::tls::TlsError),
     #[error("{0}")]
     Usage(String),
     /// An enabled identity provider cannot be used (e.g. its discovery document is unreachable).
@@ -118,6 +120,18 @@ async fn config_check(options: &StartOptions) -> Result<(), CommandError> {
     let config = config::load(&options.config_dir)?;
     config::sandbox::check_allowed_paths(&config.sandbox, &options.data_dir)?;
     check_providers(&config).await?;
+    if config.tls.tls.enabled {
+        let tls = crate::serve::tls::Tls::new(&config.tls.tls, chrono::Utc::now())?;
+        let info = tls.info();
+        println!(
+            "TLS: certificate {} valid until {} ({} days), TLS {}+, {} suites",
+            info.subject,
+            info.not_after.format("%Y-%m-%d"),
+            info.days_left(chrono::Utc::now()),
+            tls.summary.min_version,
+            tls.summary.cipher_suites.len()
+        );
+    }
     println!("configuration in {} is valid", options.config_dir.display());
     Ok(())
 }
@@ -179,6 +193,30 @@ async fn status(platform: &Platform) -> Result<(), CommandError> {
     if readiness.migrations {
         let stale = platform.modules().stale_count().await?;
         println!("re-analysis  {stale} module(s) waiting to be analysed under the current rules");
+    }
+    let tls = &platform.config().tls.tls;
+    if !tls.enabled {
+        println!("tls          off (plain HTTP; put the server behind TLS before exposing it)");
+    } else {
+        match crate::serve::tls::Tls::new(tls, chrono::Utc::now()) {
+            Ok(t) => {
+                let info = t.info();
+                let days = info.days_left(chrono::Utc::now());
+                println!(
+                    "tls          on: TLS {}+, {} suites, client certificates {}",
+                    t.summary.min_version,
+                    t.summary.cipher_suites.len(),
+                    t.summary.client_auth
+                );
+                println!(
+                    "certificate  {} until {} ({days} days{})",
+                    info.subject,
+                    info.not_after.format("%Y-%m-%d %H:%M UTC"),
+                    if days < 30 { ", RENEW SOON" } else { "" }
+                );
+            }
+            Err(e) => println!("tls          on, but the certificate cannot be used: {e}"),
+        }
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod csrf;
 mod dashboard;
+pub mod headers;
 mod health;
 pub mod metrics;
 mod oidc;
@@ -13,7 +14,7 @@ pub mod slow_body;
 
 use axum::{Router, routing::get};
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use platform::Platform;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,7 +25,13 @@ use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 pub struct AppState {
     pub leptos: LeptosOptions,
     pub platform: Platform,
+    /// HTTPS in force (for `/readyz`), when tls.yml turns it on.
+    pub tls: TlsState,
 }
+
+/// The TLS side of the server, when on.
+#[derive(Clone, Default)]
+pub struct TlsState(pub Option<std::sync::Arc<crate::serve::tls::Tls>>);
 
 /// Browser sessions: an HttpOnly, SameSite=Lax cookie (Secure under TLS) naming a row of the
 /// `sessions` table; idle expiry is renewed by each request, the absolute limit is checked by the
@@ -49,16 +56,28 @@ pub struct Options {
     /// The origins cookie-carrying writes must come from.
     pub origins: csrf::PublicOrigins,
     pub body_pace: slow_body::BodyPace,
+    pub headers: headers::HeaderPolicy,
+    pub tls: Option<std::sync::Arc<crate::serve::tls::Tls>>,
 }
 
 pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Router {
     let state = AppState {
         leptos: leptos.clone(),
         platform: platform.clone(),
+        tls: TlsState(options.tls.clone()),
     };
     let sessions = session_layer(&platform);
     let routes = generate_route_list(app::App);
-    let context = move || provide_context(platform.clone());
+    // Each page gets the platform and the nonce `headers::security_headers` put in its CSP, so
+    // Leptos marks its inline scripts with it.
+    let context = move || {
+        provide_context(platform.clone());
+        if let Some(parts) = use_context::<axum::http::request::Parts>()
+            && let Some(nonce) = parts.extensions.get::<headers::CspNonce>()
+        {
+            provide_context(leptos::nonce::Nonce::from_value(nonce.0.clone()));
+        }
+    };
     Router::<AppState>::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -79,10 +98,13 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
             get(oidc::callback),
         )
         .merge(metrics::router(options.metrics_allow))
-        .leptos_routes_with_context(&state, routes, context, move || app::shell(leptos.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(leptos.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
         .layer(axum::middleware::from_fn(server_fn_status::status))
         // Inside the session layer, so a refusal can name the signed-in user in its audit event.
         .layer(axum::middleware::from_fn_with_state(
@@ -97,6 +119,10 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
         .layer(axum::middleware::from_fn_with_state(
             state.platform.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            options.headers,
+            headers::security_headers,
         ))
         .layer(axum::middleware::from_fn(request_log::log_request))
         .layer(PropagateRequestIdLayer::x_request_id())

@@ -2,8 +2,10 @@
 //! shutdown signal.
 
 mod connections;
+mod redirect;
+pub mod tls;
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use leptos::config::LeptosOptions;
 use platform::{
@@ -27,6 +29,16 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     let configured_origins =
         http::csrf::PublicOrigins::parse(&args.public_origin).map_err(CommandError::Usage)?;
     let (platform, notices) = Platform::start(options).await?;
+    // HTTPS: every file is checked before anything listens (one clear error naming the file).
+    let tls = match &platform.config().tls.tls {
+        t if t.enabled => {
+            let tls = Arc::new(tls::Tls::new(t, chrono::Utc::now())?);
+            warn_expiry(&tls.info());
+            Some(tls)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     crate::logging::set_redactor(platform.audit().redactor().clone());
     for notice in notices {
         match notice {
@@ -61,6 +73,19 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
             reason: listen_reason(&e),
         })?;
     let addr = listener.local_addr().map_err(CommandError::Serve)?;
+    // tls.yml `http_redirect`: bound now, so both listeners are up when the address is printed.
+    let plain_listener = match (&tls, platform.config().tls.tls.http_redirect) {
+        (Some(_), Some(plain)) => Some((
+            plain,
+            tokio::net::TcpListener::bind(plain)
+                .await
+                .map_err(|e| CommandError::Listen {
+                    addr: plain,
+                    reason: listen_reason(&e),
+                })?,
+        )),
+        _ => None,
+    };
 
     let site_root = args
         .site_root
@@ -79,10 +104,12 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
         if addr.ip().is_unspecified() || platform.config().tls.tls.enabled {
             tracing::warn!(
                 "--public-origin is not set: browser forms are accepted only from {}; set it to the address browsers use (e.g. https://wasm.example.com)",
-                http::csrf::PublicOrigins::derived(addr).list().join(", ")
+                http::csrf::PublicOrigins::derived(addr, scheme)
+                    .list()
+                    .join(", ")
             );
         }
-        http::csrf::PublicOrigins::derived(addr)
+        http::csrf::PublicOrigins::derived(addr, scheme)
     } else {
         configured_origins
     };
@@ -93,6 +120,11 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
             grace: args.body_timeout.duration(),
             min_rate: args.min_body_rate.bytes(),
         },
+        headers: http::headers::HeaderPolicy::with_hsts(
+            tls.as_ref()
+                .and_then(|_| platform.config().tls.tls.hsts_seconds()),
+        ),
+        tls: tls.clone(),
     };
     let router = http::router(platform.clone(), leptos, options);
 
@@ -110,26 +142,107 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
         Err(e) => tracing::error!(error = %e, "could not record config_change"),
     }
     let shutdown = shutdown_signal();
-    tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on http://{addr}");
+    tracing::info!(%addr, database = %platform.engine(), "wasm-as-os is listening on {scheme}://{addr}");
     // Tests and scripts read the bound address (useful with --listen 127.0.0.1:0) from this line.
-    println!("listening on http://{addr}");
+    println!("listening on {scheme}://{addr}");
     offer_setup_link(&platform, &origins).await;
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
     let eraser = tokio::spawn(run_erasures(platform.clone()));
     let retention = tokio::spawn(run_retention(platform.clone()));
+    let anonymiser = tokio::spawn(run_anonymisation(platform.clone()));
 
     let connections = connections::ConnectionOptions {
         header_timeout: args.header_timeout.duration(),
+        tls: tls.clone(),
     };
+    let redirector = match plain_listener {
+        Some((plain, listener)) => {
+            tracing::info!(%plain, "redirecting plain HTTP to HTTPS");
+            let options = connections::ConnectionOptions {
+                header_timeout: args.header_timeout.duration(),
+                tls: None,
+            };
+            let router = redirect::router(origins.clone(), addr.port());
+            Some(tokio::spawn(connections::serve(
+                listener,
+                router,
+                options,
+                std::future::pending::<()>(),
+            )))
+        }
+        _ => None,
+    };
+    let reloader = tls
+        .clone()
+        .map(|tls| tokio::spawn(reload_certificates(tls)));
     connections::serve(listener, router, connections, shutdown).await;
     tracing::info!("shutting down");
+    for task in [redirector, reloader].into_iter().flatten() {
+        task.abort();
+    }
     sweeper.abort();
     eraser.abort();
     retention.abort();
+    anonymiser.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
     // Delivers every buffered audit event (service_stop included) before the pool closes.
     platform.close().await;
     Ok(())
+}
+
+/// Warns when the certificate expires within 30 days.
+fn warn_expiry(info: &tls::CertInfo) {
+    let days = info.days_left(chrono::Utc::now());
+    if days < 30 {
+        tracing::warn!(subject = %info.subject, not_after = %info.not_after, days_left = days, "the TLS certificate expires soon; renew it and send SIGHUP");
+    } else {
+        tracing::info!(subject = %info.subject, not_after = %info.not_after, days_left = days, "TLS certificate loaded");
+    }
+}
+
+/// Reloads the TLS certificate on SIGHUP, and when its files change (checked every 30 s). A
+/// certificate that cannot be used is refused with the reason and the current one stays.
+async fn reload_certificates(tls: Arc<tls::Tls>) {
+    #[cfg(unix)]
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| tracing::error!(error = %e, "cannot listen for SIGHUP; certificates reload when their files change"))
+            .ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stamp = tls.stamp();
+    loop {
+        #[cfg(unix)]
+        let why = tokio::select! {
+            Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",
+            _ = tick.tick() => {
+                let now = tls.stamp();
+                if now == stamp { continue; }
+                stamp = now;
+                "the files changed"
+            }
+        };
+        #[cfg(not(unix))]
+        let why = {
+            tick.tick().await;
+            let now = tls.stamp();
+            if now == stamp {
+                continue;
+            }
+            stamp = now;
+            "the files changed"
+        };
+        match tls.reload(chrono::Utc::now()) {
+            Ok(info) => {
+                stamp = tls.stamp();
+                tracing::info!(reason = why, subject = %info.subject, not_after = %info.not_after, "reloaded the TLS certificate; new connections use it");
+                warn_expiry(&info);
+            }
+            Err(e) => {
+                tracing::error!(reason = why, error = %e, "keeping the current TLS certificate: the new one cannot be used")
+            }
+        }
+    }
 }
 
 /// With no account yet, prints a one-time link for creating the first administrator. It goes to
@@ -213,6 +326,27 @@ async fn run_retention(platform: Platform) {
             ),
             Err(e) => {
                 tracing::warn!(error = %platform::error_chain(&e), "could not apply retention")
+            }
+        }
+    }
+}
+
+/// Drops full client addresses and user agents past the IDS window (privacy.yml
+/// `data_anonymization`) two minutes after start and then every hour; idempotent like retention.
+async fn run_anonymisation(platform: Platform) {
+    tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3_600));
+    loop {
+        tick.tick().await;
+        match platform.compliance().anonymise().await {
+            Ok(done) => tracing::info!(
+                addresses = done.addresses,
+                user_agents = done.user_agents,
+                file_lines = done.lines,
+                "anonymisation applied"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %platform::error_chain(&e), "could not anonymise the audit trail")
             }
         }
     }

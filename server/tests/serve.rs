@@ -23,11 +23,26 @@ async fn exercise(server: &Server) {
     assert_eq!(ready.status(), 200);
     assert_eq!(
         ready.json::<serde_json::Value>().await.unwrap(),
-        serde_json::json!({"status": "ready", "database": "ok", "migrations": "ok"})
+        serde_json::json!({"status": "ready", "database": "ok", "migrations": "ok", "tls": {"enabled": false}})
     );
 
     let home = http.get(server.url("/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
+    // Security headers over plain HTTP too (no HSTS: that is for HTTPS only); the page's inline
+    // scripts carry this response's CSP nonce.
+    let h = home.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(!h.contains_key("strict-transport-security"));
     assert!(
         home.headers().contains_key("x-request-id"),
         "every response carries its request id"
@@ -52,6 +67,7 @@ async fn exercise(server: &Server) {
             "sidebar lacks {area}"
         );
     }
+    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "{html}");
     assert!(
         html.contains("up to date"),
         "the status panel is rendered on the server: {html}"

@@ -63,17 +63,17 @@ impl PublicOrigins {
 
     /// The origins of a server listening on `addr` when none is configured: the loopback names
     /// for a loopback or all-addresses listener, the address itself otherwise.
-    pub fn derived(addr: SocketAddr) -> Self {
+    pub fn derived(addr: SocketAddr, scheme: &str) -> Self {
         let port = addr.port();
         let ip = addr.ip();
         let origins = if ip.is_loopback() || ip.is_unspecified() {
             vec![
-                format!("http://127.0.0.1:{port}"),
-                format!("http://localhost:{port}"),
-                format!("http://[::1]:{port}"),
+                format!("{scheme}://127.0.0.1:{port}"),
+                format!("{scheme}://localhost:{port}"),
+                format!("{scheme}://[::1]:{port}"),
             ]
         } else {
-            vec![format!("http://{addr}")]
+            vec![format!("{scheme}://{addr}")]
         };
         Self(Arc::new(origins))
     }
@@ -240,11 +240,11 @@ mod tests {
 
     #[test]
     fn the_derived_origins_follow_the_listen_address() {
-        let o = PublicOrigins::derived("127.0.0.1:3000".parse().unwrap());
+        let o = PublicOrigins::derived("127.0.0.1:3000".parse().unwrap(), "http");
         assert!(o.allows("http://127.0.0.1:3000"));
         assert!(o.allows("http://localhost:3000"));
         assert!(!o.allows("http://127.0.0.1:3001"));
-        let o = PublicOrigins::derived("10.0.0.5:8080".parse().unwrap());
+        let o = PublicOrigins::derived("10.0.0.5:8080".parse().unwrap(), "http");
         assert_eq!(o.list(), ["http://10.0.0.5:8080"]);
     }
 
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_origin_decides_and_the_referer_only_when_there_is_no_origin() {
-        let o = PublicOrigins::derived("127.0.0.1:3000".parse().unwrap());
+        let o = PublicOrigins::derived("127.0.0.1:3000".parse().unwrap(), "http");
         let ok = "http://127.0.0.1:3000";
         let evil = "http://127.0.0.1:3001";
         assert!(refusal(&o, &headers(&[(header::ORIGIN, ok)])).is_none());

@@ -6,14 +6,17 @@
 //!   closes a kept-alive connection idle that long: a client trickling headers, or opening
 //!   connections and sending nothing, cannot hold them (slow bodies: `http::slow_body`);
 //! - the peer address for `ConnectInfo`, and graceful shutdown: on the signal, idle connections
-//!   close, in-flight requests finish, and `serve` returns when the last connection has ended.
+//!   close, in-flight requests finish, and `serve` returns when the last connection has ended;
+//! - under TLS (`tls.rs`), the handshake within the same deadline, then HTTP/2 when ALPN chose
+//!   `h2` and HTTP/1.1 otherwise (a client certificate, when tls.yml asks for one, was verified
+//!   during the handshake).
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, http::Request};
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::{
@@ -23,9 +26,26 @@ use tokio::{
 use tower::ServiceExt;
 
 /// How accepted connections are served.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionOptions {
     pub header_timeout: Duration,
+    /// HTTPS: every connection starts with a TLS handshake.
+    pub tls: Option<Arc<super::tls::Tls>>,
+}
+
+/// Serves one connection until it ends, or until `stop` fires and it has closed gracefully.
+macro_rules! drive {
+    ($connection:expr, $peer:expr, $stop:expr) => {{
+        let connection = $connection;
+        tokio::pin!(connection);
+        tokio::select! {
+            result = connection.as_mut() => log_end($peer, result),
+            _ = $stop.changed() => {
+                connection.as_mut().graceful_shutdown();
+                log_end($peer, connection.await);
+            }
+        }
+    }};
 }
 
 /// Serves `router` on `listener` until `shutdown` completes and every connection has finished.
@@ -60,18 +80,59 @@ pub async fn serve(
             });
         let mut stop = stop_rx.clone();
         let done = done_rx.clone();
+        let options = options.clone();
         tokio::spawn(async move {
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(options.header_timeout)
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => log_end(peer, result),
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    log_end(peer, connection.await);
+            let http1 = || {
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(options.header_timeout);
+                builder
+            };
+            match &options.tls {
+                None => drive!(
+                    http1()
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                        .with_upgrades(),
+                    peer,
+                    stop
+                ),
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(options.header_timeout, tls.acceptor().accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let io = TokioIo::new(stream);
+                    if h2 {
+                        let mut builder =
+                            hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                        builder
+                            .timer(TokioTimer::new())
+                            .keep_alive_interval(Some(options.header_timeout));
+                        drive!(
+                            builder.serve_connection(io, TowerToHyperService::new(service)),
+                            peer,
+                            stop
+                        );
+                    } else {
+                        drive!(
+                            http1()
+                                .serve_connection(io, TowerToHyperService::new(service))
+                                .with_upgrades(),
+                            peer,
+                            stop
+                        );
+                    }
                 }
             }
             drop(done);

@@ -1,10 +1,10 @@
 //! `tls.yml`: HTTPS for the dashboard and API.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
-use super::Problems;
+use super::{Problems, units::Span};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,6 +21,24 @@ pub struct Tls {
     pub min_version: TlsVersion,
     pub cipher_suites: Vec<String>,
     pub client_auth: ClientAuth,
+    /// Documented addition: a plain-HTTP listener that only redirects to HTTPS (308).
+    #[serde(default)]
+    pub http_redirect: Option<SocketAddr>,
+    /// Documented addition: `Strict-Transport-Security` max-age on HTTPS responses; one year when
+    /// left out, none with `"0s"`.
+    #[serde(default)]
+    pub hsts_max_age: Option<Span>,
+}
+
+impl Tls {
+    /// The HSTS max-age in seconds (`None`: no header).
+    pub fn hsts_seconds(&self) -> Option<u64> {
+        match self.hsts_max_age {
+            None => Some(365 * 86_400),
+            Some(span) if span.duration().is_zero() => None,
+            Some(span) => Some(span.duration().as_secs()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -48,8 +66,12 @@ pub enum VerifyMode {
     VerifyIfGiven,
 }
 
-/// TLS 1.2 suites the server can offer (IANA names; the spec's short CHACHA20 name is accepted too).
+/// Suites the server can offer (IANA names; the spec's short CHACHA20 names are accepted too).
+/// Listing TLS 1.2 suites only leaves every TLS 1.3 suite on; listing TLS 1.3 ones restricts 1.3.
 pub const KNOWN_CIPHER_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
     "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
     "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
@@ -73,6 +95,9 @@ impl TlsFile {
         }
         if !tls.enabled {
             return;
+        }
+        if tls.cipher_suites.is_empty() {
+            p.push("tls.cipher_suites", "list at least one suite");
         }
         let mut files = vec![
             ("tls.cert_file", &tls.cert_file),
