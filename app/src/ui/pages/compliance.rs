@@ -56,6 +56,7 @@ fn page(
     error: Signal<Option<crate::api::AppError>>,
 ) -> impl IntoView {
     view! {
+        <div class="compliance-page">
         <div class="grid">
             {settings_card(v.settings)}
             <section class="card" aria-labelledby="retention-title" data-testid="retention-card">
@@ -66,6 +67,7 @@ fn page(
         </div>
         {erasures_card(v.erasures, decide, error)}
         {exports_card(v.exports)}
+        </div>
     }
 }
 
