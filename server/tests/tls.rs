@@ -634,3 +634,105 @@ async fn testssl_finds_nothing_vulnerable_or_not_ok() {
     assert!(text.contains("Strict Transport Security"), "{text}");
     server.terminate();
 }
+
+/// tls.yml `client_auth.map_to_user: subject_cn` (documented addition): a verified certificate
+/// whose CN is a username signs in to the REST API without a token; one naming nobody, or a
+/// disabled account, is 401; a bearer token still wins; and because the browser sends the
+/// certificate by itself, a cross-site write authenticated by it is refused like a cookie one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_can_sign_in_to_the_api_as_the_account_its_cn_names() {
+    let root = tempfile::tempdir().unwrap();
+    let clients = ca(root.path(), "client-ca");
+    let alice = leaf(root.path(), &clients, "alice", true, 60);
+    let nobody = leaf(root.path(), &clients, "nobody-here", true, 60);
+    let ca_line = format!(
+        "ca_file: \"{}\"\n    map_to_user: \"subject_cn\"",
+        clients.0.display()
+    );
+    let s = setup(&[
+        (
+            "client_auth:\n    enabled: false",
+            "client_auth:\n    enabled: true",
+        ),
+        (
+            "verify_mode: \"require_and_verify\"",
+            "verify_mode: \"verify_if_given\"",
+        ),
+        ("ca_file: \"/etc/ssl/ca/client-ca.crt\"", &ca_line),
+    ]);
+    support::create_user_in(
+        &s.config,
+        &s.data,
+        "alice",
+        "AlicePassword123!",
+        "developer",
+    );
+    let server = Server::start_in(&s.config, &s.data, None);
+    let roots = std::fs::read(&s.ca.0).unwrap();
+    let with = |identity: Option<&(PathBuf, PathBuf)>| {
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&roots).unwrap());
+        if let Some((crt, key)) = identity {
+            let mut pem = std::fs::read(key).unwrap();
+            pem.extend(std::fs::read(crt).unwrap());
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    };
+    let me = with(Some(&alice))
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let body: serde_json::Value = me.json().await.unwrap();
+    assert_eq!(body["username"], "alice", "{body}");
+    let stranger = with(Some(&nobody))
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
+    let anonymous = with(None)
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anonymous.status(),
+        401,
+        "verify_if_given lets the connection in, not the request"
+    );
+
+    // A write carried by the certificate alone must come from this site.
+    let cross = with(Some(&alice))
+        .post(server.url("/api/v1/me/tokens"))
+        .header("origin", "https://evil.example")
+        .json(&serde_json::json!({"name": "x", "expires_in_days": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    let body: serde_json::Value = cross.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "csrf_rejected");
+
+    // A disabled account no longer signs in by certificate.
+    let out = run_cli_in(
+        &s.config,
+        &s.data,
+        None,
+        &["admin", "disable-user", "--username", "alice"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let disabled = with(Some(&alice))
+        .get(server.url("/api/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), 401);
+    server.terminate();
+}

@@ -179,6 +179,18 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // tls.yml `client_auth.map_to_user`: without an Authorization header, a verified client
+        // certificate names the account.
+        if !parts.headers.contains_key(header::AUTHORIZATION)
+            && let Some(user) = parts.extensions.get::<crate::serve::tls::CertificateUser>()
+        {
+            let principal = state
+                .platform
+                .identity()
+                .authenticate_certificate(&user.0)
+                .await?;
+            return Ok(Self(principal));
+        }
         let Bearer(token) = Bearer::from_request_parts(parts, state).await?;
         let principal = state.platform.identity().authenticate(&token).await?;
         Ok(Self(principal))

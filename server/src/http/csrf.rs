@@ -101,7 +101,9 @@ impl PublicOrigins {
 }
 
 /// Whether `request` is one a page on another site could make a browser send with its cookies.
-fn needs_check(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+/// `certificate`: the connection carries a client certificate that signs in (tls.yml
+/// `client_auth.map_to_user`), an ambient credential like a cookie.
+fn needs_check(method: &Method, path: &str, headers: &HeaderMap, certificate: bool) -> bool {
     if matches!(
         *method,
         Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
@@ -113,7 +115,7 @@ fn needs_check(method: &Method, path: &str, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Bearer "));
-    !(rest && (bearer || !headers.contains_key(header::COOKIE)))
+    !(rest && (bearer || !(headers.contains_key(header::COOKIE) || certificate)))
 }
 
 /// Why the request's source is not accepted, or `None` when it is.
@@ -135,7 +137,16 @@ pub async fn check(
     next: Next,
 ) -> Response {
     let (platform, origins) = state;
-    if !needs_check(request.method(), request.uri().path(), request.headers()) {
+    let certificate = request
+        .extensions()
+        .get::<crate::serve::tls::CertificateUser>()
+        .is_some();
+    if !needs_check(
+        request.method(),
+        request.uri().path(),
+        request.headers(),
+        certificate,
+    ) {
         return next.run(request).await;
     }
     let Some(reason) = refusal(&origins, request.headers()) else {
@@ -260,14 +271,47 @@ mod tests {
             (header::COOKIE, "wasm_as_os_session=x"),
             (header::AUTHORIZATION, "Basic dTpw"),
         ]);
-        assert!(!needs_check(&Method::GET, "/api/users/list", &cookie));
-        assert!(needs_check(&Method::POST, "/api/auth/sign_in", &none));
-        assert!(needs_check(&Method::POST, "/modules/upload", &both));
-        assert!(!needs_check(&Method::POST, "/api/v1/auth/login", &none));
-        assert!(!needs_check(&Method::DELETE, "/api/v1/users/1", &both));
-        assert!(needs_check(&Method::DELETE, "/api/v1/users/1", &cookie));
-        assert!(needs_check(&Method::DELETE, "/api/v1/users/1", &basic));
-        assert!(needs_check(&Method::POST, "/api/v1x", &none));
+        assert!(!needs_check(
+            &Method::GET,
+            "/api/users/list",
+            &cookie,
+            false
+        ));
+        assert!(needs_check(
+            &Method::POST,
+            "/api/auth/sign_in",
+            &none,
+            false
+        ));
+        assert!(needs_check(&Method::POST, "/modules/upload", &both, false));
+        assert!(!needs_check(
+            &Method::POST,
+            "/api/v1/auth/login",
+            &none,
+            false
+        ));
+        assert!(!needs_check(
+            &Method::DELETE,
+            "/api/v1/users/1",
+            &both,
+            false
+        ));
+        assert!(needs_check(
+            &Method::DELETE,
+            "/api/v1/users/1",
+            &cookie,
+            false
+        ));
+        assert!(needs_check(
+            &Method::DELETE,
+            "/api/v1/users/1",
+            &basic,
+            false
+        ));
+        assert!(needs_check(&Method::POST, "/api/v1x", &none, false));
+        // A client certificate that signs in is sent by the browser like a cookie.
+        assert!(needs_check(&Method::POST, "/api/v1/modules", &none, true));
+        assert!(!needs_check(&Method::POST, "/api/v1/modules", &both, true));
     }
 
     #[test]

@@ -111,7 +111,24 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+                    let session = stream.get_ref().1;
+                    let h2 = session.alpn_protocol() == Some(b"h2".as_slice());
+                    // Only certificates the handshake verified are here.
+                    let user = if tls.maps_users {
+                        session
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .and_then(|leaf| super::tls::subject_cn(leaf))
+                            .map(super::tls::CertificateUser)
+                    } else {
+                        None
+                    };
+                    let service = service.map_request(move |mut request: Request<Incoming>| {
+                        if let Some(user) = &user {
+                            request.extensions_mut().insert(user.clone());
+                        }
+                        request
+                    });
                     let io = TokioIo::new(stream);
                     if h2 {
                         let mut builder =

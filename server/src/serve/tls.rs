@@ -192,6 +192,21 @@ pub struct Tls {
     key_file: PathBuf,
     /// What `admin status` and `/readyz` report.
     pub summary: TlsSummary,
+    /// tls.yml `client_auth.map_to_user`: a verified certificate's CN signs in to the API.
+    pub maps_users: bool,
+}
+
+/// The username a verified client certificate names (its subject CN), for the REST API; set
+/// by the accept loop only when `client_auth.map_to_user` is on. The browser sends it by itself
+/// like a cookie, so the CSRF layer treats it like one.
+#[derive(Debug, Clone)]
+pub struct CertificateUser(pub String);
+
+/// The subject CN of a DER certificate.
+pub fn subject_cn(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    (!cn.is_empty()).then(|| cn.to_string())
 }
 
 /// The TLS settings in force.
@@ -285,6 +300,7 @@ impl Tls {
             cert_file: config.cert_file.clone(),
             key_file: config.key_file.clone(),
             summary,
+            maps_users: client_auth.enabled && client_auth.map_to_user.is_some(),
         })
     }
 

@@ -322,6 +322,39 @@ pub fn config_copy(root: &Path, edits: &[(&str, &str, &str)]) -> PathBuf {
 }
 
 /// Creates an account with the spec's CLI line (`admin create-user …`), email `<username>@company.com`.
+/// [`create_user`] with the config dir `config_dir`.
+pub fn create_user_in(
+    config_dir: &Path,
+    data_dir: &Path,
+    username: &str,
+    password: &str,
+    roles: &str,
+) {
+    let email = format!("{username}@company.com");
+    let out = run_cli_in(
+        config_dir,
+        data_dir,
+        None,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            username,
+            "--password",
+            password,
+            "--email",
+            &email,
+            "--roles",
+            roles,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn create_user(
     data_dir: &Path,
     database_url: Option<&str>,

@@ -55,6 +55,18 @@ pub struct ClientAuth {
     pub enabled: bool,
     pub ca_file: PathBuf,
     pub verify_mode: VerifyMode,
+    /// Documented addition: a verified client certificate signs in to the REST API as the
+    /// account it names (no bearer token needed). Left out: certificates only gate connections.
+    #[serde(default)]
+    pub map_to_user: Option<CertificateMapping>,
+}
+
+/// How a client certificate names an account.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateMapping {
+    /// The subject's common name is the username.
+    SubjectCn,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -388,6 +388,20 @@ impl Identity {
         .await
     }
 
+    /// The principal of the account a verified TLS client certificate names (tls.yml
+    /// `client_auth.map_to_user: subject_cn`, the certificate's CN is a username). The TLS layer
+    /// has checked the certificate against `client_auth.ca_file`; the account must exist and be
+    /// enabled, else `InvalidToken` (401).
+    pub async fn authenticate_certificate(&self, username: &str) -> Result<Principal, AuthError> {
+        let name = username.trim().to_lowercase();
+        let Some(row) = self.find_row(&name).await? else {
+            return Err(AuthError::InvalidToken);
+        };
+        self.live_principal(row.id, None)
+            .await?
+            .ok_or(AuthError::InvalidToken)
+    }
+
     /// The principal behind a bearer access token: the user must exist, be enabled, the token
     /// must predate no disable or password change, and its sign-in (refresh family) must not have
     /// ended by logout or refresh-token reuse.
