@@ -36,6 +36,11 @@ test("the compliance page shows the privacy settings, export and erasure request
   await expect(settings).toContainText("7 years");
   await expect(settings).toContainText("ip_address, user_agent, email");
   await expect(settings).toContainText("automatic, after a grace period of 7 days");
+  // CI serves the browser tests over HTTPS: the page shows what TLS is in force.
+  const transit = page.getByTestId("transit");
+  await expect(transit).toContainText("TLS 1.2 and 1.3");
+  await expect(transit).toContainText("CN=localhost");
+  await expect(transit).toContainText("days left");
   await expect(page.getByTestId("compliance-exports").locator("tr", { hasText: name })).toBeVisible();
 
   const row = page.getByTestId("erasure-row").filter({ hasText: name });

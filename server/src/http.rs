@@ -50,6 +50,23 @@ fn session_layer(
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
+/// What the Compliance page shows about HTTPS (the same facts as `/readyz`).
+fn transit_view(tls: Option<&crate::serve::tls::Tls>) -> app::api::compliance::TransitView {
+    let Some(tls) = tls else {
+        return app::api::compliance::TransitView::default();
+    };
+    let info = tls.info();
+    app::api::compliance::TransitView {
+        enabled: true,
+        min_version: tls.summary.min_version.to_string(),
+        cipher_suites: tls.summary.cipher_suites.clone(),
+        client_auth: tls.summary.client_auth.to_string(),
+        certificate: Some(info.subject.clone()),
+        expires: Some(info.not_after.format("%Y-%m-%d").to_string()),
+        days_left: Some(info.days_left(chrono::Utc::now())),
+    }
+}
+
 /// What `serve` decides about the HTTP surface.
 pub struct Options {
     pub metrics_allow: metrics::MetricsAllow,
@@ -70,8 +87,13 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
     let routes = generate_route_list(app::App);
     // Each page gets the platform and the nonce `headers::security_headers` put in its CSP, so
     // Leptos marks its inline scripts with it.
+    let transit = app::api::compliance::TransitSource({
+        let tls = options.tls.clone();
+        std::sync::Arc::new(move || transit_view(tls.as_deref()))
+    });
     let context = move || {
         provide_context(platform.clone());
+        provide_context(transit.clone());
         if let Some(parts) = use_context::<axum::http::request::Parts>()
             && let Some(nonce) = parts.extensions.get::<headers::CspNonce>()
         {

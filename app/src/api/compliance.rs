@@ -54,9 +54,30 @@ pub struct JobView {
     pub counts: Vec<(String, u64)>,
 }
 
+/// HTTPS as the server applies it (soc2.yml `encryption_in_transit`; tls.yml).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TransitView {
+    pub enabled: bool,
+    /// `1.2` or `1.3`.
+    pub min_version: String,
+    /// The suites offered (rustls names).
+    pub cipher_suites: Vec<String>,
+    /// `off`, `require_and_verify` or `verify_if_given`.
+    pub client_auth: String,
+    pub certificate: Option<String>,
+    pub expires: Option<String>,
+    pub days_left: Option<i64>,
+}
+
+/// How the server tells the page what TLS is in force (the TLS set-up lives in the binary).
+#[cfg(feature = "ssr")]
+#[derive(Clone)]
+pub struct TransitSource(pub std::sync::Arc<dyn Fn() -> TransitView + Send + Sync>);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceView {
     pub settings: SettingsView,
+    pub transit: TransitView,
     /// `None` when the caller may not decide erasures (`users:delete`).
     pub erasures: Option<Vec<ErasureAdminRow>>,
     pub last_retention: Option<JobView>,
@@ -116,7 +137,11 @@ pub async fn compliance_overview() -> Result<ComplianceView, AppError> {
         Err(e) => return Err(e.into()),
     };
     let s = o.settings;
+    let transit = leptos::prelude::use_context::<TransitSource>()
+        .map(|source| (source.0)())
+        .unwrap_or_default();
     Ok(ComplianceView {
+        transit,
         settings: SettingsView {
             gdpr_compliance: s.gdpr_compliance,
             retention: s.retention,

@@ -9,7 +9,7 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{
         compliance::{
-            ComplianceView, DecideErasure, ErasureAdminRow, JobView, SettingsView,
+            ComplianceView, DecideErasure, ErasureAdminRow, JobView, SettingsView, TransitView,
             compliance_overview,
         },
         exports::ExportRow,
@@ -59,11 +59,14 @@ fn page(
         <div class="compliance-page">
         <div class="grid">
             {settings_card(v.settings)}
-            <section class="card" aria-labelledby="retention-title" data-testid="retention-card">
-                <h2 id="retention-title">"Retention"</h2>
-                {job_view("Last retention run", v.last_retention, "Retention runs once a day, or with wasm-as-os admin retention run.")}
-                {job_view("Last anonymisation", v.last_anonymisation, "Anonymisation runs every hour once there is something to reduce.")}
-            </section>
+            <div class="compliance-page">
+                <section class="card" aria-labelledby="retention-title" data-testid="retention-card">
+                    <h2 id="retention-title">"Retention"</h2>
+                    {job_view("Last retention run", v.last_retention, "Retention runs once a day, or with wasm-as-os admin retention run.")}
+                    {job_view("Last anonymisation", v.last_anonymisation, "Anonymisation runs every hour once there is something to reduce.")}
+                </section>
+                {transit_card(v.transit)}
+            </div>
         </div>
         {erasures_card(v.erasures, decide, error)}
         {exports_card(v.exports)}
@@ -103,6 +106,46 @@ fn settings_card(s: SettingsView) -> impl IntoView {
                 <dt>"Data export"</dt>
                 <dd>{format!("{} ({formats}{})", yes(s.export), if s.export_encryption { ", encrypted with age" } else { "" })}</dd>
             </dl>
+        </section>
+    }
+}
+
+fn transit_card(t: TransitView) -> impl IntoView {
+    let body = if !t.enabled {
+        view! {
+            <p class="muted">"Off: this server speaks plain HTTP (tls.yml enabled: false). Put it behind TLS before exposing it."</p>
+        }
+        .into_any()
+    } else {
+        let protocols = if t.min_version == "1.3" {
+            "TLS 1.3 only"
+        } else {
+            "TLS 1.2 and 1.3"
+        };
+        let soon = t.days_left.is_some_and(|d| d < 30);
+        let expires = match (&t.expires, t.days_left) {
+            (Some(at), Some(days)) => format!("{at} ({days} days left)"),
+            _ => "unknown".to_string(),
+        };
+        view! {
+            <dl class="facts">
+                <dt>"Protocols"</dt><dd>{protocols}</dd>
+                <dt>"Cipher suites"</dt><dd>{t.cipher_suites.join(", ")}</dd>
+                <dt>"Client certificates"</dt><dd>{t.client_auth.replace('_', " ")}</dd>
+                <dt>"Certificate"</dt><dd>{t.certificate.unwrap_or_default()}</dd>
+                <dt>"Expires"</dt>
+                <dd>
+                    {expires}
+                    {soon.then(|| view! { " " <span class="pill pill-warn">"renew soon"</span> })}
+                </dd>
+            </dl>
+        }
+        .into_any()
+    };
+    view! {
+        <section class="card" aria-labelledby="transit-title" data-testid="transit">
+            <h2 id="transit-title">"Encryption in transit"</h2>
+            {body}
         </section>
     }
 }
