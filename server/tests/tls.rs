@@ -224,6 +224,19 @@ fn s_client(server: &Server, args: &[&str]) -> (bool, String) {
     (up, text)
 }
 
+/// A client trusting `ca`, presenting the client certificate `identity` (certificate, key) if given.
+fn client_with(ca: &Path, identity: Option<&(PathBuf, PathBuf)>) -> reqwest::Client {
+    let roots = std::fs::read(ca).unwrap();
+    let mut b = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&roots).unwrap());
+    if let Some((crt, key)) = identity {
+        let mut pem = std::fs::read(key).unwrap();
+        pem.extend(std::fs::read(crt).unwrap());
+        b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+    }
+    b.build().unwrap()
+}
+
 fn client(ca: &Path) -> reqwest::Client {
     let pem = std::fs::read(ca).unwrap();
     reqwest::Client::builder()
@@ -338,17 +351,7 @@ async fn a_client_certificate_is_required_and_must_chain_to_the_ca() {
         ("ca_file: \"/etc/ssl/ca/client-ca.crt\"", &ca_line),
     ]);
     let server = Server::start_in(&s.config, &s.data, None);
-    let roots = std::fs::read(&s.ca.0).unwrap();
-    let with = |identity: Option<&(PathBuf, PathBuf)>| {
-        let mut b = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&roots).unwrap());
-        if let Some((crt, key)) = identity {
-            let mut pem = std::fs::read(key).unwrap();
-            pem.extend(std::fs::read(crt).unwrap());
-            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
-        }
-        b.build().unwrap()
-    };
+    let with = |identity| client_with(&s.ca.0, identity);
     assert!(
         with(None).get(server.url("/healthz")).send().await.is_err(),
         "no certificate"
@@ -668,17 +671,7 @@ async fn a_client_certificate_can_sign_in_to_the_api_as_the_account_its_cn_names
         "developer",
     );
     let server = Server::start_in(&s.config, &s.data, None);
-    let roots = std::fs::read(&s.ca.0).unwrap();
-    let with = |identity: Option<&(PathBuf, PathBuf)>| {
-        let mut b = reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&roots).unwrap());
-        if let Some((crt, key)) = identity {
-            let mut pem = std::fs::read(key).unwrap();
-            pem.extend(std::fs::read(crt).unwrap());
-            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
-        }
-        b.build().unwrap()
-    };
+    let with = |identity| client_with(&s.ca.0, identity);
     let me = with(Some(&alice))
         .get(server.url("/api/v1/me"))
         .send()

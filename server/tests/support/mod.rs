@@ -143,28 +143,12 @@ impl Server {
 
     /// The first line of stdout containing `needle`, waiting up to ten seconds.
     pub fn stdout_line(&self, needle: &str) -> Option<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.stdout.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
+        first_line(&self.stdout, needle)
     }
 
     /// The first line of stderr (the log) containing `needle`, waiting up to ten seconds.
     pub fn stderr_line(&self, needle: &str) -> Option<String> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return Some(line),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
+        first_line(&self.stderr, needle)
     }
 
     /// Sends a signal (`-HUP`, …) with the `kill` command.
@@ -221,6 +205,19 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The next line from `lines` containing `needle`, waiting up to ten seconds.
+fn first_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str) -> Option<String> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return Some(line),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 impl Drop for Server {
