@@ -6,6 +6,11 @@
 #
 #   server/benches/execute_http.sh [seconds per side, default 15] [profile dir, default debug]
 #
+# EDGE=on measures with the rate limiter and intrusion detection doing their full work for every
+# request (loopback off the whitelist, budgets and the run-rate rule raised so nothing is refused);
+# EDGE=off turns both off in rate_limit.yml and ids.yml. Unset, the repository's config is used
+# (loopback is whitelisted there). server/benches/edge_overhead.sh runs both.
+#
 # Builds both binaries first (`cargo build -p wasm-as-os --bin wasm-as-os --example bare_execute`; add
 # `--release` yourself and pass `release` to measure optimised builds).
 set -euo pipefail
@@ -40,6 +45,21 @@ wait_addr() { # file → base URL from its "listening on" line
 cp -r config "$work/config"
 sed -i 's/^  resource_limits:$/  resource_limits:\n    max_concurrent_runs_per_user: 128\n    max_concurrent_runs_per_module: 128/' "$work/config/sandbox.yml"
 grep -q 'max_concurrent_runs_per_user: 128' "$work/config/sandbox.yml"
+case "${EDGE:-}" in
+  on)
+    sed -i '/# local set-up: this machine/d; /"::1\/128"/d' "$work/config/rate_limit.yml"
+    sed -i 's/requests_per_minute: [0-9]*/requests_per_minute: 1000000000/g; s/burst: [0-9]*/burst: 1000000/g' "$work/config/rate_limit.yml"
+    sed -i 's|execution_rate > 1000/min|execution_rate > 1000000000/min|' "$work/config/ids.yml"
+    ! grep -q '127.0.0.0/8' "$work/config/rate_limit.yml"
+    grep -q 'execution_rate > 1000000000/min' "$work/config/ids.yml" ;;
+  off)
+    sed -i '0,/enabled: true/s//enabled: false/' "$work/config/rate_limit.yml"
+    sed -i '0,/enabled: true/s//enabled: false/' "$work/config/ids.yml"
+    grep -q 'enabled: false' "$work/config/rate_limit.yml"
+    grep -q 'enabled: false' "$work/config/ids.yml" ;;
+  "") ;;
+  *) echo "error: EDGE is on, off or unset" >&2; exit 1 ;;
+esac
 export WASM_AS_OS_CONFIG_DIR="$work/config"
 "$bin" --data-dir "$work/data" admin create-user --username bench --password 'SecurePassword123!' \
   --email bench@example.com --roles admin >/dev/null
@@ -79,6 +99,6 @@ read -r b_rps b_p50 b_p99 < <(measure "$bare_url/execute")
 runs="$(curl -sf "$server/api/v1/modules/$id/runs?limit=1" -H "authorization: Bearer $token" | jq length)"
 [ "$runs" = 1 ] || { echo "error: the run history is empty" >&2; exit 1; }
 printf '%-34s %12s %10s %10s\n' "64 connections, ${secs}s, $profile" "requests/s" "p50" "p99"
-printf '%-34s %12s %10s %10s\n' "wasm-as-os execute (auth+audit)" "$s_rps" "$s_p50" "$s_p99"
+printf '%-34s %12s %10s %10s\n' "wasm-as-os execute (edge ${EDGE:-as configured})" "$s_rps" "$s_p50" "$s_p99"
 printf '%-34s %12s %10s %10s\n' "bare axum + wasmtime" "$b_rps" "$b_p50" "$b_p99"
 awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "throughput ratio (wasm-as-os / bare): %.2fx\n", s / b }'

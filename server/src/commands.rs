@@ -132,8 +132,50 @@ async fn config_check(options: &StartOptions) -> Result<(), CommandError> {
             tls.summary.cipher_suites.len()
         );
     }
+    print_edge(&config);
     println!("configuration in {} is valid", options.config_dir.display());
     Ok(())
+}
+
+/// What rate_limit.yml and ids.yml will do, as parsed.
+fn print_edge(config: &config::Config) {
+    let rl = &config.rate_limit.rate_limiting;
+    if rl.enabled {
+        let budget = |l: &config::rate_limit::Limit| {
+            let per = l.window.map_or("min".to_string(), |w| w.to_string());
+            format!("{}/{per} (burst {})", l.requests_per_minute, l.burst)
+        };
+        println!(
+            "rate limits: global {}, per user {}, {} endpoint budget(s)",
+            budget(&rl.global),
+            budget(&rl.per_user),
+            rl.per_endpoint.len()
+        );
+    } else {
+        println!("rate limits: off");
+    }
+    println!(
+        "ip lists: {} whitelisted and {} blacklisted network(s), {} trusted prox(ies)",
+        rl.ip_whitelist.len(),
+        rl.ip_blacklist.len(),
+        rl.trusted_proxies.len()
+    );
+    let rules = platform::edge::ids::rules(config);
+    if rules.is_empty() {
+        println!("intrusion detection: off");
+    }
+    for rule in rules {
+        let duration = rule
+            .duration
+            .map(|d| format!(" for {}", config::units::Span(d)))
+            .unwrap_or_default();
+        println!(
+            "ids rule {}: {}{duration} when {}",
+            rule.name,
+            platform::edge::action_name(rule.action),
+            rule.condition
+        );
+    }
 }
 
 /// Reaches every enabled outside identity provider, as sign-in would.

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod csrf;
 mod dashboard;
+pub mod edge;
 pub mod headers;
 mod health;
 pub mod metrics;
@@ -133,6 +134,11 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
             (state.platform.clone(), options.origins),
             csrf::check,
         ))
+        // Inside the session layer, so a budget can be the signed-in user's.
+        .layer(axum::middleware::from_fn_with_state(
+            state.platform.clone(),
+            edge::gate,
+        ))
         .layer(sessions)
         .layer(axum::middleware::from_fn_with_state(
             options.body_pace,
@@ -147,6 +153,11 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
             headers::security_headers,
         ))
         .layer(axum::middleware::from_fn(request_log::log_request))
+        // Outermost but for the request id: every layer below sees the client's address.
+        .layer(axum::middleware::from_fn_with_state(
+            state.platform.clone(),
+            edge::client_address,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)

@@ -147,6 +147,8 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     println!("listening on {scheme}://{addr}");
     offer_setup_link(&platform, &origins).await;
     let sweeper = tokio::spawn(sweep_sessions(platform.clone()));
+    // ids.yml alerts go out from here, never from the request that triggered them.
+    let alerter = tokio::spawn(platform.edge().alerts().clone().run());
     let eraser = tokio::spawn(run_erasures(platform.clone()));
     let retention = tokio::spawn(run_retention(platform.clone()));
     let anonymiser = tokio::spawn(run_anonymisation(platform.clone()));
@@ -181,6 +183,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
         task.abort();
     }
     sweeper.abort();
+    alerter.abort();
     eraser.abort();
     retention.abort();
     anonymiser.abort();
@@ -269,15 +272,21 @@ async fn offer_setup_link(platform: &Platform, origins: &http::csrf::PublicOrigi
     }
 }
 
-/// Deletes expired browser sessions every ten minutes.
+/// Deletes expired browser sessions every ten minutes; keeps the block and throttle gauges
+/// current every minute (blocks end by themselves).
 async fn sweep_sessions(platform: Platform) {
     let store = platform.session_store();
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    let mut minutes = 0u32;
     loop {
         tick.tick().await;
-        if let Err(e) = store.delete_expired(platform.clock().now()).await {
+        platform.edge().refresh_gauges().await;
+        if minutes.is_multiple_of(10)
+            && let Err(e) = store.delete_expired(platform.clock().now()).await
+        {
             tracing::warn!(error = %e, "could not delete expired sessions");
         }
+        minutes = minutes.wrapping_add(1);
     }
 }
 

@@ -9,15 +9,13 @@ mod support;
 
 use std::{
     collections::BTreeSet,
-    io::Write,
     path::Path,
-    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use sea_orm::{ConnectionTrait, Database};
-use support::{FreshDb, Server, run_cli};
+use support::{FreshDb, Server, promtool, run_cli};
 
 fn db_url(data_dir: &Path, database_url: Option<&str>) -> String {
     database_url.map_or_else(
@@ -332,34 +330,6 @@ async fn verify_names_the_edited_line_of_the_file() {
         stderr.contains("audit.log:4:") && stderr.contains("3 events verified"),
         "{stderr}"
     );
-}
-
-fn promtool(text: &str) -> Option<(bool, String)> {
-    let Ok(mut child) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        testkit::require_tool("promtool", &["--version"]);
-        return None;
-    };
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Some((
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
 }
 
 #[tokio::test]

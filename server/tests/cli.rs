@@ -44,6 +44,52 @@ fn config_check_accepts_the_shipped_config() {
 }
 
 #[test]
+fn config_check_prints_the_ids_rules_as_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let out = run(&config, dir.path(), &["config", "check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "rate limits: global 1000/min (burst 100), per user 100/min (burst 20), 3 endpoint budget(s)",
+        "ids rule brute_force_login: block_ip for 1h when failed_logins > 5 in 5m",
+        "ids rule suspicious_module_upload: quarantine when module_size > 50MB or contains_suspicious_patterns",
+        "ids rule privilege_escalation: alert when permission_denied and target_resource = admin",
+        "ids rule unusual_execution_pattern: throttle when execution_rate > 1000 per 1m",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+}
+
+#[test]
+fn config_check_refuses_a_malformed_condition_and_cidr_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ids.yml"),
+        "intrusion_detection:\n  enabled: true\n  rules:\n    - name: \"brute\"\n      condition: \"failed_logins > five in 5m\"\n      action: \"block_ip\"\n      duration: \"1h\"\n  alerts: []\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("rate_limit.yml"),
+        "rate_limiting:\n  ip_blacklist:\n    - \"192.0.2.0/33\"\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), dir.path(), &["config", "check"]);
+    assert_one_sentence_failure(&out, "error: invalid configuration (2 problems):");
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "config/ids.yml: intrusion_detection.rules[0].condition: rule \"brute\": at column 17: expected a number, found \"five\""
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("config/rate_limit.yml: rate_limiting.ip_blacklist"),
+        "{err}"
+    );
+}
+
+#[test]
 fn config_check_prints_every_problem_and_fails() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(

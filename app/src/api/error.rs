@@ -112,6 +112,8 @@ from_problem!(
     platform::audit::AuditError,
     platform::security::SecurityError,
     platform::compliance::ComplianceError,
+    platform::edge::EdgeError,
+    platform::edge::EdgeAdminError,
 );
 
 impl FromServerFnError for AppError {

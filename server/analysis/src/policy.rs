@@ -70,6 +70,13 @@ pub struct Policy {
     pub medium_risk_threshold: u8,
     /// ids.yml `suspicious_module_upload`: a larger module is suspicious.
     pub max_module_bytes: u64,
+    /// ids.yml `contains_suspicious_patterns`: whether the suspicious patterns are looked for.
+    #[serde(default = "looked_for")]
+    pub suspicious_patterns: bool,
+}
+
+fn looked_for() -> bool {
+    true
 }
 
 impl Policy {
@@ -107,6 +114,7 @@ impl Default for Policy {
             high_risk_threshold: 8,
             medium_risk_threshold: 5,
             max_module_bytes: 50 * MIB,
+            suspicious_patterns: true,
         }
     }
 }

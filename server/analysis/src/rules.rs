@@ -390,7 +390,9 @@ impl<'p> Findings<'p> {
                 );
             }
         }
-        self.patterns(m);
+        if self.policy.suspicious_patterns {
+            self.patterns(m);
+        }
     }
 
     /// ids.yml `contains_suspicious_patterns`, see the crate docs.

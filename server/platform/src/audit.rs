@@ -104,6 +104,9 @@ struct Inner {
     pipeline: Option<pipeline::Pipeline>,
     /// The audit files of audit.yml (absolute paths).
     files: Vec<std::path::PathBuf>,
+    /// Sees every event before audit.yml filters it: the intrusion detection of ids.yml. Weak,
+    /// as the edge holds this service: the platform owns the edge.
+    observer: std::sync::OnceLock<std::sync::Weak<dyn crate::edge::Observer>>,
 }
 
 impl AuditService {
@@ -158,15 +161,40 @@ impl AuditService {
             subjects,
             pipeline,
             files,
+            observer: std::sync::OnceLock::new(),
         })))
+    }
+
+    /// Hands every event recorded from now on to `observer` while it lives (set once, at
+    /// start-up).
+    pub fn set_observer(&self, observer: std::sync::Weak<dyn crate::edge::Observer>) {
+        if self.0.observer.set(observer).is_err() {
+            tracing::warn!("the audit observer was already set");
+        }
     }
 
     /// Records `event` unless audit.yml leaves it out; returns the event as it will be stored.
     ///
     /// Sensitive fields of `details` are redacted first. The call returns once the event is in the
     /// journal (microseconds); the destinations receive it in the background.
-    pub async fn record(&self, mut event: AuditEvent) -> Result<Option<RecordedEvent>, AuditError> {
+    pub async fn record(&self, event: AuditEvent) -> Result<Option<RecordedEvent>, AuditError> {
         self.0.metrics.observe_event(&event);
+        // What intrusion detection needs of it (nothing, for most events).
+        let observed = self
+            .0
+            .observer
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .and_then(|o| Some((o, crate::edge::ids::observe(&event)?)));
+        let result = self.store(event).await;
+        // After the event is journaled, so what the rules do comes after what made them act.
+        if let Some((observer, observation)) = observed {
+            observer.observe(observation).await;
+        }
+        result
+    }
+
+    async fn store(&self, mut event: AuditEvent) -> Result<Option<RecordedEvent>, AuditError> {
         if !self.wants(event.kind) {
             return Ok(None);
         }

@@ -66,6 +66,8 @@ pub struct Identity {
     oidc: Option<oidc::OidcClient>,
     /// The LDAP directory as a password provider, when security.yml enables it.
     ldap: Option<ldap::LdapClient>,
+    /// rate_limit.yml's sign-in budget.
+    edge: crate::edge::Edge,
 }
 
 /// Most accounts kept in memory for authentication.
@@ -79,6 +81,7 @@ impl Identity {
         audit: AuditService,
         secret: &SecretString,
         generation: crate::generation::AccessGeneration,
+        edge: crate::edge::Edge,
     ) -> Result<Self, String> {
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
         let keys = tokens::TokenKeys::new(secret, &config.security.auth.jwt);
@@ -110,6 +113,7 @@ impl Identity {
             families,
             oidc,
             ldap,
+            edge,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod compliance;
 pub mod config;
 pub mod csv;
 pub mod denial;
+pub mod edge;
 pub mod generation;
 pub mod identity;
 pub mod metrics;
@@ -86,6 +87,9 @@ pub enum StartError {
     /// An identity provider cannot be set up.
     #[error("identity provider: {0}")]
     Identity(String),
+    /// rate_limit.yml's Redis cannot be reached.
+    #[error("rate_limit.yml redis_url: {0}")]
+    Edge(#[from] edge::store::StoreError),
 }
 
 /// Something start-up wants the operator to know.
@@ -111,6 +115,9 @@ struct Inner {
     identity: identity::Identity,
     modules: modules::Modules,
     compliance: compliance::Compliance,
+    edge: edge::Edge,
+    /// The audit service's observer, owned here (it holds the edge weakly).
+    _observer: Arc<dyn edge::Observer>,
     /// Moved by every access-changing write (see [`generation`]).
     generation: generation::AccessGeneration,
     /// Set once the schema was seen current; migrations only move forward, so it stays true.
@@ -184,6 +191,15 @@ impl Platform {
             &options.data_dir,
             metrics.clone(),
         )?;
+        let edge = edge::Edge::new(
+            &config,
+            edge::store_for(&config).await?,
+            options.clock.clone(),
+            audit.clone(),
+            metrics.clone(),
+        );
+        let observer: Arc<dyn edge::Observer> = Arc::new(edge.clone());
+        audit.set_observer(Arc::downgrade(&observer));
         let identity = identity::Identity::new(
             db.clone(),
             options.clock.clone(),
@@ -191,6 +207,7 @@ impl Platform {
             audit.clone(),
             &jwt_secret,
             generation.clone(),
+            edge.clone(),
         )
         .map_err(StartError::Identity)?;
         identity.sync_builtin_roles().await?;
@@ -218,6 +235,7 @@ impl Platform {
             options.max_upload,
             executor,
             generation.clone(),
+            edge.clone(),
         );
         let compliance = compliance::Compliance::new(
             db.clone(),
@@ -239,6 +257,8 @@ impl Platform {
             identity,
             modules,
             compliance,
+            edge,
+            _observer: observer,
             generation,
             schema_current: false.into(),
             jwt_secret,
@@ -287,6 +307,11 @@ impl Platform {
     /// Exports, erasure and retention (privacy.yml).
     pub fn compliance(&self) -> &compliance::Compliance {
         &self.0.compliance
+    }
+
+    /// Rate limits, IP lists and intrusion detection (rate_limit.yml, ids.yml).
+    pub fn edge(&self) -> &edge::Edge {
+        &self.0.edge
     }
 
     /// The access generation, to read: only the services' access writes move it.

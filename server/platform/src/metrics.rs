@@ -69,6 +69,22 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
         "failed attempts to write a batch to an audit destination, by destination",
     ),
     (
+        "ids_triggers_total",
+        "security: ids.yml rules that fired, by action",
+    ),
+    (
+        "ip_blocks_active",
+        "security: addresses blocked by an ids.yml rule right now",
+    ),
+    (
+        "throttles_active",
+        "security: users whose runs an ids.yml rule is holding back right now",
+    ),
+    (
+        "alerts_sent_total",
+        "security: ids.yml alerts delivered or given up, by channel and outcome",
+    ),
+    (
         "audit_backlog_bytes",
         "audit journal bytes not yet delivered, by destination",
     ),
@@ -136,6 +152,8 @@ const SANDBOX_KINDS: &[&str] = &[
     "blocked_import",
 ];
 const SCOPES: &[&str] = &["ip", "user", "endpoint", "global"];
+const IDS_ACTIONS: &[&str] = &["block_ip", "quarantine", "alert", "throttle"];
+const ALERT_CHANNELS: &[&str] = &["email", "slack", "syslog"];
 
 impl Metrics {
     pub fn new() -> Self {
@@ -186,6 +204,12 @@ impl Metrics {
                 )
                 .increment(0);
         }
+        for action in IDS_ACTIONS {
+            metrics
+                .counter("ids_triggers_total", vec![Label::new("action", *action)])
+                .increment(0);
+        }
+        metrics.edge_state(0, 0);
         for kind in SANDBOX_KINDS {
             metrics
                 .counter("sandbox_violations_total", vec![Label::new("kind", *kind)])
@@ -282,6 +306,39 @@ impl Metrics {
         self.counter(
             "rate_limit_violations_total",
             vec![Label::new("scope", pick(scope, SCOPES))],
+        )
+        .increment(1);
+    }
+
+    /// An ids.yml rule fired with `action`.
+    pub fn ids_trigger(&self, action: &str) {
+        self.counter(
+            "ids_triggers_total",
+            vec![Label::new("action", pick(Some(action), IDS_ACTIONS))],
+        )
+        .increment(1);
+    }
+
+    /// Blocks and throttles in force.
+    pub fn edge_state(&self, blocks: usize, throttles: usize) {
+        for (name, n) in [
+            ("ip_blocks_active", blocks),
+            ("throttles_active", throttles),
+        ] {
+            self.recorder
+                .register_gauge(&Key::from_name(name), &META)
+                .set(n as f64);
+        }
+    }
+
+    /// One alert delivered (`success`) or given up after its retries (`failure`).
+    pub fn alert_sent(&self, channel: &str, success: bool) {
+        self.counter(
+            "alerts_sent_total",
+            vec![
+                Label::new("channel", pick(Some(channel), ALERT_CHANNELS)),
+                Label::new("outcome", if success { "success" } else { "failure" }),
+            ],
         )
         .increment(1);
     }

@@ -68,6 +68,8 @@ pub struct Modules {
     /// Uploads of one owner take turns from the quota check to the stored row (striped by owner,
     /// so the set is bounded), so parallel uploads cannot pass the quota together.
     quota_turns: Arc<[tokio::sync::Mutex<()>; QUOTA_STRIPES]>,
+    /// rate_limit.yml budgets for uploads and runs, and ids.yml throttles.
+    edge: crate::edge::Edge,
 }
 
 /// How many owners' uploads can be between quota check and insert at once.
@@ -107,6 +109,7 @@ impl Modules {
         max_upload: u64,
         executor: Option<Arc<execute::Executor>>,
         generation: crate::generation::AccessGeneration,
+        edge: crate::edge::Edge,
     ) -> Self {
         let policy = analysis_rules::from_config(&config);
         let policy_hash = analysis_rules::fingerprint(&policy);
@@ -136,6 +139,7 @@ impl Modules {
             executor,
             runs,
             quota_turns: Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
+            edge,
             access,
         }
     }
@@ -173,6 +177,23 @@ impl Modules {
             .with_target("module", row.id.to_string())
             .with_details(details);
         self.audit.record(event).await?;
+        Ok(())
+    }
+}
+
+impl Modules {
+    /// Spends one of the principal's uploads or runs (rate_limit.yml `per_endpoint`; runs also
+    /// obey ids.yml throttles). The system principal has no budget.
+    async fn admit(
+        &self,
+        action: crate::edge::Action,
+        principal: &Principal,
+    ) -> Result<(), ModuleError> {
+        if let Some(id) = principal.id() {
+            self.edge
+                .admit(action, crate::edge::Who::User(id), None)
+                .await?;
+        }
         Ok(())
     }
 }

@@ -78,6 +78,10 @@ pub struct Problem {
     pub message: String,
     /// The form fields the error is about, each with its messages (empty when it concerns none).
     pub fields: BTreeMap<String, Vec<String>>,
+    /// When to try again, in seconds (`Retry-After`), for refusals that pass.
+    pub retry_after: Option<u64>,
+    /// The budget that refused (`RateLimit-*` headers).
+    pub budget: Option<crate::edge::Budget>,
 }
 
 impl Problem {
@@ -87,6 +91,8 @@ impl Problem {
             code,
             message: message.into(),
             fields: BTreeMap::new(),
+            retry_after: None,
+            budget: None,
         }
     }
 
@@ -104,6 +110,8 @@ impl Problem {
             code: "validation",
             message: format_fields(fields),
             fields: fields.clone(),
+            retry_after: None,
+            budget: None,
         }
     }
 
@@ -152,7 +160,40 @@ impl Describe for AuthError {
                 Problem::new(Kind::Unavailable, "provider_unavailable", self.to_string())
                     .on_field("password")
             }
+            Self::Limited(inner) => inner.problem().on_field("password"),
             Self::Internal(inner) => inner.problem(),
+        }
+    }
+}
+
+impl Describe for crate::edge::EdgeError {
+    fn problem(&self) -> Problem {
+        use crate::edge::EdgeError;
+        let message = self.to_string();
+        let mut problem = match self {
+            EdgeError::Blacklisted => Problem::new(Kind::Forbidden, "ip_blacklisted", message),
+            EdgeError::Blocked { .. } => Problem::new(Kind::Forbidden, "ip_blocked", message),
+            EdgeError::RateLimited { .. } => {
+                Problem::new(Kind::TooManyRequests, "rate_limited", message)
+            }
+            EdgeError::Throttled { .. } => {
+                Problem::new(Kind::TooManyRequests, "throttled", message)
+            }
+        };
+        problem.retry_after = self.retry_after();
+        problem.budget = self.budget();
+        problem
+    }
+}
+
+impl Describe for crate::edge::EdgeAdminError {
+    fn problem(&self) -> Problem {
+        use crate::edge::EdgeAdminError;
+        let message = self.to_string();
+        match self {
+            EdgeAdminError::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
+            EdgeAdminError::NotBlocked(_) => Problem::new(Kind::NotFound, "not_found", message),
+            EdgeAdminError::Store(_) | EdgeAdminError::Audit(_) => Problem::internal(),
         }
     }
 }
@@ -178,6 +219,7 @@ impl Describe for ModuleError {
     fn problem(&self) -> Problem {
         let message = self.to_string();
         match self {
+            Self::Limited(inner) => inner.problem(),
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
             Self::NotFound(_) => Problem::new(Kind::NotFound, "not_found", message),
             Self::Invalid(fields) => Problem::invalid(fields),

@@ -13,6 +13,9 @@ pub const SERIES: &[(&str, EventKind)] = &[
     ("Permission denials", EventKind::PermissionDenied),
     ("Module executions", EventKind::ModuleExecute),
     ("Sandbox violations", EventKind::SandboxViolation),
+    // Audited at most once a minute per caller and limit (docs/edge.md), so this counts callers
+    // refused per minute rather than every refusal; rate_limit_violations_total has those.
+    ("Rate-limit refusals", EventKind::RateLimitExceeded),
 ];
 
 /// Errors of the security overview.

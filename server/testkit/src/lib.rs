@@ -145,3 +145,82 @@ pub fn file_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// The Redis the tests may use (`TEST_REDIS_URL`, else `redis://127.0.0.1:6379/0`), if it
+/// accepts connections; under CI a missing one fails the test.
+pub fn redis_url() -> Option<String> {
+    let url =
+        std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string());
+    let host = url
+        .trim_start_matches("redis://")
+        .rsplit('@')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&host)
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(2)).is_ok()
+        });
+    if reachable {
+        Some(url)
+    } else {
+        missing(&format!("Redis at {host}"));
+        None
+    }
+}
+
+/// A real rsyslog on a loopback port, writing what it receives to a file.
+pub struct Rsyslog {
+    child: std::process::Child,
+    /// The file rsyslog writes each message to: `facility severity app-name msgid message`.
+    pub out: std::path::PathBuf,
+}
+
+impl Rsyslog {
+    /// Starts rsyslogd listening on a free loopback port over `protocol` (`udp` or `tcp`).
+    pub fn start(dir: &std::path::Path, protocol: &str) -> Option<(Self, u16)> {
+        if !require_tool("rsyslogd", &["-v"]) {
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = dir.join("received.log");
+        let module = if protocol == "udp" { "imudp" } else { "imtcp" };
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{work}\")\nmodule(load=\"{module}\")\ninput(type=\"{module}\" address=\"127.0.0.1\" port=\"{port}\")\n\
+                 template(name=\"t\" type=\"string\" string=\"%syslogfacility-text% %syslogseverity-text% %app-name% %msgid% %msg%\\n\")\n\
+                 *.* action(type=\"omfile\" file=\"{out}\" template=\"t\")\n",
+                work = dir.display(),
+                out = out.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslog.pid"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        Some((Self { child, out }, port))
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

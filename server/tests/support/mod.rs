@@ -2,7 +2,7 @@
 #![allow(dead_code, unused_imports)]
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::Duration,
@@ -438,4 +438,34 @@ pub async fn audit_events(server: &Server, token: &str, event: &str) -> Vec<serd
         .await
         .unwrap();
     body["events"].as_array().cloned().unwrap_or_default()
+}
+
+/// `promtool check metrics` on `text`: whether it passed and what it said (`None`: promtool is
+/// missing, which fails the test under `CI=true`).
+pub fn promtool(text: &str) -> Option<(bool, String)> {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        testkit::require_tool("promtool", &["--version"]);
+        return None;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
 }

@@ -1,13 +1,18 @@
 //! The Security dashboard: charts, drawn in SVG here, of authentication failures, denials,
-//! executions and sandbox violations per hour, from the recorded audit events.
+//! executions, sandbox violations and rate-limit refusals per hour, from the recorded audit
+//! events; and what rate_limit.yml and ids.yml are doing now: blocked addresses (with Unblock),
+//! throttled users and the latest rule triggers.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
-    api::security::{SeriesView, security_overview},
-    ui::{components::PageHeader, forms::page_error},
+    api::security::{EdgeView, SeriesView, Unblock, edge_state, security_overview},
+    ui::{
+        components::PageHeader,
+        forms::{FormError, page_error},
+    },
 };
 
 #[component]
@@ -21,9 +26,12 @@ pub fn SecurityPage() -> impl IntoView {
             .unwrap_or(24)
     };
     let data = Resource::new(hours, security_overview);
+    let unblock = ServerAction::<Unblock>::new();
+    let edge = Resource::new(move || unblock.version().get(), |_| edge_state());
+    let unblock_error = Signal::derive(move || unblock.value().get().and_then(Result::err));
     view! {
         <Title text="Security" />
-        <PageHeader title="Security" summary="Authentication failures, denials, module executions and sandbox violations, per hour." />
+        <PageHeader title="Security" summary="Authentication failures, denials, module executions, sandbox violations and rate-limit refusals per hour; blocked addresses and intrusion-detection triggers." />
         <nav class="toolbar" aria-label="Window">
             <a class="button button-small" href="/security?hours=24">"24 hours"</a>
             <a class="button button-small" href="/security?hours=72">"3 days"</a>
@@ -52,6 +60,109 @@ pub fn SecurityPage() -> impl IntoView {
                 }
             })}
         </Suspense>
+        <FormError error=unblock_error />
+        <Suspense fallback=|| view! { <p class="muted">"Loading blocks…"</p> }>
+            {move || Suspend::new(async move {
+                match edge.await {
+                    // Without system:audit the section is left out; the charts need less.
+                    Err(e) if e.status == 403 => ().into_any(),
+                    Err(e) => page_error(e),
+                    Ok(view) => view! { <EdgeSection view=view unblock=unblock /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Blocks, throttles and triggers of rate_limit.yml and ids.yml.
+#[component]
+fn EdgeSection(view: EdgeView, unblock: ServerAction<Unblock>) -> impl IntoView {
+    let can_unblock = view.can_unblock;
+    view! {
+        <div class="grid">
+            <section class="card" id="blocks" aria-labelledby="blocks-title" data-testid="blocks">
+                <h2 id="blocks-title">"Blocked addresses"</h2>
+                {if view.blocks.is_empty() {
+                    view! { <p class="muted">"No address is blocked. ids.yml rules with block_ip add them here."</p> }.into_any()
+                } else {
+                    view! {
+                        <table class="table">
+                            <thead><tr><th scope="col">"Address"</th><th scope="col">"Rule"</th><th scope="col">"Since"</th><th scope="col">"Until"</th><th scope="col"><span class="visually-hidden">"Action"</span></th></tr></thead>
+                            <tbody>
+                                {view.blocks.into_iter().map(|b| {
+                                    let label = format!("Unblock {}", b.ip);
+                                    view! {
+                                        <tr>
+                                            <td><code>{b.ip.clone()}</code></td>
+                                            <td>{b.rule}</td>
+                                            <td>{b.since}</td>
+                                            <td>{b.until}</td>
+                                            <td>{can_unblock.then(|| view! {
+                                                <ActionForm action=unblock attr:class="inline-form">
+                                                    <input type="hidden" name="ip" value=b.ip.clone() />
+                                                    <button class="button button-small" type="submit" aria-label=label>"Unblock"</button>
+                                                </ActionForm>
+                                            })}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any()
+                }}
+            </section>
+            <section class="card" aria-labelledby="throttles-title" data-testid="throttles">
+                <h2 id="throttles-title">"Throttled users"</h2>
+                {if view.throttles.is_empty() {
+                    view! { <p class="muted">"No user's runs are held back."</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="plain-list">
+                            {view.throttles.into_iter().map(|t| view! {
+                                <li><code>{t.user_id}</code>" · "{t.rule}" · until "{t.until}</li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </section>
+        </div>
+        <section class="card" aria-labelledby="alerts-title" data-testid="alert-channels">
+            <h2 id="alerts-title">"Alert destinations"</h2>
+            {if view.channels.is_empty() {
+                view! { <p class="muted">"No alert has been sent yet. ids.yml rules with the alert action send to the destinations under intrusion_detection.alerts."</p> }.into_any()
+            } else {
+                view! {
+                    <ul class="plain-list">
+                        {view.channels.into_iter().map(|c| {
+                            let (class, word) = if c.ok { ("pill pill-ok", "delivered") } else { ("pill pill-bad", "failing") };
+                            view! {
+                                <li>
+                                    <strong>{c.channel}</strong>" "<span class=class>{word}</span>" · last try "{c.at}
+                                    {c.error.map(|e| view! { <div class="muted">{e}</div> })}
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any()
+            }}
+        </section>
+        <section class="card" aria-labelledby="triggers-title" data-testid="triggers">
+            <h2 id="triggers-title">"Recent intrusion-detection triggers"</h2>
+            {if view.triggers.is_empty() {
+                view! { <p class="muted">"No ids.yml rule has fired yet."</p> }.into_any()
+            } else {
+                view! {
+                    <table class="table">
+                        <thead><tr><th scope="col">"When"</th><th scope="col">"Rule"</th><th scope="col">"Action"</th><th scope="col">"Address"</th></tr></thead>
+                        <tbody>
+                            {view.triggers.into_iter().map(|t| view! {
+                                <tr><td>{t.at}</td><td>{t.rule}</td><td>{t.action}</td><td><code>{t.ip}</code></td></tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                }.into_any()
+            }}
+        </section>
     }
 }
 

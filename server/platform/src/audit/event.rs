@@ -36,11 +36,15 @@ pub enum EventKind {
     IdentityLink,
     IdentityUnlink,
     RetentionRun,
+    RateLimitExceeded,
+    IpUnblocked,
+    IdsTriggered,
+    AlertSent,
 }
 
 impl EventKind {
     /// Every kind, the spec's first.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 35] = [
         Self::LoginSuccess,
         Self::LoginFailure,
         Self::Logout,
@@ -72,6 +76,10 @@ impl EventKind {
         Self::IdentityLink,
         Self::IdentityUnlink,
         Self::RetentionRun,
+        Self::RateLimitExceeded,
+        Self::IpUnblocked,
+        Self::IdsTriggered,
+        Self::AlertSent,
     ];
 
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
@@ -112,6 +120,10 @@ impl EventKind {
             Self::IdentityLink => "identity_link",
             Self::IdentityUnlink => "identity_unlink",
             Self::RetentionRun => "retention_run",
+            Self::RateLimitExceeded => "rate_limit_exceeded",
+            Self::IpUnblocked => "ip_unblocked",
+            Self::IdsTriggered => "ids_triggered",
+            Self::AlertSent => "alert_sent",
         }
     }
 

@@ -52,6 +52,9 @@ pub enum AuthError {
         "the {0} directory cannot be reached right now; try again later (accounts of this server can still sign in)"
     )]
     ProviderUnavailable(&'static str),
+    /// Over rate_limit.yml's sign-in budget.
+    #[error(transparent)]
+    Limited(#[from] crate::edge::EdgeError),
     /// Something failed underneath.
     #[error(transparent)]
     Internal(#[from] IdentityError),
@@ -142,6 +145,12 @@ impl Identity {
         client: &Client,
         method: &str,
     ) -> Result<user::Model, AuthError> {
+        if let Some(ip) = client.ip.as_deref().and_then(|s| s.parse().ok()) {
+            use crate::edge::{Action, Who};
+            self.edge
+                .admit(Action::SignIn, Who::Address(ip), Some(ip))
+                .await?;
+        }
         let name = username.trim().to_lowercase();
         let row = self.find_row(&name).await?;
         if let Some(ldap) = &self.ldap
@@ -400,6 +409,18 @@ impl Identity {
         self.live_principal(row.id, None)
             .await?
             .ok_or(AuthError::InvalidToken)
+    }
+
+    /// The user a bearer access token names, when its signature and lifetime check out; no
+    /// database read (a rate-limit key, not an authentication: see [`Self::authenticate`]).
+    pub fn token_subject(&self, access_token: &str) -> Option<String> {
+        if access_token.starts_with(super::api_tokens::TOKEN_PREFIX) {
+            return None;
+        }
+        self.keys
+            .verify_access(access_token, self.clock.now())
+            .ok()
+            .map(|claims| claims.sub)
     }
 
     /// The principal behind a bearer access token: the user must exist, be enabled, the token

@@ -6,9 +6,6 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{Config, static_analysis};
 
-/// ids.yml `suspicious_module_upload`: `module_size > 50MB`.
-pub const SUSPICIOUS_SIZE: u64 = 50 * 1024 * 1024;
-
 fn severity(s: static_analysis::Severity) -> analysis::Severity {
     match s {
         static_analysis::Severity::Low => analysis::Severity::Low,
@@ -53,6 +50,8 @@ pub fn from_config(config: &Config) -> analysis::Policy {
         })
         .collect();
     let q = &sa.quarantine;
+    // ids.yml's upload rules (the spec's suspicious_module_upload): off with detection off.
+    let (suspicious_size, suspicious_patterns) = crate::edge::ids::upload_policy(config);
     analysis::Policy {
         rules,
         allowed_imports: imports.allowed_imports,
@@ -64,7 +63,8 @@ pub fn from_config(config: &Config) -> analysis::Policy {
         },
         high_risk_threshold: threshold(q.high_risk_threshold),
         medium_risk_threshold: threshold(q.medium_risk_threshold),
-        max_module_bytes: SUSPICIOUS_SIZE,
+        max_module_bytes: suspicious_size.unwrap_or(u64::MAX),
+        suspicious_patterns,
     }
 }
 

@@ -42,6 +42,7 @@ impl Modules {
         meta: UploadMeta,
         staged: Staged,
     ) -> Result<ModuleInfo, ModuleError> {
+        self.admit(crate::edge::Action::Upload, principal).await?;
         self.require(principal, "create", &meta.name).await?;
         let Some(owner) = principal.id().and_then(|id| uuid::Uuid::parse_str(id).ok()) else {
             return Err(ModuleError::Forbidden(
@@ -109,15 +110,14 @@ impl Modules {
         .await?;
         if status == ModuleStatus::Quarantined {
             let (reason, severity) = if report.suspicious {
-                (
-                    "suspicious upload (ids.yml suspicious_module_upload)",
-                    "critical",
-                )
+                ("suspicious upload (an ids.yml upload rule)", "critical")
             } else {
                 ("risk score at or above high_risk_threshold", "high")
             };
-            let details =
-                serde_json::json!({ "reason": reason, "severity": severity, "automatic": true });
+            let details = serde_json::json!({
+                "reason": reason, "severity": severity, "automatic": true,
+                "suspicious": report.suspicious, "size_bytes": staged.size,
+            });
             self.record(
                 principal,
                 EventKind::ModuleQuarantine,

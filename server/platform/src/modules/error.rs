@@ -7,6 +7,9 @@ use super::storage::StorageError;
 /// Errors of the module services; each message is safe to show to the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum ModuleError {
+    /// Over a rate_limit.yml budget, or runs paused by an ids.yml throttle.
+    #[error(transparent)]
+    Limited(#[from] crate::edge::EdgeError),
     /// The principal lacks the permission.
     #[error("permission denied: {0} is required")]
     Forbidden(String),

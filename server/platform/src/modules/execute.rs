@@ -260,6 +260,7 @@ impl Modules {
                 "module execution is not available in this process".into(),
             ))
         })?;
+        self.admit(crate::edge::Action::Run, principal).await?;
         let row = self.reach_for_run(principal, id).await?;
         if let Err(refusal) = self.runnable(id, &row.status) {
             let outcome = match refusal {

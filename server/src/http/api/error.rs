@@ -21,6 +21,9 @@ pub struct ApiError {
     message: String,
     /// Per-field messages of a validation error (omitted from the body when empty).
     fields: BTreeMap<String, Vec<String>>,
+    /// `Retry-After` (seconds) and the budget that refused (`RateLimit-*`), for refusals that
+    /// pass; boxed, as errors travel in every `Result`.
+    wait: Option<Box<(Option<u64>, Option<platform::edge::Budget>)>>,
 }
 
 impl ApiError {
@@ -30,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             fields: BTreeMap::new(),
+            wait: None,
         }
     }
 
@@ -46,6 +50,8 @@ impl ApiError {
             code: problem.code,
             message: problem.message,
             fields: problem.fields,
+            wait: (problem.retry_after.is_some() || problem.budget.is_some())
+                .then(|| Box::new((problem.retry_after, problem.budget))),
         }
     }
 
@@ -73,7 +79,19 @@ impl IntoResponse for ApiError {
             error["fields"] = serde_json::json!(self.fields);
         }
         let body = serde_json::json!({ "error": error });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(wait) = self.wait {
+            let (retry_after, budget) = *wait;
+            if let Some(budget) = budget {
+                crate::http::edge::budget_headers(response.headers_mut(), &budget);
+            }
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, secs.into());
+            }
+        }
+        response
     }
 }
 
