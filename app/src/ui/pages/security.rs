@@ -79,14 +79,13 @@ pub fn SecurityPage() -> impl IntoView {
 fn EdgeSection(view: EdgeView, unblock: ServerAction<Unblock>) -> impl IntoView {
     let can_unblock = view.can_unblock;
     view! {
-        <div class="grid">
             <section class="card" id="blocks" aria-labelledby="blocks-title" data-testid="blocks">
                 <h2 id="blocks-title">"Blocked addresses"</h2>
                 {if view.blocks.is_empty() {
                     view! { <p class="muted">"No address is blocked. ids.yml rules with block_ip add them here."</p> }.into_any()
                 } else {
                     view! {
-                        <table class="table">
+                        <div class="table-wrap"><table class="table">
                             <thead><tr><th scope="col">"Address"</th><th scope="col">"Rule"</th><th scope="col">"Since"</th><th scope="col">"Until"</th><th scope="col"><span class="visually-hidden">"Action"</span></th></tr></thead>
                             <tbody>
                                 {view.blocks.into_iter().map(|b| {
@@ -107,7 +106,7 @@ fn EdgeSection(view: EdgeView, unblock: ServerAction<Unblock>) -> impl IntoView 
                                     }
                                 }).collect_view()}
                             </tbody>
-                        </table>
+                        </table></div>
                     }.into_any()
                 }}
             </section>
@@ -125,7 +124,6 @@ fn EdgeSection(view: EdgeView, unblock: ServerAction<Unblock>) -> impl IntoView 
                     }.into_any()
                 }}
             </section>
-        </div>
         <section class="card" aria-labelledby="alerts-title" data-testid="alert-channels">
             <h2 id="alerts-title">"Alert destinations"</h2>
             {if view.channels.is_empty() {
