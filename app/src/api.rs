@@ -7,6 +7,7 @@ pub mod erasure;
 pub mod error;
 pub mod exports;
 pub mod linked;
+pub mod mfa;
 pub mod modules;
 pub mod roles;
 pub mod security;

@@ -23,6 +23,7 @@ use crate::ui::{
         audit::AuditPage,
         compliance::CompliancePage,
         home::Home,
+        mfa::{MfaPage, SecondFactorPage},
         modules::{ModulesPage, ReviewQueuePage, UploadPage, detail::ModulePage},
         not_found::NotFound,
         roles::RolesPage,
@@ -66,8 +67,10 @@ pub fn App() -> impl IntoView {
                     // Pages with data render whole on the server, so they work without JavaScript.
                     <Route path=path!("/") view=Home ssr=SsrMode::Async />
                     <Route path=path!("/login") view=SignInPage ssr=SsrMode::Async />
+                    <Route path=path!("/login/mfa") view=SecondFactorPage ssr=SsrMode::Async />
                     <Route path=path!("/setup") view=SetupPage ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/mfa") view=MfaPage ssr=SsrMode::Async />
                     <Route path=path!("/users") view=UsersPage ssr=SsrMode::Async />
                     <Route path=path!("/users/:id") view=UserPage ssr=SsrMode::Async />
                     <Route path=path!("/roles") view=RolesPage ssr=SsrMode::Async />

@@ -15,6 +15,7 @@ mod m20261201_000050_data_exports;
 mod m20261202_000060_erasure;
 mod m20261202_000070_audit_checkpoints;
 mod m20261203_000080_anonymisation;
+mod m20261204_000090_mfa;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000060_erasure::Migration),
             Box::new(m20261202_000070_audit_checkpoints::Migration),
             Box::new(m20261203_000080_anonymisation::Migration),
+            Box::new(m20261204_000090_mfa::Migration),
         ]
     }
 }

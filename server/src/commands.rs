@@ -133,6 +133,15 @@ async fn config_check(options: &StartOptions) -> Result<(), CommandError> {
         );
     }
     print_edge(&config);
+    let mfa = &config.soc2.soc2.security;
+    if mfa.multi_factor_auth && !mfa.multi_factor_roles.is_empty() {
+        println!(
+            "second factor: required of {} (soc2.yml), offered to everyone",
+            mfa.multi_factor_roles.join(", ")
+        );
+    } else {
+        println!("second factor: offered, required of nobody");
+    }
     println!("configuration in {} is valid", options.config_dir.display());
     Ok(())
 }

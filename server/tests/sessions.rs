@@ -10,41 +10,9 @@ use std::path::Path;
 
 use reqwest::{
     Client, StatusCode,
-    header::{ACCEPT, COOKIE, LOCATION, REFERER, SET_COOKIE},
-    redirect::Policy,
+    header::{ACCEPT, COOKIE, SET_COOKIE},
 };
-use support::{FreshDb, Server};
-
-fn browser() -> Client {
-    Client::builder().redirect(Policy::none()).build().unwrap()
-}
-
-/// Posts a dashboard form the way a browser without JavaScript does.
-async fn form(
-    http: &Client,
-    server: &Server,
-    path: &str,
-    from: &str,
-    cookie: Option<&str>,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let mut request = http
-        .post(server.url(path))
-        .header(ACCEPT, "text/html")
-        .header(REFERER, server.url(from))
-        .form(fields);
-    if let Some(c) = cookie {
-        request = request.header(COOKIE, c);
-    }
-    request.send().await.unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default()
-}
+use support::{FreshDb, Server, browser, form, location};
 
 /// The session cookie a response sets, as `name=value`, with its attributes checked.
 fn session_cookie(r: &reqwest::Response) -> String {

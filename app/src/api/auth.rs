@@ -55,25 +55,18 @@ pub async fn sign_in(
 ) -> Result<(), AppError> {
     let platform = ssr::platform()?;
     let password = secrecy::SecretString::from(password);
-    let user = platform
+    let outcome = platform
         .identity()
         .sign_in(&username, &password, &ssr::client())
         .await?;
-    let linked = ssr::finish_pending_link(&user).await?;
-    ssr::start_session(user).await?;
-    if linked {
-        leptos_axum::redirect("/account?linked=google#linked");
-    } else {
-        leptos_axum::redirect(&ssr::safe_next(next.as_deref()));
-    }
-    Ok(())
+    ssr::after_first_factor(outcome, &ssr::safe_next(next.as_deref())).await
 }
 
 /// Ends the session.
 #[server(endpoint = "auth/sign_out")]
 pub async fn sign_out() -> Result<(), AppError> {
     let platform = ssr::platform()?;
-    if let Some(principal) = ssr::current_principal().await? {
+    if let Some((_, principal)) = ssr::enrolling().await? {
         platform
             .identity()
             .sign_out(&principal, &ssr::client())
@@ -134,11 +127,9 @@ pub async fn create_first_admin(
         .identity()
         .create_first_admin(&token, admin)
         .await?;
-    let user = platform
+    let outcome = platform
         .identity()
         .sign_in(&username, &secret, &ssr::client())
         .await?;
-    ssr::start_session(user).await?;
-    leptos_axum::redirect("/");
-    Ok(())
+    ssr::after_first_factor(outcome, "/").await
 }

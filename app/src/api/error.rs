@@ -41,6 +41,21 @@ impl AppError {
         Self::new(401, "unauthorized", "please sign in")
     }
 
+    /// soc2.yml requires a second factor of this account and none is enrolled yet: the session
+    /// reaches only the enrolment page.
+    pub fn mfa_enrolment_required() -> Self {
+        Self::new(
+            403,
+            "mfa_enrolment_required",
+            "your role requires a second factor: enrol an authenticator app to continue",
+        )
+    }
+
+    /// Whether the session must enrol a second factor before anything else.
+    pub fn is_enrolment_required(&self) -> bool {
+        self.code == "mfa_enrolment_required"
+    }
+
     /// Input the server function itself refused, shown next to `field`.
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         let message = message.into();

@@ -46,8 +46,18 @@ pub fn client() -> Client {
     Client { ip, user_agent }
 }
 
-/// The signed-in principal, if the session holds a user who may still act.
+/// The signed-in principal, if the session holds a user who may still act; a session that must
+/// enrol a second factor first gets [`AppError::mfa_enrolment_required`].
 pub async fn current_principal() -> Result<Option<Principal>, AppError> {
+    match enrolling().await? {
+        Some((user, _)) if user.must_enrol => Err(AppError::mfa_enrolment_required()),
+        other => Ok(other.map(|(_, principal)| principal)),
+    }
+}
+
+/// The session's user and principal, also while it must enrol a second factor: only for the
+/// enrolment page and signing out.
+pub async fn enrolling() -> Result<Option<(SessionUser, Principal)>, AppError> {
     let platform = platform()?;
     let session = session().await?;
     let Some(user) = session
@@ -59,14 +69,14 @@ pub async fn current_principal() -> Result<Option<Principal>, AppError> {
     };
     let principal = platform
         .identity()
-        .session_principal(&user, platform.session_timeouts())
+        .enrolment_principal(&user, platform.session_timeouts())
         .await
         .map_err(|e| AppError::internal(&e))?;
     if principal.is_none() {
         // The account was disabled, its password changed, or the session is too old: end it.
         session.flush().await.map_err(|e| AppError::internal(&e))?;
     }
-    Ok(principal)
+    Ok(principal.map(|p| (user, p)))
 }
 
 /// The signed-in principal, or [`AppError::unauthorized`].
@@ -87,6 +97,103 @@ pub async fn start_session(user: SessionUser) -> Result<(), AppError> {
         .insert(SESSION_USER_KEY, user)
         .await
         .map_err(|e| AppError::internal(&e))
+}
+
+/// Where a password sign-in goes after its first step: signed in (to `next`, or to the enrolment
+/// page when a second factor must be enrolled first), or to the second-factor page with the
+/// challenge kept in the session.
+pub async fn after_first_factor(
+    outcome: platform::identity::mfa::SignInOutcome,
+    next: &str,
+) -> Result<(), AppError> {
+    use platform::identity::mfa::{MFA_PENDING_KEY, PendingSecondFactor, SignInOutcome};
+    match outcome {
+        SignInOutcome::SignedIn(user) => {
+            let must_enrol = user.must_enrol;
+            let linked = finish_pending_link(&user).await?;
+            start_session(user).await?;
+            if must_enrol {
+                leptos_axum::redirect("/account/mfa");
+            } else if linked {
+                leptos_axum::redirect("/account?linked=google#linked");
+            } else {
+                leptos_axum::redirect(next);
+            }
+        }
+        SignInOutcome::SecondFactor { challenge } => {
+            let session = session().await?;
+            session
+                .cycle_id()
+                .await
+                .map_err(|e| AppError::internal(&e))?;
+            session
+                .remove_value(SESSION_USER_KEY)
+                .await
+                .map_err(|e| AppError::internal(&e))?;
+            let pending = PendingSecondFactor {
+                challenge,
+                next: next.to_string(),
+            };
+            session
+                .insert(MFA_PENDING_KEY, pending)
+                .await
+                .map_err(|e| AppError::internal(&e))?;
+            leptos_axum::redirect("/login/mfa");
+        }
+    }
+    Ok(())
+}
+
+/// Hands `value` to the next page in a one-time cookie `name` (`HttpOnly`, `SameSite=Strict`,
+/// `max_age` seconds, `Secure` under TLS): how a secret shown once (a new API token, new recovery
+/// codes) crosses the redirect after a form's POST without being stored on the server or put in a
+/// URL. Its path is `/` because the hydrated page reads it through a server function.
+pub fn hand_over(name: &str, value: &str, max_age: u32) {
+    let secure = match platform() {
+        Ok(p) if p.config().tls.tls.enabled => "; Secure",
+        _ => "",
+    };
+    set_cookie(&format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ));
+}
+
+/// Takes the one-time cookie `name` (see [`hand_over`]): its value, once; the answer clears it and
+/// is not cached.
+pub async fn take_handed_over(name: &str) -> Result<Option<String>, AppError> {
+    let headers: http::HeaderMap = leptos_axum::extract()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let value = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.to_string());
+    if value.is_some() {
+        set_cookie(&format!(
+            "{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        ));
+        if let Some(response) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+            response.insert_header(
+                http::header::CACHE_CONTROL,
+                http::HeaderValue::from_static("no-store"),
+            );
+        }
+    }
+    Ok(value)
+}
+
+fn set_cookie(value: &str) {
+    match (
+        leptos::prelude::use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(value),
+    ) {
+        (Some(response), Ok(value)) => response.append_header(http::header::SET_COOKIE, value),
+        _ => tracing::error!("could not set a one-time cookie"),
+    }
 }
 
 /// After a password sign-in: links the Google identity that waited in this session for this

@@ -84,15 +84,7 @@ pub async fn create_token(
         .identity()
         .create_api_token(&principal, new)
         .await?;
-    let secure = if platform.config().tls.tls.enabled {
-        "; Secure"
-    } else {
-        ""
-    };
-    set_cookie(&format!(
-        "{NEW_TOKEN_COOKIE}={}; Path=/; Max-Age=60; HttpOnly; SameSite=Strict{secure}",
-        issued.token.expose_secret()
-    ));
+    ssr::hand_over(NEW_TOKEN_COOKIE, issued.token.expose_secret(), 60);
     leptos_axum::redirect("/account?token=new#tokens");
     Ok(())
 }
@@ -102,29 +94,9 @@ pub async fn create_token(
 pub async fn take_new_token() -> Result<Option<String>, AppError> {
     use platform::identity::api_tokens::TOKEN_PREFIX;
     ssr::principal().await?;
-    let headers: http::HeaderMap = leptos_axum::extract()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let token = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == NEW_TOKEN_COOKIE)
-        .map(|(_, value)| value.to_string())
+    let token = ssr::take_handed_over(NEW_TOKEN_COOKIE)
+        .await?
         .filter(|t| t.starts_with(TOKEN_PREFIX) && t.len() <= 128);
-    if token.is_some() {
-        set_cookie(&format!(
-            "{NEW_TOKEN_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
-        ));
-        if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
-            response.insert_header(
-                http::header::CACHE_CONTROL,
-                http::HeaderValue::from_static("no-store"),
-            );
-        }
-    }
     Ok(token)
 }
 
@@ -139,15 +111,4 @@ pub async fn revoke_token(id: String) -> Result<(), AppError> {
         .await?;
     leptos_axum::redirect("/account?revoked=1#tokens");
     Ok(())
-}
-
-#[cfg(feature = "ssr")]
-fn set_cookie(value: &str) {
-    match (
-        use_context::<leptos_axum::ResponseOptions>(),
-        http::HeaderValue::from_str(value),
-    ) {
-        (Some(response), Ok(value)) => response.append_header(http::header::SET_COOKIE, value),
-        _ => tracing::error!("could not set the new-token cookie"),
-    }
 }

@@ -73,7 +73,9 @@ pub fn FormError(
 /// What a page shows when loading its data failed: a trip to the sign-in page when the session is
 /// missing, otherwise an explanation.
 pub fn page_error(error: AppError) -> AnyView {
-    if error.is_unauthorized() {
+    if error.is_enrolment_required() {
+        view! { <Redirect path="/account/mfa" /> }.into_any()
+    } else if error.is_unauthorized() {
         view! { <SignInRedirect /> }.into_any()
     } else if error.is_forbidden() {
         view! { <ErrorPanel message="You do not have permission to see this page. Ask an administrator for a role that grants it.".to_string() /> }.into_any()

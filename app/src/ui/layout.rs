@@ -87,6 +87,11 @@ pub fn Layout(children: Children) -> impl IntoView {
                                         <button class="button button-small" type="submit">"Sign out"</button>
                                     </ActionForm>
                                 }.into_any(),
+                                Err(e) if e.is_enrolment_required() => view! {
+                                    <ActionForm action=sign_out attr:class="form-inline">
+                                        <button class="button button-small" type="submit">"Sign out"</button>
+                                    </ActionForm>
+                                }.into_any(),
                                 _ => view! { <a class="button button-small" href="/login">"Sign in"</a> }.into_any(),
                             }
                         })}

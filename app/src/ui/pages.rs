@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod compliance;
 pub mod home;
+pub mod mfa;
 pub mod modules;
 pub mod not_found;
 pub mod roles;

@@ -20,6 +20,7 @@ pub mod grants;
 pub mod ldap;
 mod ldap_sign_in;
 mod lifecycle;
+pub mod mfa;
 mod model;
 pub mod oidc;
 pub mod password;
@@ -68,10 +69,20 @@ pub struct Identity {
     ldap: Option<ldap::LdapClient>,
     /// rate_limit.yml's sign-in budget.
     edge: crate::edge::Edge,
+    /// The keys that seal TOTP secrets and hash recovery codes.
+    mfa: mfa::MfaKeys,
 }
 
 /// Most accounts kept in memory for authentication.
 const ACCOUNT_CACHE: usize = 10_000;
+
+/// The secrets identity derives its keys from: the JWT secret (tokens, the Google flow) and the
+/// storage key (second factors).
+#[derive(Clone, Copy)]
+pub struct IdentityKeys<'a> {
+    pub jwt_secret: &'a SecretString,
+    pub storage_key: &'a [u8; 32],
+}
 
 impl Identity {
     pub fn new(
@@ -79,10 +90,11 @@ impl Identity {
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
         audit: AuditService,
-        secret: &SecretString,
+        keys: IdentityKeys<'_>,
         generation: crate::generation::AccessGeneration,
         edge: crate::edge::Edge,
     ) -> Result<Self, String> {
+        let (secret, storage_key) = (keys.jwt_secret, keys.storage_key);
         let permits = std::thread::available_parallelism().map_or(2, usize::from);
         let keys = tokens::TokenKeys::new(secret, &config.security.auth.jwt);
         let accounts = Arc::new(crate::generation::Fresh::new(
@@ -114,6 +126,7 @@ impl Identity {
             oidc,
             ldap,
             edge,
+            mfa: mfa::MfaKeys::new(storage_key),
         })
     }
 

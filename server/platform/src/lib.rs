@@ -200,21 +200,24 @@ impl Platform {
         );
         let observer: Arc<dyn edge::Observer> = Arc::new(edge.clone());
         audit.set_observer(Arc::downgrade(&observer));
+        let (key, generated) = secrets::storage_key(&options.data_dir)?;
+        if let Some(path) = generated {
+            notices.push(Notice::GeneratedStorageKey { path });
+        }
         let identity = identity::Identity::new(
             db.clone(),
             options.clock.clone(),
             config.clone(),
             audit.clone(),
-            &jwt_secret,
+            identity::IdentityKeys {
+                jwt_secret: &jwt_secret,
+                storage_key: &key,
+            },
             generation.clone(),
             edge.clone(),
         )
         .map_err(StartError::Identity)?;
         identity.sync_builtin_roles().await?;
-        let (key, generated) = secrets::storage_key(&options.data_dir)?;
-        if let Some(path) = generated {
-            notices.push(Notice::GeneratedStorageKey { path });
-        }
         let store = modules::storage::ModuleStore::new(options.data_dir.join("modules"), &key)
             .map_err(|e| StartError::Modules(e.to_string()))?;
         let executor = if options.run_modules {

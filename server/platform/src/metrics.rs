@@ -123,6 +123,7 @@ fn pick(value: Option<&str>, known: &[&'static str]) -> &'static str {
 }
 
 const AUTH_REASONS: &[&str] = &[
+    "mfa_failed",
     "unknown_user",
     "wrong_password",
     "account_disabled",
@@ -248,6 +249,7 @@ impl Metrics {
             (EventKind::LoginFailure, _) | (EventKind::TokenRefresh, Outcome::Failure) => {
                 self.authentication_failure(detail("reason"))
             }
+            (EventKind::MfaFailure, _) => self.authentication_failure(Some("mfa_failed")),
             (EventKind::PermissionDenied, _) => {
                 self.authorization_denial(detail("permission").and_then(|p| p.split(':').next()))
             }

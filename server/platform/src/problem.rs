@@ -82,6 +82,8 @@ pub struct Problem {
     pub retry_after: Option<u64>,
     /// The budget that refused (`RateLimit-*` headers).
     pub budget: Option<crate::edge::Budget>,
+    /// Further members of the error object (`mfa_required`'s `challenge_id` and `methods`).
+    pub extra: BTreeMap<&'static str, serde_json::Value>,
 }
 
 impl Problem {
@@ -93,6 +95,7 @@ impl Problem {
             fields: BTreeMap::new(),
             retry_after: None,
             budget: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -112,6 +115,7 @@ impl Problem {
             fields: fields.clone(),
             retry_after: None,
             budget: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -161,6 +165,35 @@ impl Describe for AuthError {
                     .on_field("password")
             }
             Self::Limited(inner) => inner.problem().on_field("password"),
+            Self::MfaRequired { challenge } => {
+                let mut problem =
+                    Problem::new(Kind::Unauthorized, "mfa_required", self.to_string());
+                problem
+                    .extra
+                    .insert("challenge_id", challenge.clone().into());
+                problem
+                    .extra
+                    .insert("methods", serde_json::json!(["totp", "recovery_code"]));
+                problem
+            }
+            Self::MfaEnrolmentRequired => {
+                Problem::new(Kind::Forbidden, "mfa_enrolment_required", self.to_string())
+            }
+            Self::MfaChallenge => Problem::new(
+                Kind::Unauthorized,
+                "mfa_challenge_expired",
+                self.to_string(),
+            ),
+            Self::MfaWrongCode => {
+                Problem::new(Kind::Unauthorized, "mfa_failed", self.to_string()).on_field("code")
+            }
+            Self::MfaLocked { retry_after } => {
+                let mut problem =
+                    Problem::new(Kind::TooManyRequests, "mfa_locked", self.to_string())
+                        .on_field("code");
+                problem.retry_after = Some(*retry_after);
+                problem
+            }
             Self::Internal(inner) => inner.problem(),
         }
     }

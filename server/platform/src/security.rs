@@ -16,6 +16,8 @@ pub const SERIES: &[(&str, EventKind)] = &[
     // Audited at most once a minute per caller and limit (docs/edge.md), so this counts callers
     // refused per minute rather than every refusal; rate_limit_violations_total has those.
     ("Rate-limit refusals", EventKind::RateLimitExceeded),
+    // Wrong, expired or locked-out second factors (soc2.yml multi_factor_auth).
+    ("MFA failures", EventKind::MfaFailure),
 ];
 
 /// Errors of the security overview.

@@ -104,6 +104,9 @@ async fn expiry_and_absolute_timeout(database_url: Option<String>) {
         .sign_in("alice", &password(), &Client::default())
         .await
         .unwrap();
+    let platform::identity::mfa::SignInOutcome::SignedIn(session) = session else {
+        panic!("no second factor is enrolled: signed in at once");
+    };
     clock.advance(chrono::Duration::hours(12) - chrono::Duration::seconds(1));
     assert!(
         identity
@@ -138,6 +141,9 @@ async fn idle_timeout(database_url: Option<String>) {
         .sign_in("alice", &password(), &Client::default())
         .await
         .unwrap();
+    let platform::identity::mfa::SignInOutcome::SignedIn(session) = session else {
+        panic!("no second factor is enrolled: signed in at once");
+    };
     let idle = chrono::Duration::minutes(30);
     let expiry = |now: chrono::DateTime<Utc>| {
         time::OffsetDateTime::from_unix_timestamp((now + idle).timestamp()).unwrap()

@@ -139,6 +139,24 @@ pub async fn callback(
                 }
             }
         }
+        Ok(CallbackOutcome::SecondFactor { challenge, next }) => {
+            use platform::identity::mfa::{MFA_PENDING_KEY, PendingSecondFactor};
+            let waiting = async {
+                session.cycle_id().await?;
+                session.remove_value(PENDING_LINK_KEY).await?;
+                session.remove_value(SESSION_USER_KEY).await?;
+                session
+                    .insert(MFA_PENDING_KEY, PendingSecondFactor { challenge, next })
+                    .await
+            };
+            match waiting.await {
+                Ok(()) => Redirect::to("/login/mfa").into_response(),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot keep the sign-in waiting for its second factor");
+                    to_login("internal")
+                }
+            }
+        }
         Ok(CallbackOutcome::LinkRequired(link)) => {
             match session.insert(PENDING_LINK_KEY, link).await {
                 Ok(()) => Redirect::to("/login?link=google").into_response(),

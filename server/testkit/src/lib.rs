@@ -224,3 +224,43 @@ impl Drop for Rsyslog {
         let _ = self.child.wait();
     }
 }
+
+/// The line of the repository's `config/soc2.yml` that names the roles a second factor is
+/// required of.
+pub const MFA_ROLES_LINE: &str = "multi_factor_roles: [\"admin\"]";
+
+/// The config the test suites run on: a copy of the repository's `config/` (made once per test
+/// process) in which soc2.yml requires a second factor of no role, so tests about other things
+/// can sign in as an administrator with a password alone. The second-factor tests turn it back
+/// on (see `server/tests/mfa_api.rs`); everything else is the repository's config as written.
+pub fn test_config_dir() -> std::path::PathBuf {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir = std::env::temp_dir().join(format!(
+            "wasm-as-os-test-config-{}-{}",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&repo).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+            }
+        }
+        let soc2 = dir.join("soc2.yml");
+        let text = std::fs::read_to_string(&soc2).unwrap();
+        assert!(
+            text.contains(MFA_ROLES_LINE),
+            "config/soc2.yml has no {MFA_ROLES_LINE}"
+        );
+        std::fs::write(
+            &soc2,
+            text.replacen(MFA_ROLES_LINE, "multi_factor_roles: []", 1),
+        )
+        .unwrap();
+        dir
+    })
+    .clone()
+}

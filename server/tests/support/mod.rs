@@ -12,8 +12,10 @@ pub use testkit::FreshDb;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wasm-as-os");
 
+/// The repository's config as the tests run it: see [`testkit::test_config_dir`] (no role needs a
+/// second factor unless a test says so).
 pub fn repo_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    testkit::test_config_dir()
 }
 
 pub struct Server {
@@ -468,4 +470,41 @@ pub fn promtool(text: &str) -> Option<(bool, String)> {
             String::from_utf8_lossy(&out.stderr)
         ),
     ))
+}
+
+/// A client that does not follow redirects, as the dashboard tests need to see them.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Posts a dashboard form the way a browser without JavaScript does.
+pub async fn form(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    from: &str,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    use reqwest::header::{ACCEPT, COOKIE, REFERER};
+    let mut request = http
+        .post(server.url(path))
+        .header(ACCEPT, "text/html")
+        .header(REFERER, server.url(from))
+        .form(fields);
+    if let Some(c) = cookie {
+        request = request.header(COOKIE, c);
+    }
+    request.send().await.unwrap()
+}
+
+/// A response's `Location`, or "".
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(reqwest::header::LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }

@@ -67,6 +67,11 @@ pub fn AccountPage() -> impl IntoView {
                                 </ActionForm>
                             </section>
                         </div>
+                        <section class="card" aria-labelledby="mfa-link-title">
+                            <h2 id="mfa-link-title">"Two-step sign-in"</h2>
+                            <p class="muted">"An authenticator app and recovery codes as a second factor when you sign in."</p>
+                            <a class="button" href="/account/mfa" data-testid="mfa-link">"Manage two-step sign-in"</a>
+                        </section>
                         <LinkedSection />
                         <TokensSection />
                         <exports::ExportsSection />

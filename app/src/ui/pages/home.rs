@@ -4,15 +4,25 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::{
-    api::system::system_status,
+    api::{auth::current_user, system::system_status},
     ui::{components::PageHeader, pages::not_found::ErrorPanel, sections::SECTIONS},
 };
 
 #[component]
 pub fn Home() -> impl IntoView {
     let status = Resource::new(|| (), |()| system_status());
+    let me = Resource::new(|| (), |()| current_user());
     view! {
         <Title text="Overview" />
+        // A session that must enrol a second factor first goes to enrolment from here too.
+        <Suspense fallback=|| ()>
+            {move || Suspend::new(async move {
+                me.await
+                    .err()
+                    .filter(|e| e.is_enrolment_required())
+                    .map(|_| view! { <leptos_router::components::Redirect path="/account/mfa" /> })
+            })}
+        </Suspense>
         <PageHeader title="Overview" summary="The state of this wasm-as-os installation." />
         <div class="grid">
             <section class="card" aria-labelledby="status-title">

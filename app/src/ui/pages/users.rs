@@ -6,8 +6,12 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 
 use crate::{
-    api::users::{
-        CreateUser, DeleteUser, ResetPassword, SetUserDisabled, SetUserRoles, get_user, list_users,
+    api::{
+        mfa::{FactorBadge, ResetMfa, user_factors},
+        users::{
+            CreateUser, DeleteUser, ResetPassword, SetUserDisabled, SetUserRoles, get_user,
+            list_users,
+        },
     },
     ui::{
         components::{EmptyState, PageHeader},
@@ -33,6 +37,7 @@ pub fn UsersPage() -> impl IntoView {
         |(q, page, _)| list_users(q, page),
     );
     let error = Signal::derive(move || create.value().get().and_then(Result::err));
+    let factors = Resource::new(move || create.version().get(), |_| user_factors());
     view! {
         <Title text="Users" />
         <PageHeader title="Users" summary="People who sign in to wasm-as-os, their roles and their status." />
@@ -43,6 +48,7 @@ pub fn UsersPage() -> impl IntoView {
         </form>
         <Suspense fallback=|| view! { <p class="muted">"Loading users…"</p> }>
             {move || Suspend::new(async move {
+                let factors = factors.await.unwrap_or_default();
                 match users.await {
                     Err(e) => page_error(e),
                     Ok(data) => {
@@ -59,17 +65,18 @@ pub fn UsersPage() -> impl IntoView {
                             view! {
                                 <div class="table-wrap">
                                     <table class="table" data-testid="users-table">
-                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Roles"</th><th scope="col">"Status"</th><th scope="col">"Last sign-in"</th></tr></thead>
+                                        <thead><tr><th scope="col">"Username"</th><th scope="col">"Email"</th><th scope="col">"Roles"</th><th scope="col">"Status"</th><th scope="col">"Second factor"</th><th scope="col">"Last sign-in"</th></tr></thead>
                                         <tbody>
-                                            {data.users.into_iter().map(|u| view! {
+                                            {data.users.into_iter().map(|u| { let badge = factor_badge(factors.get(&u.id)); view! {
                                                 <tr>
                                                     <td><a href=format!("/users/{}", u.id)>{u.username}</a></td>
                                                     <td>{u.email}</td>
                                                     <td>{u.roles.join(", ")}</td>
                                                     <td>{if u.disabled { view! { <span class="pill pill-bad">"disabled"</span> } } else { view! { <span class="pill pill-ok">"active"</span> } }}</td>
+                                                    <td>{badge}</td>
                                                     <td class="muted">{u.last_login_at.unwrap_or_else(|| "never".to_string())}</td>
                                                 </tr>
-                                            }).collect_view()}
+                                            }}).collect_view()}
                                         </tbody>
                                     </table>
                                 </div>
@@ -118,6 +125,14 @@ pub fn UsersPage() -> impl IntoView {
 }
 
 /// One checkbox per role, named `roles[<name>]` so the form posts the checked ones.
+/// An account's second factors as a pill: the app and how many recovery codes are left.
+fn factor_badge(factors: Option<&FactorBadge>) -> AnyView {
+    match factors.filter(|f| f.totp) {
+        Some(f) => view! { <span class="pill pill-ok" data-testid="factor">{format!("app · {} codes", f.recovery_codes_left)}</span> }.into_any(),
+        None => view! { <span class="muted" data-testid="factor">"none"</span> }.into_any(),
+    }
+}
+
 #[component]
 fn RoleCheckboxes(roles: Vec<String>, held: Vec<String>, prefix: &'static str) -> impl IntoView {
     view! {
@@ -145,6 +160,8 @@ pub fn UserPage() -> impl IntoView {
     let disable_action = ServerAction::<SetUserDisabled>::new();
     let reset_action = ServerAction::<ResetPassword>::new();
     let delete_action = ServerAction::<DeleteUser>::new();
+    let mfa_action = ServerAction::<ResetMfa>::new();
+    let factors = Resource::new(move || mfa_action.version().get(), |_| user_factors());
     let user = Resource::new(
         move || {
             (
@@ -164,16 +181,23 @@ pub fn UserPage() -> impl IntoView {
             .get()
             .and_then(Result::err)
             .or_else(|| delete_action.value().get().and_then(Result::err))
+            .or_else(|| mfa_action.value().get().and_then(Result::err))
     });
     let query = use_query_map();
     let created = move || query.read().get("created").is_some();
+    let mfa_reset = move || {
+        query.read().get("mfa_reset").is_some() || matches!(mfa_action.value().get(), Some(Ok(())))
+    };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
+                let factors = factors.await.unwrap_or_default();
                 match user.await {
                     Err(e) => page_error(e),
                     Ok((u, all_roles)) => {
                         let (id_roles, id_status, id_reset, id_delete) = (u.id.clone(), u.id.clone(), u.id.clone(), u.id.clone());
+                        let id_mfa = u.id.clone();
+                        let badge = factor_badge(factors.get(&u.id));
                         view! {
                         <Title text=u.username.clone() />
                         <header class="page-header">
@@ -219,6 +243,18 @@ pub fn UserPage() -> impl IntoView {
                                     <button class="button" type="submit">"Set password"</button>
                                 </ActionForm>
                                 {move || matches!(reset_action.value().get(), Some(Ok(_))).then(|| view! { <p class="muted" role="status">"Password set. The user's sessions were signed out."</p> })}
+                            </section>
+                            <section class="card" aria-labelledby="mfa-title" data-testid="user-mfa">
+                                <h2 id="mfa-title">"Second factor"</h2>
+                                <p>{badge}</p>
+                                <Show when=mfa_reset>
+                                    <div class="alert alert-ok" role="status">"The second factors were reset and the user's sessions ended. They enrol again at their next sign-in where their role requires it."</div>
+                                </Show>
+                                <p class="muted">"Resetting removes the authenticator app and the recovery codes, for someone who lost both."</p>
+                                <ActionForm action=mfa_action attr:class="form-inline">
+                                    <input type="hidden" name="user_id" value=id_mfa />
+                                    <button class="button" type="submit">"Reset second factor"</button>
+                                </ActionForm>
                             </section>
                             <section class="card card-danger" aria-labelledby="delete-title">
                                 <h2 id="delete-title">"Delete user"</h2>

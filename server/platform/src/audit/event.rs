@@ -40,11 +40,17 @@ pub enum EventKind {
     IpUnblocked,
     IdsTriggered,
     AlertSent,
+    MfaEnrolled,
+    MfaRemoved,
+    MfaSuccess,
+    MfaFailure,
+    RecoveryCodeUsed,
+    MfaReset,
 }
 
 impl EventKind {
     /// Every kind, the spec's first.
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 41] = [
         Self::LoginSuccess,
         Self::LoginFailure,
         Self::Logout,
@@ -80,6 +86,12 @@ impl EventKind {
         Self::IpUnblocked,
         Self::IdsTriggered,
         Self::AlertSent,
+        Self::MfaEnrolled,
+        Self::MfaRemoved,
+        Self::MfaSuccess,
+        Self::MfaFailure,
+        Self::RecoveryCodeUsed,
+        Self::MfaReset,
     ];
 
     /// Whether the spec's audit.yml names this event (and so decides whether it is recorded).
@@ -124,6 +136,12 @@ impl EventKind {
             Self::IpUnblocked => "ip_unblocked",
             Self::IdsTriggered => "ids_triggered",
             Self::AlertSent => "alert_sent",
+            Self::MfaEnrolled => "mfa_enrolled",
+            Self::MfaRemoved => "mfa_removed",
+            Self::MfaSuccess => "mfa_success",
+            Self::MfaFailure => "mfa_failure",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::MfaReset => "mfa_reset",
         }
     }
 

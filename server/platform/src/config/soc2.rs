@@ -18,13 +18,22 @@ pub struct Soc2 {
     pub privacy: Soc2Privacy,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Soc2Security {
     pub access_controls: bool,
+    /// A second factor is required of holders of `multi_factor_roles` (and offered to everyone).
     pub multi_factor_auth: bool,
     pub encryption_at_rest: bool,
     pub encryption_in_transit: bool,
+    /// Beyond the spec: the roles whose holders must enrol a second factor when
+    /// `multi_factor_auth` is on (default: `["admin"]`).
+    #[serde(default = "default_mfa_roles")]
+    pub multi_factor_roles: Vec<String>,
+}
+
+fn default_mfa_roles() -> Vec<String> {
+    vec!["admin".to_string()]
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

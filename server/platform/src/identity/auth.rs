@@ -55,6 +55,26 @@ pub enum AuthError {
     /// Over rate_limit.yml's sign-in budget.
     #[error(transparent)]
     Limited(#[from] crate::edge::EdgeError),
+    /// The password was right and the account has a second factor: answer the challenge
+    /// (`POST /auth/mfa`).
+    #[error(
+        "a second factor is required: send a code from your authenticator app or a recovery code with this challenge"
+    )]
+    MfaRequired { challenge: String },
+    /// soc2.yml requires a second factor of this account and none is enrolled yet.
+    #[error(
+        "your role requires a second factor and none is enrolled: sign in to the dashboard once to enrol an authenticator app"
+    )]
+    MfaEnrolmentRequired,
+    /// The challenge is unknown, was used, or has expired.
+    #[error("this sign-in has expired or was already finished: sign in again")]
+    MfaChallenge,
+    /// The code is wrong, malformed, or was already used.
+    #[error("that code is not right or was already used")]
+    MfaWrongCode,
+    /// Too many wrong second factors in a row.
+    #[error("too many wrong codes: the second step is locked; try again in {} minutes", retry_after.div_ceil(60))]
+    MfaLocked { retry_after: u64 },
     /// Something failed underneath.
     #[error(transparent)]
     Internal(#[from] IdentityError),
@@ -69,6 +89,15 @@ impl From<sea_orm::DbErr> for AuthError {
 /// The `provider` that `login_success` and `login_failure` name for a local password (security.yml
 /// `auth.providers.local`).
 pub const LOCAL_PROVIDER: &str = "local";
+
+/// Which password provider vouched for an account: the directory's accounts keep no password.
+fn provider_of(row: &user::Model) -> &'static str {
+    if row.password_hash.is_some() {
+        LOCAL_PROVIDER
+    } else {
+        "ldap"
+    }
+}
 
 impl Identity {
     pub(super) async fn audit_auth(
@@ -100,25 +129,35 @@ impl Identity {
         let row = self
             .check_credentials(username, password, client, "password")
             .await?;
-        self.issue_pair(&row, uuid::Uuid::now_v7()).await
+        match self
+            .second_step(&row, "password", provider_of(&row))
+            .await?
+        {
+            super::mfa::SignInOutcome::SignedIn(user) if user.must_enrol => {
+                Err(AuthError::MfaEnrolmentRequired)
+            }
+            super::mfa::SignInOutcome::SignedIn(_) => {
+                self.issue_pair(&row, uuid::Uuid::now_v7()).await
+            }
+            super::mfa::SignInOutcome::SecondFactor { challenge } => {
+                Err(AuthError::MfaRequired { challenge })
+            }
+        }
     }
 
     /// Signs in with username and password for a browser session; audited like [`Self::login`].
-    /// The caller stores the returned [`SessionUser`] in a fresh session.
+    /// The caller stores a signed-in [`SessionUser`] in a fresh session, or keeps the challenge
+    /// of a second factor in the session and asks for it.
     pub async fn sign_in(
         &self,
         username: &str,
         password: &SecretString,
         client: &Client,
-    ) -> Result<super::sessions::SessionUser, AuthError> {
+    ) -> Result<super::mfa::SignInOutcome, AuthError> {
         let row = self
             .check_credentials(username, password, client, "session")
             .await?;
-        Ok(super::sessions::SessionUser {
-            user_id: row.id.to_string(),
-            version: row.token_version,
-            signed_in_at: self.clock.now(),
-        })
+        self.second_step(&row, "session", provider_of(&row)).await
     }
 
     /// Records the end of a browser session as `logout`.
@@ -224,7 +263,7 @@ impl Identity {
         Ok(row)
     }
 
-    async fn issue_pair(
+    pub(super) async fn issue_pair(
         &self,
         row: &user::Model,
         family: uuid::Uuid,

@@ -68,6 +68,9 @@ pub enum CallbackOutcome {
     LinkRequired(PendingLink),
     /// Linked to the signed-in account (started from the account page).
     Linked,
+    /// Google vouched for the account, which has a second factor: keep the challenge in the
+    /// session and ask for it, then go to `next`.
+    SecondFactor { challenge: String, next: String },
 }
 
 /// Why a federated sign-in or link did not go through; fixed messages, safe to show.
@@ -258,13 +261,26 @@ impl Identity {
             None,
         )
         .await?;
-        Ok(CallbackOutcome::SignedIn {
-            user: SessionUser {
-                user_id: row.id.to_string(),
-                version: row.token_version,
-                signed_in_at: self.clock.now(),
+        let step = self
+            .second_step(&row, "session", &identity.provider)
+            .await
+            .map_err(|e| match e {
+                super::auth::AuthError::Internal(inner) => FederatedError::Internal(inner),
+                other => FederatedError::Internal(IdentityError::Db(sea_orm::DbErr::Custom(
+                    other.to_string(),
+                ))),
+            })?;
+        Ok(match step {
+            super::mfa::SignInOutcome::SignedIn(user) => CallbackOutcome::SignedIn {
+                user,
+                next: next.to_string(),
             },
-            next: next.to_string(),
+            super::mfa::SignInOutcome::SecondFactor { challenge } => {
+                CallbackOutcome::SecondFactor {
+                    challenge,
+                    next: next.to_string(),
+                }
+            }
         })
     }
 

@@ -190,6 +190,7 @@ impl Identity {
             user_id: id.to_string(),
             version,
             signed_in_at: self.clock.now(),
+            must_enrol: false,
         })
     }
 }

@@ -48,6 +48,10 @@ pub struct SessionUser {
     pub user_id: String,
     pub version: i32,
     pub signed_in_at: DateTime<Utc>,
+    /// soc2.yml requires a second factor of this account and it has none yet: the session
+    /// reaches only the enrolment page until one is confirmed.
+    #[serde(default)]
+    pub must_enrol: bool,
 }
 
 /// The `sessions` table as a tower-sessions store. A session past its idle expiry is gone when
@@ -183,8 +187,22 @@ impl Identity {
     }
 
     /// The principal of a signed-in session, or `None` when the session no longer stands: the
-    /// user is gone or disabled, their password changed, or the absolute timeout has passed.
+    /// user is gone or disabled, their password changed, or the absolute timeout has passed; or
+    /// it must enrol a second factor first (see [`Self::enrolment_principal`]).
     pub async fn session_principal(
+        &self,
+        user: &SessionUser,
+        timeouts: SessionTimeouts,
+    ) -> Result<Option<Principal>, sea_orm::DbErr> {
+        if user.must_enrol {
+            return Ok(None);
+        }
+        self.enrolment_principal(user, timeouts).await
+    }
+
+    /// The principal of a session that may still have to enrol a second factor: only for
+    /// enrolling one, and for signing out.
+    pub async fn enrolment_principal(
         &self,
         user: &SessionUser,
         timeouts: SessionTimeouts,

@@ -36,7 +36,7 @@ pub async fn start_with_clock(
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
     let options = StartOptions {
-        config_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"),
+        config_dir: testkit::test_config_dir(),
         data_dir: dir.path().join("data"),
         database_url,
         clock: Arc::new(clock.clone()),

@@ -33,6 +33,42 @@ pub async fn login(
     Ok(Json(pair))
 }
 
+/// The second step of a login: the challenge from `mfa_required`, and a TOTP code or a recovery
+/// code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MfaRequest {
+    challenge_id: String,
+    code: Option<SecretString>,
+    recovery_code: Option<SecretString>,
+}
+
+pub async fn mfa(
+    State(platform): State<Platform>,
+    addr: Addr,
+    headers: HeaderMap,
+    JsonObject(req): JsonObject<MfaRequest>,
+) -> Result<Json<TokenPair>, ApiError> {
+    use platform::identity::mfa::SecondFactor;
+    use secrecy::ExposeSecret;
+    let answer = match (&req.code, &req.recovery_code) {
+        (Some(code), None) => SecondFactor::Totp(code.expose_secret().to_string()),
+        (None, Some(code)) => SecondFactor::RecoveryCode(code.expose_secret().to_string()),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "send exactly one of code (from the authenticator app) and recovery_code",
+            ));
+        }
+    };
+    let pair = platform
+        .identity()
+        .complete_login_mfa(&req.challenge_id, &answer, &client(addr.0, &headers))
+        .await?;
+    Ok(Json(pair))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {

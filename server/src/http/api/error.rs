@@ -24,6 +24,8 @@ pub struct ApiError {
     /// `Retry-After` (seconds) and the budget that refused (`RateLimit-*`), for refusals that
     /// pass; boxed, as errors travel in every `Result`.
     wait: Option<Box<(Option<u64>, Option<platform::edge::Budget>)>>,
+    /// Further members of the error object (`mfa_required`'s challenge).
+    extra: BTreeMap<&'static str, serde_json::Value>,
 }
 
 impl ApiError {
@@ -34,6 +36,7 @@ impl ApiError {
             message: message.into(),
             fields: BTreeMap::new(),
             wait: None,
+            extra: BTreeMap::new(),
         }
     }
 
@@ -52,6 +55,7 @@ impl ApiError {
             fields: problem.fields,
             wait: (problem.retry_after.is_some() || problem.budget.is_some())
                 .then(|| Box::new((problem.retry_after, problem.budget))),
+            extra: problem.extra,
         }
     }
 
@@ -77,6 +81,9 @@ impl IntoResponse for ApiError {
         let mut error = serde_json::json!({ "code": self.code, "message": self.message });
         if !self.fields.is_empty() {
             error["fields"] = serde_json::json!(self.fields);
+        }
+        for (key, value) in self.extra {
+            error[key] = value;
         }
         let body = serde_json::json!({ "error": error });
         let mut response = (self.status, Json(body)).into_response();

@@ -95,3 +95,14 @@ pub async fn delete(
     platform.identity().delete_user(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// Removes every second factor of a user (`users:update`); they enrol again where soc2.yml
+/// requires.
+pub async fn reset_mfa(
+    State(platform): State<Platform>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    platform.identity().reset_mfa(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
