@@ -25,6 +25,8 @@ trap cleanup EXIT
 cp -r config "$work/strict"
 cp -r config "$work/lenient"
 sed -i '0,/enabled: true/{s/enabled: true/enabled: false/}' "$work/lenient/static_analysis.yml"
+# The bench's administrator signs in with a password alone (docs/mfa.md).
+sed -i 's/multi_factor_roles: \["admin"\]/multi_factor_roles: []/' "$work/lenient/soc2.yml"
 # The sed above turns off static analysis's first "enabled": check the hash really differs.
 cmp -s config/static_analysis.yml "$work/lenient/static_analysis.yml" && { echo "error: rules unchanged" >&2; exit 1; }
 
