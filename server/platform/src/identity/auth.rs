@@ -157,7 +157,7 @@ impl Identity {
         let row = self
             .check_credentials(username, password, client, "session")
             .await?;
-        self.second_step(&row, "session", provider_of(&row)).await
+        Ok(self.second_step(&row, "session", provider_of(&row)).await?)
     }
 
     /// Records the end of a browser session as `logout`.

@@ -263,13 +263,7 @@ impl Identity {
         .await?;
         let step = self
             .second_step(&row, "session", &identity.provider)
-            .await
-            .map_err(|e| match e {
-                super::auth::AuthError::Internal(inner) => FederatedError::Internal(inner),
-                other => FederatedError::Internal(IdentityError::Db(sea_orm::DbErr::Custom(
-                    other.to_string(),
-                ))),
-            })?;
+            .await?;
         Ok(match step {
             super::mfa::SignInOutcome::SignedIn(user) => CallbackOutcome::SignedIn {
                 user,

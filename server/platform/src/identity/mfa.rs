@@ -303,7 +303,7 @@ impl Identity {
         row: &user::Model,
         method: &str,
         provider: &str,
-    ) -> Result<SignInOutcome, AuthError> {
+    ) -> Result<SignInOutcome, sea_orm::DbErr> {
         if self.confirmed_totp(row.id).await?.is_some() {
             let challenge = self.create_challenge(row.id, method, provider).await?;
             return Ok(SignInOutcome::SecondFactor { challenge });
@@ -684,15 +684,10 @@ impl Identity {
             let actor = Actor::user(id.to_string(), principal.name().to_string());
             let details =
                 serde_json::json!({ "factor": TOTP, "reason": "wrong_code", "stage": "enrolment" });
-            self.audit_auth(
-                EventKind::MfaFailure,
-                Outcome::Failure,
-                actor,
-                client,
-                details,
-            )
-            .await
-            .map_err(auth_to_identity)?;
+            let event = AuditEvent::new(EventKind::MfaFailure, actor, Outcome::Failure)
+                .with_client(client.ip.clone(), client.user_agent.clone())
+                .with_details(details);
+            self.audit.record(event).await?;
             let message = if totp::normalise(code).is_none() {
                 "must be the 6 digits your app shows"
             } else {
@@ -872,13 +867,6 @@ impl Identity {
             .with_details(details);
         self.audit.record(event).await?;
         Ok(())
-    }
-}
-
-fn auth_to_identity(e: AuthError) -> IdentityError {
-    match e {
-        AuthError::Internal(inner) => inner,
-        other => IdentityError::Db(sea_orm::DbErr::Custom(other.to_string())),
     }
 }
 
