@@ -46,6 +46,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                // Passkey ceremonies on the two-step sign-in pages (WebAuthn is a browser API).
+                <script src="/passkeys.js" defer></script>
                 <MetaTags />
             </head>
             <body>

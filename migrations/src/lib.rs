@@ -16,6 +16,7 @@ mod m20261202_000060_erasure;
 mod m20261202_000070_audit_checkpoints;
 mod m20261203_000080_anonymisation;
 mod m20261204_000090_mfa;
+mod m20261205_000100_passkeys;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000070_audit_checkpoints::Migration),
             Box::new(m20261203_000080_anonymisation::Migration),
             Box::new(m20261204_000090_mfa::Migration),
+            Box::new(m20261205_000100_passkeys::Migration),
         ]
     }
 }

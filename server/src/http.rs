@@ -28,6 +28,8 @@ pub struct AppState {
     pub platform: Platform,
     /// HTTPS in force (for `/readyz`), when tls.yml turns it on.
     pub tls: TlsState,
+    /// The origins browsers reach this server at (passkey ceremonies are bound to one).
+    pub origins: csrf::PublicOrigins,
 }
 
 /// The TLS side of the server, when on.
@@ -83,6 +85,7 @@ pub fn router(platform: Platform, leptos: LeptosOptions, options: Options) -> Ro
         leptos: leptos.clone(),
         platform: platform.clone(),
         tls: TlsState(options.tls.clone()),
+        origins: options.origins.clone(),
     };
     let sessions = session_layer(&platform);
     let routes = generate_route_list(app::App);

@@ -90,6 +90,33 @@ async fn sign_in_form(http: &Client, server: &Server, next: &str) -> reqwest::Re
     form(http, server, "/api/auth/sign_in", "/login", None, &fields).await
 }
 
+/// Creates `name` with `role` and [`PASSWORD`] with the spec's CLI line.
+fn create_user(config: &Path, data: &Path, database_url: Option<&str>, name: &str, role: &str) {
+    let email = format!("{name}@company.com");
+    let out = support::run_cli_in(
+        config,
+        data,
+        database_url,
+        &[
+            "admin",
+            "create-user",
+            "--username",
+            name,
+            "--password",
+            PASSWORD,
+            "--email",
+            &email,
+            "--roles",
+            role,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn flow(root: &Path, database_url: Option<&str>) {
     let config = support::config_copy(
         root,
@@ -101,29 +128,7 @@ async fn flow(root: &Path, database_url: Option<&str>) {
     );
     let data = root.join("data");
     for (name, role) in [("root", "admin"), ("dev", "developer")] {
-        let email = format!("{name}@company.com");
-        let out = support::run_cli_in(
-            &config,
-            &data,
-            database_url,
-            &[
-                "admin",
-                "create-user",
-                "--username",
-                name,
-                "--password",
-                PASSWORD,
-                "--email",
-                &email,
-                "--roles",
-                role,
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        create_user(&config, &data, database_url, name, role);
     }
     let server = Server::start_in(&config, &data, database_url);
     let http = browser();
@@ -402,4 +407,165 @@ async fn admins_enrol_then_sign_in_with_a_second_factor_on_postgres() {
     let dir = tempfile::tempdir().unwrap();
     flow(dir.path(), Some(&db.url)).await;
     db.drop_db().await;
+}
+
+/// A passkey registered through the dashboard's server functions (as `/passkeys.js` calls them)
+/// answers the REST login's `mfa_required`: `POST /auth/mfa/passkey` hands out the options for the
+/// page's origin, and `POST /auth/mfa` takes the authenticator's answer. An answer signed for
+/// another origin, a foreign or missing `Origin`, and a page reached by IP address are refused.
+async fn passkey_flow(root: &Path, database_url: Option<&str>) {
+    use webauthn_authenticator_rs::{AuthenticatorBackend, softpasskey::SoftPasskey};
+    use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+
+    let config = support::config_copy(root, &[]);
+    let data = root.join("data");
+    create_user(&config, &data, database_url, "dev", "developer");
+    let server = Server::start_in(&config, &data, database_url);
+    let http = browser();
+    // The test connects to 127.0.0.1; the pages it plays are at localhost (one of the server's
+    // origins), since WebAuthn needs a host name.
+    let origin = server.url("").replace("127.0.0.1", "localhost");
+    let mut key = SoftPasskey::new(true);
+
+    let fields = [("username", "dev"), ("password", PASSWORD), ("next", "/")];
+    let r = form(&http, &server, "/api/auth/sign_in", "/login", None, &fields).await;
+    let session = set_cookie(&r, "wasm_as_os_session").expect("a session");
+    // What /passkeys.js sends for the options: an empty form post from the page at `origin`.
+    let registration_options = |origin: String| {
+        http.post(server.url("/api/mfa/passkey_options"))
+            .header(COOKIE, &session)
+            .header(ACCEPT, "application/json")
+            .header(reqwest::header::ORIGIN, origin)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body("")
+            .send()
+    };
+
+    // By IP address: refused with a message that says why.
+    let r = registration_options(server.url("")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["fields"]["passkey"][0]
+            .as_str()
+            .unwrap()
+            .contains("host name"),
+        "{body}"
+    );
+
+    let r = registration_options(origin.clone()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let options: serde_json::Value = r.json().await.unwrap();
+    let ceremony = options["ceremony"].as_str().unwrap().to_string();
+    let creation: CreationChallengeResponse = serde_json::from_value(serde_json::json!({
+        "publicKey": serde_json::from_str::<serde_json::Value>(options["options"].as_str().unwrap()).unwrap()
+    }))
+    .unwrap();
+    let answer = key
+        .perform_register(Url::parse(&origin).unwrap(), creation.public_key, 60_000)
+        .unwrap();
+    // As the page submits it without hydration: a form post answered with a redirect.
+    let r = http
+        .post(server.url("/api/mfa/add_passkey"))
+        .header(COOKIE, &session)
+        .header(ACCEPT, "text/html")
+        .header(reqwest::header::ORIGIN, &origin)
+        .form(&[
+            ("ceremony", ceremony.as_str()),
+            ("name", "Laptop"),
+            ("credential", &serde_json::to_string(&answer).unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status(), location(&r)),
+        (StatusCode::FOUND, "/account/mfa?added=1#codes".to_string())
+    );
+    let (_, _, html) = page(&http, &server, "/account/mfa", &session).await;
+    assert_eq!(testid(&html, "passkey-count"), ["1 registered"]);
+
+    // REST: the login asks for the second factor and names the passkey among the ways to answer.
+    let r = login(&http, &server, "dev").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "mfa_required");
+    assert_eq!(
+        body["error"]["methods"],
+        serde_json::json!(["passkey", "recovery_code"])
+    );
+    let challenge = body["error"]["challenge_id"].as_str().unwrap().to_string();
+    let options_for = |origin: Option<&str>| {
+        let mut request = http
+            .post(server.url("/api/v1/auth/mfa/passkey"))
+            .json(&serde_json::json!({ "challenge_id": challenge }));
+        if let Some(o) = origin {
+            request = request.header(reqwest::header::ORIGIN, o);
+        }
+        request.send()
+    };
+    for foreign in [None, Some("https://evil.example")] {
+        let r = options_for(foreign).await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{foreign:?}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_origin");
+    }
+    let answer_with =
+        |body: serde_json::Value| http.post(server.url("/api/v1/auth/mfa")).json(&body).send();
+    let request_options = |body: serde_json::Value| -> RequestChallengeResponse {
+        serde_json::from_value(serde_json::json!({ "publicKey": body["public_key"] })).unwrap()
+    };
+
+    // Signed on another site (a page relaying the options): refused and audited.
+    let r = options_for(Some(&origin)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let options = request_options(r.json().await.unwrap());
+    let phished = key
+        .perform_auth(
+            Url::parse("https://evil.example").unwrap(),
+            options.public_key,
+            60_000,
+        )
+        .unwrap();
+    let r = answer_with(serde_json::json!({ "challenge_id": challenge, "passkey": phished }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "mfa_failed");
+    // Two answers at once are a bad request.
+    let r = answer_with(
+        serde_json::json!({ "challenge_id": challenge, "passkey": {}, "code": "123456" }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // The real answer: a token pair that works.
+    let r = options_for(Some(&origin)).await.unwrap();
+    let options = request_options(r.json().await.unwrap());
+    let answer = key
+        .perform_auth(Url::parse(&origin).unwrap(), options.public_key, 60_000)
+        .unwrap();
+    let r = answer_with(serde_json::json!({ "challenge_id": challenge, "passkey": answer }))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let pair: serde_json::Value = r.json().await.unwrap();
+    let me = http
+        .get(server.url("/api/v1/me"))
+        .bearer_auth(pair["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_passkey_answers_the_rest_login_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    passkey_flow(dir.path(), None).await;
 }

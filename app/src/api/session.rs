@@ -46,6 +46,32 @@ pub fn client() -> Client {
     Client { ip, user_agent }
 }
 
+/// The origin (`scheme://host[:port]`) of the page that sent this POST, from its `Origin` header
+/// (or `Referer`): the CSRF layer lets a cookie-bearing POST through only from one of the server's
+/// public origins, so this is one of them. Passkey ceremonies are bound to it.
+pub fn page_origin() -> Result<String, AppError> {
+    let parts = leptos::prelude::use_context::<http::request::Parts>()
+        .ok_or_else(AppError::internal_error)?;
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| url::Url::parse(v).ok())
+            .map(|u| u.origin())
+            .filter(url::Origin::is_tuple)
+            .map(|o| o.ascii_serialization())
+    };
+    header(http::header::ORIGIN)
+        .or_else(|| header(http::header::REFERER))
+        .ok_or_else(|| {
+            AppError::invalid(
+                "passkey",
+                "this browser did not say which page asked: passkeys need a browser that sends the Origin header",
+            )
+        })
+}
+
 /// The signed-in principal, if the session holds a user who may still act; a session that must
 /// enrol a second factor first gets [`AppError::mfa_enrolment_required`].
 pub async fn current_principal() -> Result<Option<Principal>, AppError> {

@@ -165,19 +165,21 @@ impl Describe for AuthError {
                     .on_field("password")
             }
             Self::Limited(inner) => inner.problem().on_field("password"),
-            Self::MfaRequired { challenge } => {
+            Self::MfaRequired { challenge, methods } => {
                 let mut problem =
                     Problem::new(Kind::Unauthorized, "mfa_required", self.to_string());
                 problem
                     .extra
                     .insert("challenge_id", challenge.clone().into());
-                problem
-                    .extra
-                    .insert("methods", serde_json::json!(["totp", "recovery_code"]));
+                problem.extra.insert("methods", serde_json::json!(methods));
                 problem
             }
             Self::MfaEnrolmentRequired => {
                 Problem::new(Kind::Forbidden, "mfa_enrolment_required", self.to_string())
+            }
+            Self::PasskeyUnavailable(_) => {
+                Problem::new(Kind::BadRequest, "passkey_unavailable", self.to_string())
+                    .on_field("passkey")
             }
             Self::MfaChallenge => Problem::new(
                 Kind::Unauthorized,
@@ -239,7 +241,8 @@ impl Describe for IdentityError {
             Self::UnknownUser(_)
             | Self::UnknownRole(_)
             | Self::UnknownToken(_)
-            | Self::UnknownIdentity(_) => Problem::new(Kind::NotFound, "not_found", message),
+            | Self::UnknownIdentity(_)
+            | Self::UnknownFactor(_) => Problem::new(Kind::NotFound, "not_found", message),
             Self::Invalid(fields) => Problem::invalid(fields),
             Self::Conflict(_) => Problem::new(Kind::Conflict, "conflict", message),
             Self::LastAdmin => Problem::new(Kind::Conflict, "last_admin", message),

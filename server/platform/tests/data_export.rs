@@ -149,6 +149,23 @@ async fn one_persons_data(database_url: Option<String>) {
         .create_api_token(&bob, new_token("bob-secret-ci"))
         .await
         .unwrap();
+    // Alice has an authenticator app.
+    let setup = identity.totp_setup(&alice).await.unwrap();
+    let totp_key = setup.secret.clone();
+    let secret = platform::identity::mfa::totp::base32_decode(&setup.secret).unwrap();
+    let now_code = {
+        use platform::clock::Clock;
+        let step = platform::identity::mfa::totp::step_at(clock.now().timestamp() as u64);
+        platform::identity::mfa::totp::display_code(&secret, step)
+    };
+    let alice_codes = identity
+        .confirm_totp(
+            &alice,
+            &now_code,
+            &platform::identity::auth::Client::default(),
+        )
+        .await
+        .unwrap();
     clock.advance(chrono::Duration::minutes(5));
 
     // privacy.yml asks for encryption: an export without a recipient or passphrase is refused.
@@ -192,6 +209,17 @@ async fn one_persons_data(database_url: Option<String>) {
     assert_eq!(doc["linked_identities"], serde_json::json!([]));
     assert_eq!(column(&doc["sessions"], "kind"), ["api"], "one API sign-in");
     assert_eq!(column(&doc["api_tokens"], "name"), ["alice-ci"]);
+    // Her authenticator app and recovery codes, as facts: never the secret or a code.
+    assert_eq!(
+        column(&doc["second_factors"], "kind"),
+        ["totp", "recovery_codes"]
+    );
+    assert_eq!(doc["second_factors"][1]["remaining"], 10);
+    assert!(!text.contains(&totp_key), "the TOTP secret");
+    assert!(
+        alice_codes.iter().all(|c| !text.contains(c.as_str())),
+        "a recovery code"
+    );
     assert_eq!(column(&doc["modules"], "id"), [alice_tool.as_str()]);
     let binary = doc["modules"][0]["binary"].as_str().unwrap();
     use base64::Engine;
@@ -314,6 +342,7 @@ async fn passphrase_csv_expiry_and_refusals(database_url: Option<String>) {
         "linked_identities.csv",
         "modules.csv",
         "runs.csv",
+        "second_factors.csv",
         "sessions.csv",
         "shares.csv",
     ];

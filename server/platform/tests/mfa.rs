@@ -61,27 +61,13 @@ async fn challenge_of(platform: &Platform, name: &str) -> String {
         .login(name, &password(), &client())
         .await
     {
-        Err(AuthError::MfaRequired { challenge }) => challenge,
+        Err(AuthError::MfaRequired { challenge, .. }) => challenge,
         other => panic!("expected mfa_required, got {other:?}"),
     }
 }
 
 async fn events(platform: &Platform, kind: EventKind) -> Vec<serde_json::Value> {
-    let audit = platform.audit();
-    assert!(audit.flush(std::time::Duration::from_secs(10)).await);
-    let query = AuditQuery {
-        events: vec![kind],
-        limit: 500,
-        ..Default::default()
-    };
-    audit
-        .search(&Principal::System, &query)
-        .await
-        .unwrap()
-        .events
-        .into_iter()
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect()
+    support::events_json(platform, kind).await
 }
 
 /// Enrols an authenticator app for `who` (a signed-in principal); its secret and recovery codes.

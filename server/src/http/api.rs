@@ -47,6 +47,7 @@ api_routes! {
     "/auth/refresh" => post(auth::refresh),
     "/auth/logout" => post(auth::logout),
     "/auth/mfa" => post(auth::mfa),
+    "/auth/mfa/passkey" => post(auth::passkey_options),
     "/me" => get(auth::me),
     "/me/tokens" => get(tokens::list).post(tokens::create),
     "/me/tokens/{id}" => delete(tokens::revoke),

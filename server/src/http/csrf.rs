@@ -92,7 +92,7 @@ impl PublicOrigins {
     }
 
     /// Whether the URL or origin `text` (an `Origin` or `Referer` value) is one of ours.
-    fn allows(&self, text: &str) -> bool {
+    pub fn allows(&self, text: &str) -> bool {
         url::Url::parse(text).is_ok_and(|url| {
             let origin = url.origin().ascii_serialization();
             self.0.contains(&origin)

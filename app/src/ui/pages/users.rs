@@ -125,10 +125,23 @@ pub fn UsersPage() -> impl IntoView {
 }
 
 /// One checkbox per role, named `roles[<name>]` so the form posts the checked ones.
-/// An account's second factors as a pill: the app and how many recovery codes are left.
+/// An account's second factors as a pill: the app, passkeys, and how many recovery codes are left.
 fn factor_badge(factors: Option<&FactorBadge>) -> AnyView {
-    match factors.filter(|f| f.totp) {
-        Some(f) => view! { <span class="pill pill-ok" data-testid="factor">{format!("app · {} codes", f.recovery_codes_left)}</span> }.into_any(),
+    match factors.filter(|f| f.totp || f.passkeys > 0) {
+        Some(f) => {
+            let mut parts = Vec::new();
+            if f.totp {
+                parts.push("app".to_string());
+            }
+            match f.passkeys {
+                0 => {}
+                1 => parts.push("1 passkey".to_string()),
+                n => parts.push(format!("{n} passkeys")),
+            }
+            parts.push(format!("{} codes", f.recovery_codes_left));
+            view! { <span class="pill pill-ok" data-testid="factor">{parts.join(" · ")}</span> }
+                .into_any()
+        }
         None => view! { <span class="muted" data-testid="factor">"none"</span> }.into_any(),
     }
 }

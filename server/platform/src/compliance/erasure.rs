@@ -39,7 +39,10 @@ use crate::{
     audit::{Actor, AuditEvent, EventKind, Outcome, subjects::STATE_TTL},
     identity::{
         IdentityError,
-        entities::{api_token, federated_identity, refresh_token, session, user, user_role},
+        entities::{
+            api_token, federated_identity, mfa_challenge, mfa_factor, mfa_lockout,
+            mfa_recovery_code, refresh_token, session, user, user_role,
+        },
     },
     modules::entities::{module, run, share},
 };
@@ -833,6 +836,24 @@ impl Compliance {
             .await?;
         user_role::Entity::delete_many()
             .filter(user_role::Column::UserId.eq(uid))
+            .exec(&self.db)
+            .await?;
+        // Second factors: the sealed TOTP secret and passkeys, recovery code hashes, waiting
+        // sign-ins and the lockout counter (the foreign keys cascade too; not every SQLite
+        // connection enforces them).
+        mfa_factor::Entity::delete_many()
+            .filter(mfa_factor::Column::UserId.eq(uid))
+            .exec(&self.db)
+            .await?;
+        mfa_recovery_code::Entity::delete_many()
+            .filter(mfa_recovery_code::Column::UserId.eq(uid))
+            .exec(&self.db)
+            .await?;
+        mfa_challenge::Entity::delete_many()
+            .filter(mfa_challenge::Column::UserId.eq(uid))
+            .exec(&self.db)
+            .await?;
+        mfa_lockout::Entity::delete_by_id(uid)
             .exec(&self.db)
             .await?;
         self.count(row, "runs_deleted", runs).await?;

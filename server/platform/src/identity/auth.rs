@@ -58,14 +58,21 @@ pub enum AuthError {
     /// The password was right and the account has a second factor: answer the challenge
     /// (`POST /auth/mfa`).
     #[error(
-        "a second factor is required: send a code from your authenticator app or a recovery code with this challenge"
+        "a second factor is required: answer this challenge with a code from your authenticator app, a passkey or a recovery code"
     )]
-    MfaRequired { challenge: String },
+    MfaRequired {
+        challenge: String,
+        /// How it can be answered: `totp`, `passkey`, `recovery_code`.
+        methods: Vec<String>,
+    },
     /// soc2.yml requires a second factor of this account and none is enrolled yet.
     #[error(
         "your role requires a second factor and none is enrolled: sign in to the dashboard once to enrol an authenticator app"
     )]
     MfaEnrolmentRequired,
+    /// A passkey cannot answer here (no passkey enrolled, or a page reached by IP address).
+    #[error("{0}")]
+    PasskeyUnavailable(String),
     /// The challenge is unknown, was used, or has expired.
     #[error("this sign-in has expired or was already finished: sign in again")]
     MfaChallenge,
@@ -139,9 +146,10 @@ impl Identity {
             super::mfa::SignInOutcome::SignedIn(_) => {
                 self.issue_pair(&row, uuid::Uuid::now_v7()).await
             }
-            super::mfa::SignInOutcome::SecondFactor { challenge } => {
-                Err(AuthError::MfaRequired { challenge })
-            }
+            super::mfa::SignInOutcome::SecondFactor { challenge } => Err(AuthError::MfaRequired {
+                challenge,
+                methods: self.factor_methods(row.id).await?,
+            }),
         }
     }
 

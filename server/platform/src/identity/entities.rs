@@ -188,6 +188,8 @@ pub mod mfa_factor {
         pub last_step: Option<i64>,
         pub created_at: DateTimeUtc,
         pub last_used_at: Option<DateTimeUtc>,
+        /// A passkey's SHA-256 of its credential id (unique); `None` for other kinds.
+        pub credential_key: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -229,6 +231,8 @@ pub mod mfa_challenge {
         pub provider: String,
         pub created_at: DateTimeUtc,
         pub expires_at: DateTimeUtc,
+        /// The passkey ceremony this sign-in started (origin and state, JSON), if any.
+        pub webauthn: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,9 @@ pub enum IdentityError {
     /// No linked identity with that id (or not one the caller may see).
     #[error("no linked sign-in with id \"{0}\"")]
     UnknownIdentity(String),
+    /// No passkey with that id among the caller's own.
+    #[error("no passkey with id \"{0}\"")]
+    UnknownFactor(String),
     /// No role by that name.
     #[error("no role named \"{0}\"")]
     UnknownRole(String),

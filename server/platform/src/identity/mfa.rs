@@ -14,6 +14,7 @@
 //! (bound to the account's id); recovery codes are kept as HMAC-SHA-256 under another derived key.
 //! A TOTP step is accepted once. Five wrong second factors in a row lock the step for 15 minutes.
 
+pub mod passkey;
 pub mod totp;
 
 use std::collections::BTreeMap;
@@ -73,6 +74,9 @@ pub enum SecondFactor {
     Totp(String),
     /// One of the recovery codes.
     RecoveryCode(String),
+    /// A passkey's answer: the JSON of the browser's `PublicKeyCredential`, for the options of
+    /// [`Identity::passkey_sign_in_options`].
+    Passkey(String),
 }
 
 impl SecondFactor {
@@ -89,6 +93,7 @@ impl SecondFactor {
         match self {
             Self::Totp(_) => TOTP,
             Self::RecoveryCode(_) => "recovery_code",
+            Self::Passkey(_) => passkey::PASSKEY,
         }
     }
 }
@@ -117,6 +122,8 @@ pub struct TotpSetup {
 pub struct MfaStatus {
     /// When the authenticator was enrolled and last used.
     pub totp: Option<FactorInfo>,
+    /// The registered passkeys.
+    pub passkeys: Vec<passkey::PasskeyInfo>,
     /// Unused recovery codes.
     pub recovery_codes_left: u64,
     /// Whether soc2.yml requires a factor of this account's roles.
@@ -134,6 +141,7 @@ pub struct FactorInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserFactors {
     pub totp: bool,
+    pub passkeys: u64,
     pub recovery_codes_left: u64,
 }
 
@@ -219,7 +227,7 @@ pub fn normalise_recovery_code(code: &str) -> Option<String> {
 /// Letters and digits that cannot be mistaken for one another (no 0/o, 1/l/i).
 const RECOVERY_ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 
-fn new_recovery_code() -> String {
+pub(crate) fn new_recovery_code() -> String {
     use rand::Rng;
     let mut rng = rand::rng();
     let chars: String = (0..10)
@@ -284,6 +292,100 @@ impl Identity {
             .collect())
     }
 
+    /// A factor of `user` waiting for its confirmation (a first TOTP code, the browser's answer
+    /// to a passkey registration), its secret or state `sealed`.
+    fn new_factor(
+        &self,
+        user: uuid::Uuid,
+        kind: &str,
+        name: &str,
+        sealed: String,
+    ) -> mfa_factor::ActiveModel {
+        mfa_factor::ActiveModel {
+            id: Set(uuid::Uuid::now_v7()),
+            user_id: Set(user),
+            kind: Set(kind.to_string()),
+            name: Set(name.to_string()),
+            secret: Set(sealed),
+            confirmed: Set(false),
+            last_step: Set(None),
+            created_at: Set(self.clock.now()),
+            last_used_at: Set(None),
+            credential_key: Set(None),
+        }
+    }
+
+    /// Records a refused enrolment (a wrong first code, a refused passkey) as `mfa_failure` with
+    /// `stage: enrolment`.
+    async fn enrolment_failed(
+        &self,
+        principal: &Principal,
+        client: &Client,
+        factor: &str,
+        reason: &str,
+    ) -> Result<(), IdentityError> {
+        let actor = Actor {
+            id: principal.id().map(str::to_string),
+            name: principal.name().to_string(),
+        };
+        let details =
+            serde_json::json!({ "factor": factor, "reason": reason, "stage": "enrolment" });
+        let event = AuditEvent::new(EventKind::MfaFailure, actor, Outcome::Failure)
+            .with_client(client.ip.clone(), client.user_agent.clone())
+            .with_details(details);
+        self.audit.record(event).await?;
+        Ok(())
+    }
+
+    /// Whether the account has any confirmed second factor.
+    async fn has_factor(&self, user: uuid::Uuid) -> Result<bool, sea_orm::DbErr> {
+        Ok(mfa_factor::Entity::find()
+            .filter(mfa_factor::Column::UserId.eq(user))
+            .filter(mfa_factor::Column::Confirmed.eq(true))
+            .count(&self.db)
+            .await?
+            > 0)
+    }
+
+    /// How the account can answer a second-factor challenge: `totp`, `passkey` (what it has
+    /// enrolled) and `recovery_code`.
+    pub(super) async fn factor_methods(
+        &self,
+        user: uuid::Uuid,
+    ) -> Result<Vec<String>, sea_orm::DbErr> {
+        let kinds: Vec<String> = mfa_factor::Entity::find()
+            .filter(mfa_factor::Column::UserId.eq(user))
+            .filter(mfa_factor::Column::Confirmed.eq(true))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|f| f.kind)
+            .collect();
+        let mut methods: Vec<String> = [TOTP, passkey::PASSKEY]
+            .into_iter()
+            .filter(|k| kinds.iter().any(|have| have == k))
+            .map(str::to_string)
+            .collect();
+        methods.push("recovery_code".into());
+        Ok(methods)
+    }
+
+    /// How the sign-in waiting for `challenge` can be answered (see [`Self::factor_methods`]);
+    /// `None` when no such sign-in waits.
+    pub async fn challenge_methods(
+        &self,
+        challenge: &str,
+    ) -> Result<Option<Vec<String>>, IdentityError> {
+        let waiting = mfa_challenge::Entity::find_by_id(challenge_key(challenge.trim()))
+            .one(&self.db)
+            .await?
+            .filter(|w| w.expires_at > self.clock.now());
+        match waiting {
+            Some(w) => Ok(Some(self.factor_methods(w.user_id).await?)),
+            None => Ok(None),
+        }
+    }
+
     async fn confirmed_totp(
         &self,
         user: uuid::Uuid,
@@ -304,7 +406,7 @@ impl Identity {
         method: &str,
         provider: &str,
     ) -> Result<SignInOutcome, sea_orm::DbErr> {
-        if self.confirmed_totp(row.id).await?.is_some() {
+        if self.has_factor(row.id).await? {
             let challenge = self.create_challenge(row.id, method, provider).await?;
             return Ok(SignInOutcome::SecondFactor { challenge });
         }
@@ -347,6 +449,7 @@ impl Identity {
             provider: Set(provider.chars().take(32).collect()),
             created_at: Set(now),
             expires_at: Set(now + CHALLENGE_LIFETIME),
+            webauthn: Set(None),
         }
         .insert(&self.db)
         .await?;
@@ -430,20 +533,13 @@ impl Identity {
         let remaining = match answer {
             SecondFactor::Totp(code) => self.use_totp(&row, code).await?.then_some(None),
             SecondFactor::RecoveryCode(code) => self.use_recovery_code(&row, code).await?.map(Some),
+            SecondFactor::Passkey(credential) => self
+                .use_passkey(&row, &waiting, credential)
+                .await?
+                .then_some(None),
         };
         let Some(remaining) = remaining else {
-            let failures = lockout.map_or(0, |l| l.failures) + 1;
-            let locked_now = failures >= MAX_FAILURES;
-            mfa_lockout::Entity::delete_by_id(row.id)
-                .exec(&self.db)
-                .await?;
-            mfa_lockout::ActiveModel {
-                user_id: Set(row.id),
-                failures: Set(if locked_now { 0 } else { failures }),
-                locked_until: Set(locked_now.then(|| now + LOCKOUT)),
-            }
-            .insert(&self.db)
-            .await?;
+            let locked_now = self.count_failure(row.id, now).await?;
             self.refuse(Some(&row), factor, Refusal::Wrong { locked_now }, client)
                 .await?;
             return Err(if locked_now {
@@ -486,6 +582,44 @@ impl Identity {
             .await?;
         }
         Ok(row)
+    }
+
+    /// Counts a wrong second factor of `user`; whether it locked the step now. The count is an
+    /// increment in the database, so concurrent wrong answers (on any replica) each count.
+    async fn count_failure(
+        &self,
+        user: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<bool, sea_orm::DbErr> {
+        let first = mfa_lockout::ActiveModel {
+            user_id: Set(user),
+            failures: Set(0),
+            locked_until: Set(None),
+        };
+        mfa_lockout::Entity::insert(first)
+            .on_conflict_do_nothing_on([mfa_lockout::Column::UserId])
+            .exec(&self.db)
+            .await?;
+        mfa_lockout::Entity::update_many()
+            .col_expr(
+                mfa_lockout::Column::Failures,
+                sea_orm::sea_query::ExprTrait::add(Expr::col(mfa_lockout::Column::Failures), 1),
+            )
+            .filter(mfa_lockout::Column::UserId.eq(user))
+            .exec(&self.db)
+            .await?;
+        // The one whose increment reached the limit locks (and restarts the count).
+        let locked = mfa_lockout::Entity::update_many()
+            .col_expr(mfa_lockout::Column::Failures, Expr::value(0))
+            .col_expr(
+                mfa_lockout::Column::LockedUntil,
+                Expr::value(Some(now + LOCKOUT)),
+            )
+            .filter(mfa_lockout::Column::UserId.eq(user))
+            .filter(mfa_lockout::Column::Failures.gte(MAX_FAILURES))
+            .exec(&self.db)
+            .await?;
+        Ok(locked.rows_affected > 0)
     }
 
     /// Whether `code` is the account's TOTP code for a step not used before; claims the step.
@@ -605,9 +739,24 @@ impl Identity {
         });
         Ok(MfaStatus {
             totp,
+            passkeys: self.passkeys(principal).await?,
             recovery_codes_left: self.recovery_codes_left(id).await?,
             required: self.mfa_required_for(&self.role_names(id).await?),
         })
+    }
+
+    /// The account page's view: the factors, and, while no authenticator app is enrolled, its
+    /// waiting enrolment (started on the first view, shown again after).
+    pub async fn mfa_page(
+        &self,
+        principal: &Principal,
+    ) -> Result<(MfaStatus, Option<TotpSetup>), IdentityError> {
+        let status = self.mfa_status(principal).await?;
+        let setup = match status.totp {
+            Some(_) => None,
+            None => Some(self.totp_setup(principal).await?),
+        };
+        Ok((status, setup))
     }
 
     /// Starts (or shows again) enrolling an authenticator app: the secret waits, unconfirmed,
@@ -630,23 +779,14 @@ impl Identity {
             None => {
                 mfa_factor::Entity::delete_many()
                     .filter(mfa_factor::Column::UserId.eq(id))
+                    .filter(mfa_factor::Column::Kind.eq(TOTP))
                     .filter(mfa_factor::Column::Confirmed.eq(false))
                     .exec(&self.db)
                     .await?;
                 let secret: [u8; totp::SECRET_BYTES] = rand::random();
-                mfa_factor::ActiveModel {
-                    id: Set(uuid::Uuid::now_v7()),
-                    user_id: Set(id),
-                    kind: Set(TOTP.to_string()),
-                    name: Set("Authenticator app".to_string()),
-                    secret: Set(self.mfa.seal(id, &secret)?),
-                    confirmed: Set(false),
-                    last_step: Set(None),
-                    created_at: Set(self.clock.now()),
-                    last_used_at: Set(None),
-                }
-                .insert(&self.db)
-                .await?;
+                self.new_factor(id, TOTP, "Authenticator app", self.mfa.seal(id, &secret)?)
+                    .insert(&self.db)
+                    .await?;
                 secret.to_vec()
             }
         };
@@ -681,13 +821,8 @@ impl Identity {
             .ok_or_else(|| invalid("code", "has no enrolment waiting for it: start again"))?;
         let now_step = totp::step_at(self.clock.now().timestamp().max(0) as u64);
         let Some(step) = totp::matching_step(&secret, code, now_step, None) else {
-            let actor = Actor::user(id.to_string(), principal.name().to_string());
-            let details =
-                serde_json::json!({ "factor": TOTP, "reason": "wrong_code", "stage": "enrolment" });
-            let event = AuditEvent::new(EventKind::MfaFailure, actor, Outcome::Failure)
-                .with_client(client.ip.clone(), client.user_agent.clone())
-                .with_details(details);
-            self.audit.record(event).await?;
+            self.enrolment_failed(principal, client, TOTP, "wrong_code")
+                .await?;
             let message = if totp::normalise(code).is_none() {
                 "must be the 6 digits your app shows"
             } else {
@@ -695,14 +830,21 @@ impl Identity {
             };
             return Err(invalid("code", message));
         };
-        let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
+        let first = !self.has_factor(id).await?;
+        let codes: Vec<String> = if first {
+            (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect()
+        } else {
+            Vec::new()
+        };
         let txn = self.db.begin().await?;
         let mut active: mfa_factor::ActiveModel = waiting.into();
         active.confirmed = Set(true);
         active.last_step = Set(Some(step as i64));
         active.last_used_at = Set(Some(self.clock.now()));
         active.update(&txn).await?;
-        self.replace_recovery_codes(&txn, id, &codes).await?;
+        if first {
+            self.replace_recovery_codes(&txn, id, &codes).await?;
+        }
         txn.commit().await?;
         self.record_mfa(
             principal,
@@ -747,9 +889,9 @@ impl Identity {
         principal: &Principal,
     ) -> Result<Vec<String>, IdentityError> {
         let id = me(principal)?;
-        if self.confirmed_totp(id).await?.is_none() {
+        if !self.has_factor(id).await? {
             return Err(IdentityError::Conflict(
-                "recovery codes go with a second factor: enrol an authenticator app first".into(),
+                "recovery codes go with a second factor: enrol an authenticator app or a passkey first".into(),
             ));
         }
         let codes: Vec<String> = (0..RECOVERY_CODES).map(|_| new_recovery_code()).collect();
@@ -766,26 +908,47 @@ impl Identity {
         Ok(codes)
     }
 
-    /// Removes one's authenticator app and recovery codes; refused while soc2.yml requires a
-    /// factor of one's roles. Audited as `mfa_removed`.
+    /// Removes one's authenticator app; the last factor of an account whose role requires one
+    /// (soc2.yml) cannot be removed. Without any factor left the recovery codes go too. Audited as
+    /// `mfa_removed`.
     pub async fn remove_totp(&self, principal: &Principal) -> Result<(), IdentityError> {
         let id = me(principal)?;
-        if self.confirmed_totp(id).await?.is_none() {
+        let Some(row) = self.confirmed_totp(id).await? else {
             return Err(IdentityError::Conflict(
                 "no authenticator app is enrolled".into(),
             ));
-        }
-        if self.mfa_required_for(&self.role_names(id).await?) {
+        };
+        self.remove_factor(principal, id, row).await
+    }
+
+    async fn remove_factor(
+        &self,
+        principal: &Principal,
+        id: uuid::Uuid,
+        row: mfa_factor::Model,
+    ) -> Result<(), IdentityError> {
+        let confirmed = mfa_factor::Entity::find()
+            .filter(mfa_factor::Column::UserId.eq(id))
+            .filter(mfa_factor::Column::Confirmed.eq(true))
+            .count(&self.db)
+            .await?;
+        if confirmed <= 1 && self.mfa_required_for(&self.role_names(id).await?) {
             return Err(IdentityError::Conflict(
-                "your role requires a second factor (soc2.yml): it cannot be removed; an administrator can reset it".into(),
+                "your role requires a second factor (soc2.yml): the last one cannot be removed; add another first, or ask an administrator to reset it".into(),
             ));
         }
-        self.drop_factors(id).await?;
+        if confirmed <= 1 {
+            self.drop_factors(id).await?;
+        } else {
+            mfa_factor::Entity::delete_by_id(row.id)
+                .exec(&self.db)
+                .await?;
+        }
         self.record_mfa(
             principal,
             EventKind::MfaRemoved,
             id,
-            serde_json::json!({ "factor": TOTP }),
+            serde_json::json!({ "factor": row.kind, "name": row.name }),
         )
         .await
     }
@@ -837,7 +1000,9 @@ impl Identity {
             .all(&self.db)
             .await?
         {
-            out.entry(f.user_id.to_string()).or_default().totp |= f.kind == TOTP;
+            let entry = out.entry(f.user_id.to_string()).or_default();
+            entry.totp |= f.kind == TOTP;
+            entry.passkeys += u64::from(f.kind == passkey::PASSKEY);
         }
         for c in mfa_recovery_code::Entity::find()
             .filter(mfa_recovery_code::Column::UsedAt.is_null())

@@ -71,6 +71,28 @@ pub async fn signed_in(platform: &Platform, name: &str, role: &str, domain: &str
     identity.authenticate(&pair.access_token).await.unwrap()
 }
 
+/// The audit events of `kind` so far (flushed first), as JSON.
+pub async fn events_json(
+    platform: &Platform,
+    kind: platform::audit::EventKind,
+) -> Vec<serde_json::Value> {
+    let audit = platform.audit();
+    assert!(audit.flush(std::time::Duration::from_secs(10)).await);
+    let query = platform::audit::AuditQuery {
+        events: vec![kind],
+        limit: 500,
+        ..Default::default()
+    };
+    audit
+        .search(&Principal::System, &query)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
+}
+
 /// A module exporting `add(i32, i32) -> i32`.
 pub const ADD: &str = r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
 

@@ -5,6 +5,8 @@
 //! - `sessions`: browser sessions and API sign-ins (refresh-token families), as metadata only —
 //!   never a session id, token or hash;
 //! - `api_tokens`: personal tokens as they are listed (name, last four characters, permissions);
+//! - `second_factors`: the authenticator app and passkeys (kind, name, times) and how many recovery
+//!   codes are left — never a secret, credential or code;
 //! - `modules`: modules they own, and with `include_binaries` the module files themselves;
 //! - `shares`: who they shared their modules with, and modules shared with them directly;
 //! - `runs`: runs they started;
@@ -23,7 +25,10 @@ use serde_json::{Value, json};
 use super::archive::{Archive, Section};
 use crate::{
     audit::entity as audit_log,
-    identity::entities::{api_token, federated_identity, refresh_token, session, user, user_role},
+    identity::entities::{
+        api_token, federated_identity, mfa_factor, mfa_recovery_code, refresh_token, session, user,
+        user_role,
+    },
     modules::{
         entities::{module, run, share},
         storage::ModuleStore,
@@ -84,6 +89,10 @@ pub(super) const TOKENS: Section = Section {
         "last_used_at",
         "revoked_at",
     ],
+};
+pub(super) const SECOND_FACTORS: Section = Section {
+    name: "second_factors",
+    columns: &["kind", "name", "created_at", "last_used_at", "remaining"],
 };
 pub(super) const MODULES: Section = Section {
     name: "modules",
@@ -233,6 +242,7 @@ pub(super) async fn collect<W: std::io::Write + std::io::Seek>(
     archive.end()?;
     sessions(src, id, archive).await?;
     tokens(src, id, archive).await?;
+    second_factors(src, id, archive).await?;
     progress.reached(15).await;
     let owned = modules(src, id, include_binaries, archive, progress).await?;
     shares(src, id, &owned, archive).await?;
@@ -359,6 +369,52 @@ async fn tokens<W: std::io::Write + std::io::Seek>(
                 time(t.expires_at),
                 json!(t.last_used_at),
                 json!(t.revoked_at),
+            ],
+        )?;
+    }
+    archive.end()?;
+    Ok(())
+}
+
+async fn second_factors<W: std::io::Write + std::io::Seek>(
+    src: &Sources<'_>,
+    id: uuid::Uuid,
+    archive: &mut Archive<W>,
+) -> Result<(), CollectError> {
+    let factors = mfa_factor::Entity::find()
+        .filter(mfa_factor::Column::UserId.eq(id))
+        .filter(mfa_factor::Column::Confirmed.eq(true))
+        .order_by_asc(mfa_factor::Column::CreatedAt)
+        .all(src.db)
+        .await?;
+    let codes = mfa_recovery_code::Entity::find()
+        .filter(mfa_recovery_code::Column::UserId.eq(id))
+        .all(src.db)
+        .await?;
+    archive.begin(SECOND_FACTORS)?;
+    for f in factors {
+        archive.row_of(
+            SECOND_FACTORS,
+            &[
+                json!(f.kind),
+                json!(f.name),
+                time(f.created_at),
+                json!(f.last_used_at),
+                Value::Null,
+            ],
+        )?;
+    }
+    if let Some(made) = codes.iter().map(|c| c.created_at).min() {
+        let unused = codes.iter().filter(|c| c.used_at.is_none()).count();
+        let last_used = codes.iter().filter_map(|c| c.used_at).max();
+        archive.row_of(
+            SECOND_FACTORS,
+            &[
+                json!("recovery_codes"),
+                json!("Recovery codes"),
+                time(made),
+                json!(last_used),
+                json!(unused),
             ],
         )?;
     }
