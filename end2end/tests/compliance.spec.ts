@@ -31,6 +31,16 @@ test("the compliance page shows the privacy settings, export and erasure request
   await signInAs(page, javaScriptEnabled, "/compliance");
   await ready(page, javaScriptEnabled);
   await expect(page.getByRole("heading", { name: "Compliance", level: 1 })).toBeVisible();
+  // soc2.yml's controls, checked live: this run's config requires a second factor of no role
+  // (.ci/test), which shows red with its fix; HTTPS is on, which holds.
+  const controls = page.getByTestId("controls");
+  await expect(controls.getByTestId("control")).toHaveCount(17);
+  const mfa = controls.locator('[data-control="multi_factor_auth"]');
+  await expect(mfa).toHaveAttribute("data-state", "fails");
+  await expect(mfa.locator(".pill-bad")).toHaveText("fails");
+  await expect(mfa.getByTestId("control-fix")).toContainText("multi_factor_roles");
+  await expect(controls.locator('[data-control="encryption_in_transit"]')).toHaveAttribute("data-state", "holds");
+  await expect(controls.locator('[data-control="backup_testing"]')).toContainText("not built yet");
   const settings = page.getByTestId("privacy-settings");
   await expect(settings).toContainText("Keep audit events");
   await expect(settings).toContainText("7 years");

@@ -74,8 +74,24 @@ pub struct TransitView {
 #[derive(Clone)]
 pub struct TransitSource(pub std::sync::Arc<dyn Fn() -> TransitView + Send + Sync>);
 
+/// One soc2.yml control with its live evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlView {
+    pub key: String,
+    pub area: String,
+    pub title: String,
+    pub required: bool,
+    /// `holds`, `fails` or `not_built`.
+    pub state: String,
+    pub evidence: String,
+    pub fix: Option<String>,
+    pub checked_at: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceView {
+    /// soc2.yml's controls, checked now.
+    pub controls: Vec<ControlView>,
     pub settings: SettingsView,
     pub transit: TransitView,
     /// `None` when the caller may not decide erasures (`users:delete`).
@@ -140,7 +156,28 @@ pub async fn compliance_overview() -> Result<ComplianceView, AppError> {
     let transit = leptos::prelude::use_context::<TransitSource>()
         .map(|source| (source.0)())
         .unwrap_or_default();
+    let controls = platform
+        .controls(&principal)
+        .await?
+        .into_iter()
+        .map(|c| ControlView {
+            key: c.key.to_string(),
+            area: c.area.replace('_', " "),
+            title: c.title.to_string(),
+            required: c.required,
+            state: match c.state {
+                platform::compliance::controls::ControlState::Holds => "holds",
+                platform::compliance::controls::ControlState::Fails => "fails",
+                platform::compliance::controls::ControlState::NotBuilt => "not_built",
+            }
+            .to_string(),
+            evidence: c.evidence,
+            fix: c.fix,
+            checked_at: when(c.checked_at),
+        })
+        .collect();
     Ok(ComplianceView {
+        controls,
         transit,
         settings: SettingsView {
             gdpr_compliance: s.gdpr_compliance,

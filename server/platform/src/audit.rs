@@ -240,6 +240,16 @@ impl AuditService {
     /// Drops the full client address and user agent of the events older than the IDS window
     /// (privacy.yml `data_anonymization`, `full_for`) from the database and the audit files;
     /// the reduced forms stay. Idempotent; see [`crate::compliance::Compliance::anonymise`].
+    /// Events older than privacy.yml's window for full values that still keep a full client
+    /// address or user agent (anonymisation has not caught up with them), and the window's start.
+    pub async fn unreduced(&self) -> Result<(u64, chrono::DateTime<chrono::Utc>), AuditError> {
+        let privacy = &self.0.config.privacy.privacy.data_anonymization;
+        let window = privacy.full_for(&self.0.config.ids);
+        let cutoff = self.0.clock.now()
+            - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+        Ok((anonymise::unreduced(&self.0.db, cutoff).await?, cutoff))
+    }
+
     pub async fn anonymise(&self) -> Result<anonymise::Anonymised, AuditError> {
         let privacy = &self.0.config.privacy.privacy.data_anonymization;
         let window = privacy.full_for(&self.0.config.ids);

@@ -13,6 +13,7 @@
 //! Every operation takes the acting [`Principal`], decides access here and records its audit event
 //! here, so the dashboard, the REST API and the CLI behave the same.
 
+pub mod controls;
 pub(crate) mod entities;
 pub mod erasure;
 pub mod export;
@@ -106,6 +107,8 @@ pub struct Compliance {
     modules: crate::modules::Modules,
     exports: export::Preparer,
     data_dir: PathBuf,
+    /// The last verification of the audit chain, evidence for `data_integrity_checks`.
+    chain_check: controls::ChainCheck,
 }
 
 impl Compliance {
@@ -127,6 +130,7 @@ impl Compliance {
             modules,
             exports: export::Preparer::new(data_dir.join("exports")),
             data_dir,
+            chain_check: Default::default(),
         }
     }
 

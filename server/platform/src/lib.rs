@@ -365,7 +365,45 @@ impl Platform {
         principal
             .require(&self.0.audit, "metrics", "read", "metrics")
             .await?;
-        Ok(self.0.metrics.render())
+        Ok(self.scrape_metrics())
+    }
+
+    /// The metrics for a scraper from an allowed network; the time is evidence for soc2.yml
+    /// `monitoring`.
+    pub fn scrape_metrics(&self) -> String {
+        self.0.metrics.scraped(self.0.clock.now());
+        self.0.metrics.render()
+    }
+
+    /// soc2.yml's controls with their live evidence (`system:audit`): the compliance service's
+    /// checks, with what the edge (alert channels) and the metrics (last scrape) know.
+    pub async fn controls(
+        &self,
+        principal: &access::Principal,
+    ) -> Result<Vec<compliance::controls::Control>, compliance::ComplianceError> {
+        let configured = &self.0.config.ids.intrusion_detection.alerts;
+        let status = self.0.edge.alerts().status();
+        let alert_channels = configured
+            .iter()
+            .enumerate()
+            .map(|(i, alert)| {
+                let name = match alert {
+                    config::ids::Alert::Email { .. } => "email",
+                    config::ids::Alert::Slack { .. } => "slack",
+                    config::ids::Alert::Syslog { .. } => "syslog",
+                };
+                let last = status
+                    .iter()
+                    .find(|s| s.destination == i + 1)
+                    .map(|s| (s.ok, s.error.clone()));
+                (name.to_string(), last)
+            })
+            .collect();
+        let facts = compliance::controls::LiveFacts {
+            alert_channels,
+            last_scrape: self.0.metrics.last_scrape(),
+        };
+        self.0.compliance.controls(principal, &facts).await
     }
 
     pub fn session_timeouts(&self) -> identity::sessions::SessionTimeouts {

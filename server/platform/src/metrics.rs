@@ -95,6 +95,9 @@ const DESCRIPTIONS: &[(&str, &str)] = &[
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// When `/metrics` was last read (Unix seconds; `i64::MIN`: never), evidence for soc2.yml
+    /// `monitoring`.
+    last_scrape: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -171,6 +174,7 @@ impl Metrics {
         let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
+            last_scrape: Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN)),
         };
         // The spec's counters are shown from the start, at zero.
         for reason in AUTH_REASONS {
@@ -240,6 +244,20 @@ impl Metrics {
     /// The text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         self.handle.render()
+    }
+
+    /// Notes that a scraper read the metrics at `at`.
+    pub fn scraped(&self, at: chrono::DateTime<chrono::Utc>) {
+        self.last_scrape
+            .store(at.timestamp(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the metrics were last read by a scraper (this process).
+    pub fn last_scrape(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.last_scrape.load(std::sync::atomic::Ordering::Relaxed) {
+            i64::MIN => None,
+            secs => chrono::DateTime::from_timestamp(secs, 0),
+        }
     }
 
     /// Counts the security metrics an audit event stands for.

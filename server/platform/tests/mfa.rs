@@ -7,7 +7,7 @@
 mod support;
 
 use platform::{
-    Platform, StartOptions,
+    Platform,
     access::Principal,
     audit::{AuditQuery, EventKind},
     clock::ManualClock,
@@ -405,41 +405,8 @@ async fn lockout_and_expiry_on_postgres() {
     db.drop_db().await;
 }
 
-/// A platform whose soc2.yml requires a second factor of admins (the repository's setting).
-async fn start_requiring(
-    database_url: Option<String>,
-) -> (Platform, ManualClock, tempfile::TempDir) {
-    use chrono::TimeZone;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    for entry in
-        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"))
-            .unwrap()
-    {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
-        }
-    }
-    let soc2 = std::fs::read_to_string(config.join("soc2.yml")).unwrap();
-    assert!(soc2.contains(testkit::MFA_ROLES_LINE));
-    let clock = ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
-    let options = StartOptions {
-        config_dir: config,
-        data_dir: dir.path().join("data"),
-        database_url,
-        clock: std::sync::Arc::new(clock.clone()),
-        sessions: Default::default(),
-        max_upload: platform::DEFAULT_MAX_UPLOAD,
-        run_modules: false,
-    };
-    let (platform, _) = Platform::start(options).await.unwrap();
-    (platform, clock, dir)
-}
-
 async fn requirement_flow(database_url: Option<String>) {
-    let (platform, clock, _dir) = start_requiring(database_url).await;
+    let (platform, clock, _dir) = support::start_requiring(database_url).await;
     let identity = platform.identity();
     let timeouts = platform.session_timeouts();
     create(&platform, "root", "admin").await;

@@ -58,6 +58,7 @@ api_routes! {
     "/me/erasure" => get(erasures::own).post(erasures::request_own).delete(erasures::cancel_own),
     "/erasures" => get(erasures::list),
     "/compliance/privacy" => get(compliance::privacy),
+    "/compliance/controls" => get(compliance::controls),
     "/erasures/{id}/approve" => post(erasures::approve),
     "/erasures/{id}/reject" => post(erasures::reject),
     "/users" => get(users::list).post(users::create),

@@ -68,7 +68,7 @@ async fn metrics(
     headers: HeaderMap,
 ) -> Response {
     if allow.allows(peer.ip()) {
-        return text(state.platform.metrics().render());
+        return text(state.platform.scrape_metrics());
     }
     let token = headers
         .get(header::AUTHORIZATION)

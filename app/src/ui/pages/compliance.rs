@@ -9,8 +9,8 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{
         compliance::{
-            ComplianceView, DecideErasure, ErasureAdminRow, JobView, SettingsView, TransitView,
-            compliance_overview,
+            ComplianceView, ControlView, DecideErasure, ErasureAdminRow, JobView, SettingsView,
+            TransitView, compliance_overview,
         },
         exports::ExportRow,
     },
@@ -37,7 +37,7 @@ pub fn CompliancePage() -> impl IntoView {
     };
     view! {
         <Title text="Compliance" />
-        <PageHeader title="Compliance" summary="GDPR: the privacy settings in force, erasure requests, retention and data exports." />
+        <PageHeader title="Compliance" summary="SOC 2 controls checked live, and GDPR: the privacy settings in force, erasure requests, retention and data exports." />
         {move || notice().map(|n| view! { <div class="alert alert-ok" role="status">{n}</div> })}
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -57,6 +57,7 @@ fn page(
 ) -> impl IntoView {
     view! {
         <div class="compliance-page">
+        {controls_card(v.controls)}
         <div class="grid">
             {settings_card(v.settings)}
             <div class="compliance-page">
@@ -71,6 +72,57 @@ fn page(
         {erasures_card(v.erasures, decide, error)}
         {exports_card(v.exports)}
         </div>
+    }
+}
+
+/// soc2.yml's controls: required or not, holding now or not (red with the reason and the fix),
+/// or not built yet.
+fn controls_card(controls: Vec<ControlView>) -> impl IntoView {
+    let failing = controls
+        .iter()
+        .filter(|c| c.required && c.state == "fails")
+        .count();
+    let holding = controls.iter().filter(|c| c.state == "holds").count();
+    let total = controls.len();
+    let checked = controls
+        .first()
+        .map(|c| c.checked_at.clone())
+        .unwrap_or_default();
+    view! {
+        <section class="card" aria-labelledby="controls-title" data-testid="controls-card">
+            <h2 id="controls-title">"SOC 2 controls"</h2>
+            <p class="muted" data-testid="controls-summary">
+                {format!("{holding} of {total} hold now; {failing} required failing. Checked {checked} from live data, not from soc2.yml's flags.")}
+            </p>
+            <div class="table-wrap">
+                <table class="table" data-testid="controls">
+                    <thead><tr><th scope="col">"Control"</th><th scope="col">"soc2.yml"</th><th scope="col">"Now"</th><th scope="col">"Evidence"</th></tr></thead>
+                    <tbody>
+                        {controls.into_iter().map(|c| {
+                            let (class, label) = match (c.state.as_str(), c.required) {
+                                ("holds", _) => ("pill pill-ok", "holds"),
+                                ("fails", true) => ("pill pill-bad", "fails"),
+                                ("fails", false) => ("pill pill-warn", "would fail"),
+                                _ => ("pill pill-warn", "not built yet"),
+                            };
+                            let key = c.key.clone();
+                            let state = c.state.clone();
+                            view! {
+                                <tr data-testid="control" data-control=key data-state=state>
+                                    <td><strong>{c.title}</strong><br /><span class="muted">{c.area}" · "<code>{c.key}</code></span></td>
+                                    <td>{if c.required { "required" } else { "not required" }}</td>
+                                    <td><span class=class>{label}</span></td>
+                                    <td>
+                                        {c.evidence}
+                                        {c.fix.map(|f| view! { <p class="hint" data-testid="control-fix"><strong>"Fix: "</strong>{f}</p> })}
+                                    </td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </div>
+        </section>
     }
 }
 

@@ -123,6 +123,32 @@ pub async fn database(
     Ok((addresses, user_agents))
 }
 
+/// How many rows recorded before `cutoff` still keep a full address or user agent that
+/// [`database`] would drop.
+pub async fn unreduced(
+    db: &DatabaseConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, AuditError> {
+    use sea_orm::{Condition, PaginatorTrait};
+    Ok(entity::Entity::find()
+        .filter(entity::Column::OccurredAt.lt(cutoff))
+        .filter(
+            Condition::any()
+                .add(
+                    Condition::all()
+                        .add(entity::Column::SourceIp.is_not_null())
+                        .add(entity::Column::IpNet.is_not_null()),
+                )
+                .add(
+                    Condition::all()
+                        .add(entity::Column::UserAgent.is_not_null())
+                        .add(entity::Column::UaFamily.is_not_null()),
+                ),
+        )
+        .count(db)
+        .await?)
+}
+
 /// Rewrites the lines of `log` and its rotations recorded before `cutoff` without their full
 /// address and user agent, where the line keeps the reduced form; returns the lines changed.
 pub fn files(log: &Path, cutoff: chrono::DateTime<chrono::Utc>) -> io::Result<u64> {

@@ -48,6 +48,38 @@ pub async fn start_with_clock(
     (platform, clock, dir)
 }
 
+/// A platform whose soc2.yml requires a second factor of admins (the repository's setting).
+pub async fn start_requiring(
+    database_url: Option<String>,
+) -> (Platform, ManualClock, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    for entry in
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config"))
+            .unwrap()
+    {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), config.join(entry.file_name())).unwrap();
+        }
+    }
+    let soc2 = std::fs::read_to_string(config.join("soc2.yml")).unwrap();
+    assert!(soc2.contains(testkit::MFA_ROLES_LINE));
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap());
+    let options = StartOptions {
+        config_dir: config,
+        data_dir: dir.path().join("data"),
+        database_url,
+        clock: Arc::new(clock.clone()),
+        sessions: Default::default(),
+        max_upload: platform::DEFAULT_MAX_UPLOAD,
+        run_modules: false,
+    };
+    let (platform, _) = Platform::start(options).await.unwrap();
+    (platform, clock, dir)
+}
+
 /// Creates `name` with `role` through the service (email `<name>@<domain>`), signs them in and
 /// returns their principal, as a request would see it.
 pub async fn signed_in(platform: &Platform, name: &str, role: &str, domain: &str) -> Principal {
