@@ -41,6 +41,19 @@ test("the compliance page shows the privacy settings, export and erasure request
   await expect(mfa.getByTestId("control-fix")).toContainText("multi_factor_roles");
   await expect(controls.locator('[data-control="encryption_in_transit"]')).toHaveAttribute("data-state", "holds");
   await expect(controls.locator('[data-control="backup_testing"]')).toContainText("not built yet");
+  // Every personal column is classified: the control holds, and the table is on the page.
+  await expect(controls.locator('[data-control="data_classification"]')).toHaveAttribute("data-state", "holds");
+  await expect(controls.locator('[data-control="purpose_limitation"]')).toHaveAttribute("data-state", "holds");
+  const users = page.getByTestId("classification").locator('[data-table="users"]');
+  await users.locator("summary").click();
+  const email = users.locator('[data-field="users.email"]');
+  await expect(email).toBeVisible();
+  await expect(email).toContainText("contact");
+  await expect(email).toContainText("account.email");
+  await expect(users.locator('[data-field="users.password_hash"]')).toContainText("credential");
+  const audit = page.getByTestId("classification").locator('[data-table="audit_logs"]');
+  await audit.locator("summary").click();
+  await expect(audit.locator('[data-field="audit_logs.source_ip"]')).toContainText("ip address → ip_net");
   const settings = page.getByTestId("privacy-settings");
   await expect(settings).toContainText("Keep audit events");
   await expect(settings).toContainText("7 years");

@@ -17,6 +17,7 @@ mod m20261202_000070_audit_checkpoints;
 mod m20261203_000080_anonymisation;
 mod m20261204_000090_mfa;
 mod m20261205_000100_passkeys;
+mod m20261206_000110_settings_overrides;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000080_anonymisation::Migration),
             Box::new(m20261204_000090_mfa::Migration),
             Box::new(m20261205_000100_passkeys::Migration),
+            Box::new(m20261206_000110_settings_overrides::Migration),
         ]
     }
 }

@@ -152,6 +152,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     let eraser = tokio::spawn(run_erasures(platform.clone()));
     let retention = tokio::spawn(run_retention(platform.clone()));
     let anonymiser = tokio::spawn(run_anonymisation(platform.clone()));
+    let settings = tokio::spawn(refresh_settings(platform.clone()));
 
     let connections = connections::ConnectionOptions {
         header_timeout: args.header_timeout.duration(),
@@ -187,6 +188,7 @@ pub async fn run(mut options: StartOptions, args: ServeArgs) -> Result<(), Comma
     eraser.abort();
     retention.abort();
     anonymiser.abort();
+    settings.abort();
     record(&platform, EventKind::ServiceStop, serde_json::json!({})).await;
     // Delivers every buffered audit event (service_stop included) before the pool closes.
     platform.close().await;
@@ -357,6 +359,19 @@ async fn run_anonymisation(platform: Platform) {
             Err(e) => {
                 tracing::warn!(error = %platform::error_chain(&e), "could not anonymise the audit trail")
             }
+        }
+    }
+}
+
+/// Reads privacy.yml, soc2.yml and the dashboard's saved settings again every five seconds, so a
+/// file edited on disk or a save through another replica applies here without a restart.
+async fn refresh_settings(platform: Platform) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = platform.compliance().refresh_settings().await {
+            tracing::warn!(error = %platform::error_chain(&e), "could not read the settings again");
         }
     }
 }

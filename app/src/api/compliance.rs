@@ -88,8 +88,60 @@ pub struct ControlView {
     pub checked_at: String,
 }
 
+/// One editable setting of privacy.yml or soc2.yml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingEdit {
+    /// The dotted key, also the form field's key (`values[<key>]`).
+    pub key: String,
+    pub label: String,
+    pub help: String,
+    /// `bool`, `span`, `optional_span`, `choices` or `roles`.
+    pub kind: String,
+    pub choices: Vec<String>,
+    pub value: String,
+    pub file_value: String,
+    pub overridden: bool,
+}
+
+/// One file's settings form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsFileEdit {
+    pub file: String,
+    pub stamp: String,
+    /// `alice at 2026-12-02 10:40 UTC` when the dashboard changed it.
+    pub updated: Option<String>,
+    pub problem: Option<String>,
+    pub settings: Vec<SettingEdit>,
+}
+
+/// privacy.yml and soc2.yml, editable with `system:config`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsEditView {
+    pub can_edit: bool,
+    pub files: Vec<SettingsFileEdit>,
+}
+
+/// One classified column (see `platform::compliance::classification`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassifiedField {
+    pub table: String,
+    pub column: String,
+    pub class: String,
+    pub purpose: String,
+    pub kept: String,
+    /// `section.column` of the data export, or why it is withheld.
+    pub export: String,
+    pub exported: bool,
+    /// privacy.yml's anonymisation entry that reduces it.
+    pub reduced: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceView {
+    /// Every personal column: class, purpose, retention, export, anonymisation.
+    pub classification: Vec<ClassifiedField>,
+    /// The settings forms.
+    pub editable: SettingsEditView,
     /// soc2.yml's controls, checked now.
     pub controls: Vec<ControlView>,
     pub settings: SettingsView,
@@ -125,6 +177,32 @@ fn job(
             })
             .collect(),
     })
+}
+
+#[cfg(feature = "ssr")]
+fn classified(f: &platform::compliance::classification::Field) -> ClassifiedField {
+    use platform::compliance::classification::Export;
+    let name = |v: serde_json::Value| v.as_str().unwrap_or_default().replace('_', " ");
+    let (export, exported) = match f.export {
+        Export::In { section, column } => {
+            let mut all = vec![format!("{section}.{column}")];
+            all.extend(f.also.iter().map(|(s, c)| format!("{s}.{c}")));
+            (all.join(", "), true)
+        }
+        Export::Withheld { reason } => (format!("withheld: {reason}"), false),
+    };
+    ClassifiedField {
+        table: f.table.to_string(),
+        column: f.column.to_string(),
+        class: name(serde_json::json!(f.class)),
+        purpose: name(serde_json::json!(f.purpose)),
+        kept: f.kept.to_string(),
+        export,
+        exported,
+        reduced: f
+            .reduced
+            .map(|(field, into)| format!("{} → {into}", name(serde_json::json!(field)))),
+    }
 }
 
 #[server(endpoint = "compliance/overview", input = leptos::server_fn::codec::GetUrl)]
@@ -176,7 +254,46 @@ pub async fn compliance_overview() -> Result<ComplianceView, AppError> {
             checked_at: when(c.checked_at),
         })
         .collect();
+    let page = compliance.settings(&principal).await?;
+    let classification = compliance
+        .classification(&principal)
+        .await?
+        .iter()
+        .map(classified)
+        .collect();
+    let editable = SettingsEditView {
+        can_edit: page.can_edit,
+        files: page
+            .files
+            .into_iter()
+            .map(|f| SettingsFileEdit {
+                updated: match (f.updated_by, f.updated_at) {
+                    (Some(by), Some(at)) => Some(format!("{by} at {}", when(at))),
+                    _ => None,
+                },
+                file: f.file,
+                stamp: f.stamp,
+                problem: f.problem,
+                settings: f
+                    .settings
+                    .into_iter()
+                    .map(|s| SettingEdit {
+                        key: s.key,
+                        label: s.label,
+                        help: s.help,
+                        kind: s.kind,
+                        choices: s.choices,
+                        value: s.value,
+                        file_value: s.file_value,
+                        overridden: s.overridden,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
     Ok(ComplianceView {
+        classification,
+        editable,
         controls,
         transit,
         settings: SettingsView {
@@ -242,5 +359,28 @@ pub async fn decide_erasure(
             return Err(AppError::invalid("decision", "choose approve or reject"));
         }
     }
+    Ok(())
+}
+
+/// Saves one file's settings from the Compliance page (`system:config`): `values[<dotted key>]`
+/// for every setting of the file, and the `stamp` the page was rendered with (a save from an older
+/// page is refused). `reset` = `file` drops the dashboard's changes so the file's values apply.
+#[server(endpoint = "compliance/settings")]
+pub async fn save_settings(
+    file: String,
+    stamp: String,
+    #[server(default)] values: std::collections::BTreeMap<String, String>,
+    #[server(default)] reset: String,
+) -> Result<(), AppError> {
+    let platform = ssr::platform()?;
+    let principal = ssr::principal().await?;
+    let values = (reset != "file").then_some(&values);
+    platform
+        .compliance()
+        .save_settings(&principal, &file, &stamp, values)
+        .await?;
+    let anchor = file.trim_end_matches(".yml");
+    let what = if values.is_some() { "saved" } else { "reset" };
+    leptos_axum::redirect(&format!("/compliance?settings={what}#settings-{anchor}"));
     Ok(())
 }

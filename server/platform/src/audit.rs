@@ -94,6 +94,8 @@ struct Inner {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    /// privacy.yml as in force now (the dashboard edits it while running).
+    settings: crate::settings::Live,
     redactor: Redactor,
     metrics: Metrics,
     /// The key of the hash chains (kept outside the database).
@@ -115,6 +117,7 @@ impl AuditService {
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         config: Arc<Config>,
+        live: crate::settings::Live,
         data_dir: &Path,
         metrics: Metrics,
     ) -> Result<Self, AuditError> {
@@ -155,6 +158,7 @@ impl AuditService {
             db,
             clock,
             config,
+            settings: live,
             redactor,
             metrics,
             chain_key,
@@ -224,11 +228,26 @@ impl AuditService {
         Ok(Some(recorded))
     }
 
+    /// privacy.yml and soc2.yml as in force now, shared with the services that apply them.
+    pub fn settings(&self) -> &crate::settings::Live {
+        &self.0.settings
+    }
+
+    /// How long full client addresses and user agents are kept (privacy.yml, as in force now).
+    fn full_for(&self) -> std::time::Duration {
+        let live = self.0.settings.get();
+        live.privacy
+            .privacy
+            .data_anonymization
+            .full_for(&self.0.config.ids)
+    }
+
     /// privacy.yml `data_anonymization`: adds the reduced forms of the client's address and user
     /// agent, which stay once the full values are dropped ([`Self::anonymise`]).
     fn reduce(&self, event: &mut AuditEvent) {
         use crate::config::privacy::AnonymizedField;
-        let settings = &self.0.config.privacy.privacy.data_anonymization;
+        let live = self.0.settings.get();
+        let settings = &live.privacy.privacy.data_anonymization;
         if settings.reduces(AnonymizedField::IpAddress) {
             event.ip_net = event.ip.as_deref().and_then(anonymise::reduce_ip);
         }
@@ -243,16 +262,14 @@ impl AuditService {
     /// Events older than privacy.yml's window for full values that still keep a full client
     /// address or user agent (anonymisation has not caught up with them), and the window's start.
     pub async fn unreduced(&self) -> Result<(u64, chrono::DateTime<chrono::Utc>), AuditError> {
-        let privacy = &self.0.config.privacy.privacy.data_anonymization;
-        let window = privacy.full_for(&self.0.config.ids);
+        let window = self.full_for();
         let cutoff = self.0.clock.now()
             - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         Ok((anonymise::unreduced(&self.0.db, cutoff).await?, cutoff))
     }
 
     pub async fn anonymise(&self) -> Result<anonymise::Anonymised, AuditError> {
-        let privacy = &self.0.config.privacy.privacy.data_anonymization;
-        let window = privacy.full_for(&self.0.config.ids);
+        let window = self.full_for();
         let cutoff = self.0.clock.now()
             - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
         // The journal segment written so far is deleted once the destinations pass the next

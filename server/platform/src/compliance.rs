@@ -13,12 +13,14 @@
 //! Every operation takes the acting [`Principal`], decides access here and records its audit event
 //! here, so the dashboard, the REST API and the CLI behave the same.
 
+pub mod classification;
 pub mod controls;
 pub(crate) mod entities;
 pub mod erasure;
 pub mod export;
 pub mod overview;
 pub mod retention;
+pub mod settings;
 
 use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
@@ -71,6 +73,9 @@ pub enum ComplianceError {
     /// The file was not fetched in time and is gone.
     #[error("this export expired before it was downloaded; request a new one")]
     Expired,
+    /// The settings changed since the page the save came from was rendered.
+    #[error("{0}")]
+    Stale(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
@@ -102,6 +107,8 @@ pub struct Compliance {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    /// privacy.yml and soc2.yml as in force now (the settings dashboard edits them).
+    settings: crate::settings::Live,
     audit: AuditService,
     identity: crate::identity::Identity,
     modules: crate::modules::Modules,
@@ -125,6 +132,7 @@ impl Compliance {
             db,
             clock,
             config,
+            settings: audit.settings().clone(),
             audit,
             identity,
             modules,
@@ -134,8 +142,9 @@ impl Compliance {
         }
     }
 
-    fn privacy(&self) -> &crate::config::privacy::Privacy {
-        &self.config.privacy.privacy
+    /// privacy.yml as in force now (read again on every use: the dashboard edits it).
+    fn privacy(&self) -> crate::config::privacy::Privacy {
+        self.settings.get().privacy.privacy.clone()
     }
 
     /// The signed-in account of `principal`, or `Forbidden` for the system principal.

@@ -180,6 +180,12 @@ pub fn load_with_env(
         "sandbox.yml" => sandbox, "static_analysis.yml" => static_analysis, "database.yml" => database,
         "audit.yml" => audit, "ids.yml" => ids, "privacy.yml" => privacy,
     );
+    if let Some(soc2) = &soc2 {
+        soc2.validate(&mut Problems {
+            file: &display_name("soc2.yml"),
+            out: &mut problems,
+        });
+    }
 
     match (
         security,
@@ -225,6 +231,76 @@ pub fn load_with_env(
     }
 }
 
+/// privacy.yml and soc2.yml as the platform applies them: the files over the built-in
+/// defaults, and each file's `overlay` (nested mapping, see [`overlay`]) over that. Read again
+/// whenever the files or the dashboard's changes move (see `crate::settings`).
+pub fn load_editable(
+    dir: &Path,
+    privacy_overlay: Option<serde_yaml_ng::Value>,
+    soc2_overlay: Option<serde_yaml_ng::Value>,
+) -> Result<(privacy::PrivacyFile, soc2::Soc2File), ConfigError> {
+    let ((privacy, soc2), mut problems) = with_loader(dir, |loader| {
+        let privacy: Option<privacy::PrivacyFile> =
+            loader.file_over("privacy.yml", privacy_overlay);
+        let soc2: Option<soc2::Soc2File> = loader.file_over("soc2.yml", soc2_overlay);
+        (privacy, soc2)
+    });
+    if let Some(p) = &privacy {
+        p.validate(&mut Problems {
+            file: &display_name("privacy.yml"),
+            out: &mut problems,
+        });
+    }
+    if let Some(s) = &soc2 {
+        s.validate(&mut Problems {
+            file: &display_name("soc2.yml"),
+            out: &mut problems,
+        });
+    }
+    match (privacy, soc2) {
+        (Some(privacy), Some(soc2)) if problems.is_empty() => Ok((privacy, soc2)),
+        _ => Err(ConfigError { problems }),
+    }
+}
+
+/// One file over the defaults, as a YAML value (what the settings page compares against).
+pub fn layer_value(dir: &Path, name: &str) -> Result<serde_yaml_ng::Value, ConfigError> {
+    match with_loader(dir, |loader| loader.value(name)) {
+        (Some(v), problems) if problems.is_empty() => Ok(v),
+        (_, problems) => Err(ConfigError { problems }),
+    }
+}
+
+/// Runs `read` with a loader of `dir` that reads `${VAR}` from the process environment; what it
+/// returned and the problems it found.
+fn with_loader<R>(dir: &Path, read: impl FnOnce(&mut Loader<'_>) -> R) -> (R, Vec<Problem>) {
+    let env = |name: &str| std::env::var(name).ok();
+    let mut problems = Vec::new();
+    let out = read(&mut Loader {
+        dir,
+        env: &env,
+        problems: &mut problems,
+    });
+    (out, problems)
+}
+
+/// Dotted keys (`privacy.data_retention.audit_logs`) and their values as one nested mapping.
+pub fn overlay<'a>(
+    values: impl IntoIterator<Item = (&'a str, serde_yaml_ng::Value)>,
+) -> serde_yaml_ng::Value {
+    let mut root = serde_yaml_ng::Value::Mapping(Default::default());
+    for (key, value) in values {
+        let mut nested = value;
+        for segment in key.rsplit('.') {
+            let mut map = serde_yaml_ng::Mapping::new();
+            map.insert(serde_yaml_ng::Value::String(segment.to_string()), nested);
+            nested = serde_yaml_ng::Value::Mapping(map);
+        }
+        root = yaml::merge(root, nested);
+    }
+    root
+}
+
 fn display_name(name: &str) -> String {
     format!("config/{name}")
 }
@@ -261,6 +337,25 @@ impl Loader<'_> {
     }
 
     fn file<T: DeserializeOwned>(&mut self, name: &str) -> Option<T> {
+        self.file_over(name, None)
+    }
+
+    /// The file over the defaults, and `overlay` (the dashboard's changes) over both.
+    fn file_over<T: DeserializeOwned>(
+        &mut self,
+        name: &str,
+        overlay: Option<serde_yaml_ng::Value>,
+    ) -> Option<T> {
+        let merged = self.value(name)?;
+        let merged = match overlay {
+            Some(overlay) => yaml::merge(merged, overlay),
+            None => merged,
+        };
+        self.typed(name, merged)
+    }
+
+    /// The file over the defaults with `${VAR}` replaced, not yet typed.
+    fn value(&mut self, name: &str) -> Option<serde_yaml_ng::Value> {
         let file = display_name(name);
         let path = self.dir.join(name);
         let defaults = match yaml::parse(Self::default_text(name)) {
@@ -316,7 +411,7 @@ impl Loader<'_> {
                 merged
             }
         };
-        self.typed(name, merged)
+        Some(merged)
     }
 
     fn typed<T: DeserializeOwned>(&mut self, name: &str, value: serde_yaml_ng::Value) -> Option<T> {

@@ -52,6 +52,8 @@ pub struct Identity {
     db: DatabaseConnection,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    /// soc2.yml as in force now (who must use a second factor).
+    settings: crate::settings::Live,
     audit: AuditService,
     hasher: password::Hasher,
     keys: tokens::TokenKeys,
@@ -118,6 +120,7 @@ impl Identity {
             db,
             clock,
             config,
+            settings: audit.settings().clone(),
             audit,
             hasher: password::Hasher::new(permits),
             keys,

@@ -17,6 +17,7 @@ pub mod modules;
 pub mod problem;
 pub mod secrets;
 pub mod security;
+pub mod settings;
 pub mod store;
 
 use std::{
@@ -90,6 +91,9 @@ pub enum StartError {
     /// rate_limit.yml's Redis cannot be reached.
     #[error("rate_limit.yml redis_url: {0}")]
     Edge(#[from] edge::store::StoreError),
+    /// The settings saved on the Compliance page cannot be read.
+    #[error("cannot read the saved settings: {0}")]
+    Settings(sea_orm::DbErr),
 }
 
 /// Something start-up wants the operator to know.
@@ -183,11 +187,18 @@ impl Platform {
         store::migrate(&db).await?;
         let generation = store::access_generation(&db, &engine)?;
         let config = Arc::new(config);
+        // The dashboard's changes to privacy.yml and soc2.yml, over the files.
+        let settings = settings::Live::new(&config);
+        settings.refresh(&db).await.map_err(StartError::Settings)?;
+        if let Some(problem) = settings.get().files.iter().find_map(|f| f.problem.clone()) {
+            tracing::warn!(%problem, "the saved settings do not apply; the files' values are in force");
+        }
         let metrics = metrics::Metrics::new();
         let audit = AuditService::start(
             db.clone(),
             options.clock.clone(),
             config.clone(),
+            settings,
             &options.data_dir,
             metrics.clone(),
         )?;

@@ -337,6 +337,7 @@ impl Describe for ComplianceError {
                 Problem::new(Kind::NotFound, "not_found", message)
             }
             Self::ErasureStarted(_) => Problem::new(Kind::Conflict, "erasure_started", message),
+            Self::Stale(_) => Problem::new(Kind::Conflict, "settings_changed", message),
             Self::Invalid(fields) => Problem::invalid(fields),
             Self::Busy(_) => Problem::new(Kind::TooManyRequests, "export_in_progress", message),
             Self::NotReady(_) => Problem::new(Kind::Conflict, "export_not_ready", message),

@@ -169,14 +169,27 @@ async fn flow(database_url: Option<String>) {
     let list = controls(&platform, &root).await;
     assert_eq!(state(&list, "data_minimization").0, ControlState::Holds);
 
+    // Classification: every column of the personal tables has a class; a column added without
+    // one (a migration that forgot) is named. Purposes: the export and the table agree.
+    let (s, evidence) = state(&list, "data_classification");
+    assert_eq!(s, ControlState::Holds, "{evidence}");
+    assert_eq!(state(&list, "purpose_limitation").0, ControlState::Holds);
+    platform
+        .db()
+        .execute_unprepared("ALTER TABLE users ADD COLUMN nickname TEXT")
+        .await
+        .unwrap();
+    let list = controls(&platform, &root).await;
+    let (s, evidence) = state(&list, "data_classification");
+    assert_eq!(s, ControlState::Fails, "{evidence}");
+    assert!(evidence.contains("users.nickname"), "{evidence}");
+
     // What the product cannot do yet says so.
     for key in [
         "backup_testing",
         "disaster_recovery",
-        "data_classification",
         "secure_disposal",
         "consent_management",
-        "purpose_limitation",
     ] {
         assert_eq!(state(&list, key).0, ControlState::NotBuilt, "{key}");
     }

@@ -59,6 +59,8 @@ api_routes! {
     "/erasures" => get(erasures::list),
     "/compliance/privacy" => get(compliance::privacy),
     "/compliance/controls" => get(compliance::controls),
+    "/compliance/settings" => get(compliance::settings),
+    "/compliance/settings/{file}" => put(compliance::save_settings),
     "/erasures/{id}/approve" => post(erasures::approve),
     "/erasures/{id}/reject" => post(erasures::reject),
     "/users" => get(users::list).post(users::create),

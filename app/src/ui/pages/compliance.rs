@@ -2,6 +2,8 @@
 //! requests waiting for an administrator (approve, or reject with a reason the person sees), the
 //! last retention run and anonymisation pass, and every account's export requests.
 
+mod settings;
+
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -9,8 +11,8 @@ use leptos_router::hooks::use_query_map;
 use crate::{
     api::{
         compliance::{
-            ComplianceView, ControlView, DecideErasure, ErasureAdminRow, JobView, SettingsView,
-            TransitView, compliance_overview,
+            ClassifiedField, ComplianceView, ControlView, DecideErasure, ErasureAdminRow, JobView,
+            SaveSettings, SettingsView, TransitView, compliance_overview,
         },
         exports::ExportRow,
     },
@@ -25,15 +27,31 @@ use crate::{
 pub fn CompliancePage() -> impl IntoView {
     let query = use_query_map();
     let decide = ServerAction::<DecideErasure>::new();
+    let saves = [
+        ServerAction::<SaveSettings>::new(),
+        ServerAction::<SaveSettings>::new(),
+    ];
+    let reset = ServerAction::<SaveSettings>::new();
     let data = Resource::new(
-        move || (query.get(), decide.version().get()),
+        move || {
+            (
+                query.get(),
+                decide.version().get(),
+                saves.map(|s| s.version().get()),
+                reset.version().get(),
+            )
+        },
         |_| compliance_overview(),
     );
     let error = Signal::derive(move || decide.value().get().and_then(Result::err));
     let notice = move || match query.read().get("erasure").as_deref() {
         Some("approved") => Some("The erasure was approved; it runs now."),
         Some("rejected") => Some("The request was rejected; the person sees your reason."),
-        _ => None,
+        _ => match query.read().get("settings").as_deref() {
+            Some("saved") => Some("Settings saved: they apply now, on every replica."),
+            Some("reset") => Some("The file's values apply again."),
+            _ => None,
+        },
     };
     view! {
         <Title text="Compliance" />
@@ -43,7 +61,7 @@ pub fn CompliancePage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match data.await {
                     Err(e) => page_error(e),
-                    Ok(view) => page(view, decide, error).into_any(),
+                    Ok(view) => page(view, decide, error, saves, reset).into_any(),
                 }
             })}
         </Suspense>
@@ -54,10 +72,13 @@ fn page(
     v: ComplianceView,
     decide: ServerAction<DecideErasure>,
     error: Signal<Option<crate::api::AppError>>,
+    saves: [ServerAction<SaveSettings>; 2],
+    reset: ServerAction<SaveSettings>,
 ) -> impl IntoView {
     view! {
         <div class="compliance-page">
         {controls_card(v.controls)}
+        {settings::settings_section(v.editable, saves, reset)}
         <div class="grid">
             {settings_card(v.settings)}
             <div class="compliance-page">
@@ -69,6 +90,7 @@ fn page(
                 {transit_card(v.transit)}
             </div>
         </div>
+        {classification_card(v.classification)}
         {erasures_card(v.erasures, decide, error)}
         {exports_card(v.exports)}
         </div>
@@ -122,6 +144,49 @@ fn controls_card(controls: Vec<ControlView>) -> impl IntoView {
                     </tbody>
                 </table>
             </div>
+        </section>
+    }
+}
+
+/// Every personal column with its class, purpose, retention, export and anonymisation: one
+/// table in the code, also read by the export and anonymisation.
+fn classification_card(fields: Vec<ClassifiedField>) -> impl IntoView {
+    let mut tables: Vec<(String, Vec<ClassifiedField>)> = Vec::new();
+    for f in fields {
+        match tables.iter_mut().find(|(t, _)| *t == f.table) {
+            Some((_, list)) => list.push(f),
+            None => tables.push((f.table.clone(), vec![f])),
+        }
+    }
+    view! {
+        <section class="card" id="classification" aria-labelledby="classification-title" data-testid="classification">
+            <h2 id="classification-title">"Data classification and purposes"</h2>
+            <p class="muted">"Every stored field about a person: its class, why it is kept and for how long, where a data export shows it (or why never), and what anonymisation reduces. The export and anonymisation read this same table, and the data classification control checks the live database against it."</p>
+            {tables.into_iter().map(|(table, list)| {
+                let count = list.len();
+                view! {
+                    <details data-testid="classified-table" data-table=table.clone()>
+                        <summary><code>{table.clone()}</code>{format!(" · {count} fields")}</summary>
+                        <div class="table-wrap">
+                            <table class="table">
+                                <thead><tr><th scope="col">"Field"</th><th scope="col">"Class"</th><th scope="col">"Purpose"</th><th scope="col">"Kept"</th><th scope="col">"In a data export"</th><th scope="col">"Anonymised"</th></tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|f| (format!("{}.{}", f.table, f.column), f)).map(|(id, f)| view! {
+                                        <tr data-field=id>
+                                            <td><code>{f.column}</code></td>
+                                            <td><span class="pill">{f.class}</span></td>
+                                            <td>{f.purpose}</td>
+                                            <td>{f.kept}</td>
+                                            <td class=if f.exported { "" } else { "muted" }>{f.export}</td>
+                                            <td>{f.reduced.unwrap_or_default()}</td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    </details>
+                }
+            }).collect_view()}
         </section>
     }
 }

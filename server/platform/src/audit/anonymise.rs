@@ -93,34 +93,32 @@ pub struct Anonymised {
 }
 
 /// Drops the full address and user agent of the rows recorded before `cutoff` that keep a
-/// reduced form. Two statements, each idempotent.
+/// reduced form. The columns, and the column of each one's reduced form, come from the data
+/// classification table (`compliance/classification.rs`). One statement per column, each
+/// idempotent.
 pub async fn database(
     db: &DatabaseConnection,
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<(u64, u64), AuditError> {
-    let addresses = entity::Entity::update_many()
-        .col_expr(
-            entity::Column::SourceIp,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(entity::Column::OccurredAt.lt(cutoff))
-        .filter(entity::Column::SourceIp.is_not_null())
-        .filter(entity::Column::IpNet.is_not_null())
-        .exec(db)
-        .await?
-        .rows_affected;
-    let user_agents = entity::Entity::update_many()
-        .col_expr(
-            entity::Column::UserAgent,
-            Expr::value(Option::<String>::None),
-        )
-        .filter(entity::Column::OccurredAt.lt(cutoff))
-        .filter(entity::Column::UserAgent.is_not_null())
-        .filter(entity::Column::UaFamily.is_not_null())
-        .exec(db)
-        .await?
-        .rows_affected;
-    Ok((addresses, user_agents))
+    use crate::{compliance::classification, config::privacy::AnonymizedField};
+    use sea_orm::sea_query::{Alias, ExprTrait};
+    let mut counts = [0u64; 2];
+    for (i, field) in [AnonymizedField::IpAddress, AnonymizedField::UserAgent]
+        .into_iter()
+        .enumerate()
+    {
+        for (column, reduced_into) in classification::reduced("audit_logs", field) {
+            counts[i] += entity::Entity::update_many()
+                .col_expr(Alias::new(column), Expr::value(Option::<String>::None))
+                .filter(entity::Column::OccurredAt.lt(cutoff))
+                .filter(Expr::col(Alias::new(column)).is_not_null())
+                .filter(Expr::col(Alias::new(reduced_into)).is_not_null())
+                .exec(db)
+                .await?
+                .rows_affected;
+        }
+    }
+    Ok((counts[0], counts[1]))
 }
 
 /// How many rows recorded before `cutoff` still keep a full address or user agent that

@@ -14,6 +14,27 @@
 
 mod archive;
 mod collect;
+
+/// The export's data sections and their columns (the classification table checks against them).
+pub(crate) fn sections() -> Vec<(&'static str, &'static [&'static str])> {
+    use collect::{
+        ACCOUNT, AUDIT, LINKED, MODULES, RUNS, SECOND_FACTORS, SESSIONS, SHARES, TOKENS,
+    };
+    [
+        ACCOUNT,
+        LINKED,
+        SESSIONS,
+        TOKENS,
+        SECOND_FACTORS,
+        MODULES,
+        SHARES,
+        RUNS,
+        AUDIT,
+    ]
+    .iter()
+    .map(|s| (s.name, s.columns))
+    .collect()
+}
 pub mod seal;
 
 use std::{

@@ -4,13 +4,13 @@ use serde::Deserialize;
 
 use super::{Problems, units::Span};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyFile {
     pub privacy: Privacy,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Privacy {
     pub gdpr_compliance: bool,
@@ -29,7 +29,7 @@ pub struct DataRetention {
     pub metrics_data: Span,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataAnonymization {
     pub enabled: bool,
@@ -68,7 +68,7 @@ impl DataAnonymization {
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum AnonymizedField {
     IpAddress,
@@ -91,7 +91,7 @@ fn default_grace_period() -> Span {
     Span(std::time::Duration::from_secs(7 * 86_400))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataExport {
     pub enabled: bool,

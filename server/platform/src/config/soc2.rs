@@ -2,13 +2,15 @@
 
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+use super::Problems;
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Soc2File {
     pub soc2: Soc2,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Soc2 {
     pub security: Soc2Security,
@@ -67,4 +69,28 @@ pub struct Soc2Privacy {
     pub consent_management: bool,
     pub data_minimization: bool,
     pub purpose_limitation: bool,
+}
+
+impl Soc2File {
+    pub(super) fn validate(&self, p: &mut Problems) {
+        let roles = &self.soc2.security.multi_factor_roles;
+        for (i, role) in roles.iter().enumerate() {
+            let valid = !role.is_empty()
+                && role.len() <= 64
+                && role.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !valid {
+                p.push(
+                    "soc2.security.multi_factor_roles",
+                    format!("\"{role}\" is not a role name (lowercase letters, digits, - and _)"),
+                );
+            } else if roles[..i].contains(role) {
+                p.push(
+                    "soc2.security.multi_factor_roles",
+                    format!("\"{role}\" is listed twice"),
+                );
+            }
+        }
+    }
 }

@@ -275,7 +275,8 @@ enum Refusal {
 impl Identity {
     /// Whether soc2.yml requires a second factor of someone holding `roles`.
     pub fn mfa_required_for(&self, roles: &[String]) -> bool {
-        let security = &self.config.soc2.soc2.security;
+        let live = self.settings.get();
+        let security = &live.soc2.soc2.security;
         security.multi_factor_auth
             && roles
                 .iter()
