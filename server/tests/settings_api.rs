@@ -122,7 +122,7 @@ async fn settings_over_the_api(database_url: Option<&str>) {
             .json(&json!({"stamp": now})),
     )
     .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     assert_eq!(std::fs::read(config.join("privacy.yml")).unwrap(), original);
 
     // The file edited on disk: the running server notices by itself and records it.

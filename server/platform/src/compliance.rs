@@ -43,6 +43,9 @@ pub enum ComplianceError {
     /// No such export, or not one the caller asked for.
     #[error("no export {0}")]
     UnknownExport(String),
+    /// No such settings file (only privacy.yml and soc2.yml are edited on the page).
+    #[error("no settings file {0:?}: privacy.yml and soc2.yml are the ones edited here")]
+    UnknownSettings(String),
     /// No such erasure request.
     #[error("no erasure request {0}")]
     UnknownErasure(String),

@@ -333,9 +333,10 @@ impl Describe for ComplianceError {
         match self {
             Self::Forbidden(_) => Problem::new(Kind::Forbidden, "forbidden", message),
             Self::Disabled(_) => Problem::new(Kind::Forbidden, "feature_disabled", message),
-            Self::UnknownUser(_) | Self::UnknownExport(_) | Self::UnknownErasure(_) => {
-                Problem::new(Kind::NotFound, "not_found", message)
-            }
+            Self::UnknownUser(_)
+            | Self::UnknownExport(_)
+            | Self::UnknownErasure(_)
+            | Self::UnknownSettings(_) => Problem::new(Kind::NotFound, "not_found", message),
             Self::ErasureStarted(_) => Problem::new(Kind::Conflict, "erasure_started", message),
             Self::Stale(_) => Problem::new(Kind::Conflict, "settings_changed", message),
             Self::Invalid(fields) => Problem::invalid(fields),

@@ -166,7 +166,7 @@ fn classification_card(fields: Vec<ClassifiedField>) -> impl IntoView {
                 let count = list.len();
                 view! {
                     <details data-testid="classified-table" data-table=table.clone()>
-                        <summary><code>{table.clone()}</code>{format!(" · {count} fields")}</summary>
+                        <summary><code>{table.clone()}</code>{format!(" · {count} field{}", if count == 1 { "" } else { "s" })}</summary>
                         <div class="table-wrap">
                             <table class="table">
                                 <thead><tr><th scope="col">"Field"</th><th scope="col">"Class"</th><th scope="col">"Purpose"</th><th scope="col">"Kept"</th><th scope="col">"In a data export"</th><th scope="col">"Anonymised"</th></tr></thead>

@@ -9,7 +9,10 @@
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::Query,
+};
 use serde::Serialize;
 
 use super::{Compliance, ComplianceError};
@@ -270,21 +273,33 @@ impl Compliance {
 
     async fn check_access_controls(&self) -> Result<Check, ComplianceError> {
         let roles = self.config.rbac.roles.len() as u64;
+        // Counted in the database: the page loads this on every visit, whatever the number of
+        // accounts.
         let enabled = user::Entity::find()
             .filter(user::Column::Disabled.eq(false))
+            .count(&self.db)
+            .await?;
+        let roleless = || {
+            user::Entity::find()
+                .filter(user::Column::Disabled.eq(false))
+                .filter(
+                    user::Column::Id.not_in_subquery(
+                        Query::select()
+                            .column(user_role::Column::UserId)
+                            .from(user_role::Entity)
+                            .to_owned(),
+                    ),
+                )
+        };
+        let without_count = roleless().count(&self.db).await?;
+        let shown: Vec<String> = roleless()
+            .select_only()
+            .column(user::Column::Username)
+            .order_by_asc(user::Column::Username)
+            .limit(5)
+            .into_tuple()
             .all(&self.db)
             .await?;
-        let holders: std::collections::HashSet<uuid::Uuid> = user_role::Entity::find()
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|l| l.user_id)
-            .collect();
-        let without: Vec<&str> = enabled
-            .iter()
-            .filter(|u| !holders.contains(&u.id))
-            .map(|u| u.username.as_str())
-            .collect();
         let base = format!(
             "{} in rbac.yml; every request is decided by role permissions and resource ownership",
             plural(roles, "role", "roles")
@@ -295,17 +310,15 @@ impl Compliance {
                 "define roles in rbac.yml",
             ));
         }
-        if without.is_empty() {
+        if without_count == 0 {
             Ok(holds(format!(
-                "{base}; every enabled account ({}) holds a role",
-                enabled.len()
+                "{base}; every enabled account ({enabled}) holds a role"
             )))
         } else {
-            let shown: Vec<&str> = without.iter().take(5).copied().collect();
             Ok(fails(
                 format!(
                     "{base}; {} hold no role ({})",
-                    plural(without.len() as u64, "enabled account", "enabled accounts"),
+                    plural(without_count, "enabled account", "enabled accounts"),
                     shown.join(", ")
                 ),
                 "give each account a role on the Users page, or disable it",
@@ -322,30 +335,34 @@ impl Compliance {
                 "list the roles that must use a second factor in soc2.yml multi_factor_roles (admins at least)",
             ));
         }
-        let holders: std::collections::HashSet<uuid::Uuid> = user_role::Entity::find()
-            .filter(user_role::Column::RoleName.is_in(roles.iter().cloned()))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|l| l.user_id)
-            .collect();
-        let enabled: Vec<uuid::Uuid> = user::Entity::find()
-            .filter(user::Column::Disabled.eq(false))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|u| u.id)
-            .filter(|id| holders.contains(id))
-            .collect();
-        let enrolled: std::collections::HashSet<uuid::Uuid> = mfa_factor::Entity::find()
-            .filter(mfa_factor::Column::Confirmed.eq(true))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|f| f.user_id)
-            .collect();
-        let with = enabled.iter().filter(|id| enrolled.contains(id)).count() as u64;
-        let total = enabled.len() as u64;
+        // Enabled holders of the required roles, and those of them with a confirmed factor,
+        // counted in the database.
+        let required = || {
+            user::Entity::find()
+                .filter(user::Column::Disabled.eq(false))
+                .filter(
+                    user::Column::Id.in_subquery(
+                        Query::select()
+                            .column(user_role::Column::UserId)
+                            .from(user_role::Entity)
+                            .and_where(user_role::Column::RoleName.is_in(roles.iter().cloned()))
+                            .to_owned(),
+                    ),
+                )
+        };
+        let total = required().count(&self.db).await?;
+        let with = required()
+            .filter(
+                user::Column::Id.in_subquery(
+                    Query::select()
+                        .column(mfa_factor::Column::UserId)
+                        .from(mfa_factor::Entity)
+                        .and_where(mfa_factor::Column::Confirmed.eq(true))
+                        .to_owned(),
+                ),
+            )
+            .count(&self.db)
+            .await?;
         let evidence = format!(
             "{with} of {} holding {} have a second factor",
             plural(total, "enabled account", "enabled accounts"),

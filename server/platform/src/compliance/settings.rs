@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 
-use super::{Compliance, ComplianceError, invalid};
+use super::{Compliance, ComplianceError};
 use crate::{
     access::Principal,
     audit::{Actor, AuditEvent, EventKind, Outcome},
@@ -74,7 +74,7 @@ fn file_name(file: &str) -> Result<&'static str, ComplianceError> {
         .iter()
         .find(|f| **f == file)
         .copied()
-        .ok_or_else(|| invalid("file", format!("must be one of {}", FILES.join(", "))))
+        .ok_or_else(|| ComplianceError::UnknownSettings(file.to_string()))
 }
 
 /// The keys whose value differs between two settings of one file, with both values.
